@@ -1,0 +1,262 @@
+/**
+ * The `sisa` command line. Commands are thin: they parse flags, call the library, and print.
+ * Every failure a user can cause ends as one line on stderr and a non-zero exit code.
+ */
+import * as fsp from 'node:fs/promises';
+import yargs, { type Argv } from 'yargs';
+import { ingest } from '../data/ingest.js';
+import { evaluate } from '../evaluation/evaluate.js';
+import { predictFile } from '../evaluation/predictFile.js';
+import { BACKEND_CHOICES } from '../models/backend.js';
+import type { Aggregate } from '../models/ensemble.js';
+import { train, defaultConcurrency } from '../orchestration/train.js';
+import { status } from '../state/status.js';
+import { deleteRecords } from '../unlearning/delete.js';
+import { errorMessage, exitCodeFor, SisaError, usageError } from '../util/errors.js';
+import { emit, fmt, note, progress, table, type OutputFlags } from './output.js';
+import { runDemo } from '../demo/demo.js';
+
+interface Common extends OutputFlags {
+  workdir: string;
+}
+
+const list = (v: unknown): string[] | undefined =>
+  v === undefined ? undefined : String(v).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+
+function common<T>(y: Argv<T>) {
+  return y
+    .option('workdir', { type: 'string', default: '.', describe: 'Workspace folder (data in DIR/shards, state in DIR/manifests)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print one JSON document on stdout' })
+    .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar or notes on stderr' });
+}
+
+function learnerFlags<T>(y: Argv<T>) {
+  return y
+    .option('backend', { type: 'string', describe: `Compute backend: ${BACKEND_CHOICES.join('|')} (default: auto, or the one the models were trained with)` })
+    .option('concurrency', { type: 'number', describe: `Shards trained at once, each in a worker thread (default: cores = ${defaultConcurrency()})` });
+}
+
+function fileColumnFlags<T>(y: Argv<T>) {
+  return y
+    .option('format', { type: 'string', describe: 'Input format: csv|jsonl|parquet|arrow (default: from the extension)' })
+    .option('id-col', { type: 'string', describe: 'Column with the record id' })
+    .option('text-col', { type: 'string', describe: 'Column with the text' })
+    .option('label-col', { type: 'string', describe: 'Column with the label' })
+    .option('positive-values', { type: 'string', describe: 'Comma-separated label values that mean toxic; all others are not' })
+    .option('label-threshold', { type: 'number', describe: 'Fractional labels: toxic when label >= threshold' });
+}
+
+export function buildCli(argv: string[]) {
+  return yargs(argv)
+    .scriptName('sisa')
+    .usage('$0 <command> [options]\n\nSISA sharded-ensemble toxicity classifier with exact unlearning and FairSISA fairness.')
+    .command(
+      'ingest <file>',
+      'Validate, split, shard and slice a labelled data set into Arrow files',
+      (y) =>
+        fileColumnFlags(common(y))
+          .positional('file', { type: 'string', demandOption: true, describe: 'CSV, JSON Lines, Parquet or Arrow IPC file' })
+          .option('shards', { type: 'number', default: 8, describe: 'Number of shards S' })
+          .option('slices', { type: 'number', default: 4, describe: 'Slices per shard R' })
+          .option('test', { type: 'number', default: 0.2, describe: 'Fraction held out for testing' })
+          .option('calibration', { type: 'number', default: 0, describe: 'Fraction held out for fairness calibration' })
+          .option('seed', { type: 'number', default: 7, describe: 'Seed for splits, shards, slices and training' })
+          .option('buckets', { type: 'number', default: 1 << 18, describe: 'Feature hash buckets (a power of two)' })
+          .option('ngrams', { type: 'number', default: 2, describe: 'Word n-grams from 1 to N' })
+          .option('skip-invalid', { type: 'boolean', default: false, describe: 'Skip and count invalid rows instead of refusing the file' })
+          .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' }),
+      async (a) => {
+        const bar = progress(a, 'ingest', 'rows');
+        const r = await ingest({
+          input: a.file,
+          workdir: a.workdir,
+          format: a.format,
+          shards: a.shards,
+          slices: a.slices,
+          seed: a.seed,
+          test: a.test,
+          calibration: a.calibration,
+          idCol: a['id-col'],
+          textCol: a['text-col'],
+          labelCol: a['label-col'],
+          positiveValues: list(a['positive-values']),
+          labelThreshold: a['label-threshold'],
+          skipInvalid: a['skip-invalid'],
+          force: a.force,
+          features: { buckets: a.buckets, ngrams: a.ngrams, signed: true },
+          onProgress: (n) => bar.update(n, Math.max(n, 1)),
+        });
+        bar.stop();
+        emit(a, r, () =>
+          [
+            `ingested ${fmt.int(r.accepted)} of ${fmt.int(r.rows)} rows (${r.skipped} invalid skipped${r.previouslyDeleted ? `, ${r.previouslyDeleted} previously deleted left out` : ''})`,
+            `columns: id=${r.columns.id ?? '(row number)'} text=${r.columns.text} label=${r.columns.label}`,
+            `test ${fmt.int(r.test)}, calibration ${fmt.int(r.calibration)}, training ${fmt.int(r.shards.reduce((s, x) => s + x.rows, 0))} in ${r.shards.length} shards × ${r.shards[0]?.slices.length} slices`,
+            `fingerprint ${r.fingerprint}`,
+          ].join('\n'),
+        );
+      },
+    )
+    .command(
+      'train',
+      'Train one model per shard, slice by slice, with a checkpoint after every slice',
+      (y) =>
+        learnerFlags(common(y))
+          .option('epochs', { type: 'number', describe: 'Epochs per slice' })
+          .option('learning-rate', { type: 'number', describe: 'SGD step size' })
+          .option('batch-size', { type: 'number', describe: 'Examples per step' })
+          .option('hidden', { type: 'number', describe: 'Hidden units (0 = logistic regression)' })
+          .option('l2', { type: 'number', describe: 'L2 weight decay' }),
+      async (a) => {
+        const bar = progress(a, 'train', 'slices');
+        const r = await train({
+          workdir: a.workdir,
+          backend: a.backend,
+          concurrency: a.concurrency,
+          learner: { epochs: a.epochs, learningRate: a['learning-rate'], batchSize: a['batch-size'], hidden: a.hidden, l2: a.l2 },
+          onProgress: (d, t) => bar.update(d, t),
+        });
+        bar.stop();
+        note(a, `backend: ${r.backend}`);
+        emit(a, r, () =>
+          [
+            `trained ${r.shards.length} shards on backend ${r.backend} in ${fmt.secs(r.seconds)} (${fmt.int(r.examplesPerSec)} examples/s)`,
+            table(['shard', 'version', 'seconds', 'model hash'], r.shards.map((s) => [s.shard, s.modelVersion, s.seconds.toFixed(2), s.modelHash.slice(0, 16)])),
+          ].join('\n'),
+        );
+      },
+    )
+    .command(
+      'predict <file>',
+      'Score every row of a file with the ensemble (CSV id,score,label on stdout, or --json)',
+      (y) =>
+        common(y)
+          .positional('file', { type: 'string', demandOption: true })
+          .option('aggregate', { choices: ['vote', 'mean'] as const, default: 'vote' as const, describe: 'Majority vote (ties → toxic) or mean probability' })
+          .option('format', { type: 'string' })
+          .option('id-col', { type: 'string' })
+          .option('text-col', { type: 'string' }),
+      async (a) => {
+        const preds = await predictFile(a.workdir, a.file, a.aggregate as Aggregate, { format: a.format, idCol: a['id-col'], textCol: a['text-col'] });
+        if (a.json) emit(a, { aggregate: a.aggregate, predictions: preds }, () => '');
+        else {
+          const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+          process.stdout.write('id,score,label\n' + preds.map((p) => `${csvCell(p.id)},${p.score.toFixed(6)},${p.label}`).join('\n') + '\n');
+        }
+      },
+    )
+    .command(
+      'evaluate',
+      'AUC, accuracy, precision/recall and per-shard accuracy on the held-out test split (or --data FILE)',
+      (y) =>
+        fileColumnFlags(common(y))
+          .option('aggregate', { choices: ['vote', 'mean'] as const, default: 'vote' as const })
+          .option('data', { type: 'string', describe: 'A labelled file to evaluate on instead of the test split' })
+          .option('split', { choices: ['test', 'calibration'] as const, default: 'test' as const }),
+      async (a) => {
+        const r = await evaluate({
+          workdir: a.workdir,
+          aggregate: a.aggregate as Aggregate,
+          data: a.data,
+          split: a.split,
+          textCol: a['text-col'],
+          labelCol: a['label-col'],
+          positiveValues: list(a['positive-values']),
+          labelThreshold: a['label-threshold'],
+          format: a.format,
+        });
+        emit(a, r, () =>
+          [
+            `${r.source}: ${fmt.int(r.rows)} rows, aggregate=${r.aggregate}`,
+            `AUC ${fmt.num(r.auc, 4)}  accuracy ${fmt.num(r.accuracy, 4)}  precision ${fmt.num(r.precision, 4)}  recall ${fmt.num(r.recall, 4)}  F1 ${fmt.num(r.f1, 4)}`,
+            table(['shard', 'version', 'accuracy', 'AUC'], r.perShard.map((s) => [s.shard, s.modelVersion, fmt.num(s.accuracy, 4), fmt.num(s.auc, 4)])),
+          ].join('\n'),
+        );
+      },
+    )
+    .command(
+      'delete',
+      'Forget records exactly: retrain only the affected shards from the checkpoint before the affected slice',
+      (y) =>
+        learnerFlags(common(y))
+          .option('id', { type: 'string', array: true, describe: 'Record id to forget (repeatable)' })
+          .option('ids-file', { type: 'string', describe: 'File with one id per line' })
+          .option('strict', { type: 'boolean', default: false, describe: 'Fail, deleting nothing, if any id is unknown' }),
+      async (a) => {
+        const ids = (a.id ?? []).map(String);
+        if (a['ids-file']) {
+          let text: string;
+          try {
+            text = await fsp.readFile(a['ids-file'], 'utf8');
+          } catch (err) {
+            throw new SisaError('INPUT', `${a['ids-file']}: cannot read ids file (${errorMessage(err)})`);
+          }
+          ids.push(...text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0));
+        }
+        if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
+        const bar = progress(a, 'retrain', 'slices');
+        const r = await deleteRecords({ workdir: a.workdir, ids, strict: a.strict, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) });
+        bar.stop();
+        if (r.notFound.length) note(a, `not found: ${r.notFound.length} id(s): ${r.notFound.slice(0, 10).join(', ')}${r.notFound.length > 10 ? ', …' : ''}`);
+        emit(a, r, () =>
+          [
+            `deleted ${r.deleted.length} of ${r.requested} requested record(s) in ${fmt.secs(r.seconds)}${r.logEntry ? ` (deletion log entry ${r.logEntry})` : ''}`,
+            ...r.heldout.map((h) => `removed ${h.ids.length} from the held-out ${h.split} split`),
+            ...(r.retrained.length
+              ? [table(['shard', 'from slice', 'ids', 'seconds', 'new version'], r.retrained.map((x) => [x.shard, x.fromSlice, x.ids, x.seconds.toFixed(2), x.modelVersion]))]
+              : []),
+          ].join('\n'),
+        );
+      },
+    )
+    .command(
+      'status',
+      'Shards, slices, rows, model versions, deletions and backend',
+      (y) => common(y),
+      async (a) => {
+        const s = await status(a.workdir);
+        emit(a, s, () =>
+          [
+            `workspace ${s.workdir} (revision ${s.revision})`,
+            `data set ${s.dataset.source} (sha256 ${s.dataset.fingerprint.slice(0, 16)}…), ${fmt.int(s.dataset.accepted)} rows`,
+            `${s.config.shards} shards × ${s.config.slices} slices, seed ${s.config.seed}; held out: test ${s.heldout.test}, calibration ${s.heldout.calibration}`,
+            s.trained ? `trained on backend ${s.backend}, last training ${s.lastTraining}` : 'not trained yet',
+            `deletions: ${s.deletions.records} record(s) in ${s.deletions.batches} batch(es)${s.deletions.last ? `, last ${s.deletions.last}` : ''}`,
+            table(['shard', 'rows', 'slices', 'version', 'model hash'], s.shards.map((x) => [x.shard, x.rows, x.slices.join('/'), x.modelVersion ?? '-', x.modelHash?.slice(0, 16) ?? '-'])),
+          ].join('\n'),
+        );
+      },
+    )
+    .command(
+      'demo',
+      'Generate the embedded demo corpus and run ingest → train → evaluate → predict → delete on it',
+      (y) =>
+        common(y)
+          .option('rows', { type: 'number', default: 20000, describe: 'Rows in the generated corpus' })
+          .option('seed', { type: 'number', default: 7 }),
+      async (a) => {
+        await runDemo({ workdir: a.workdir, rows: a.rows, seed: a.seed, json: a.json, quiet: a.quiet });
+      },
+    )
+    .demandCommand(1, 'name a command; see sisa --help')
+    .strict()
+    .recommendCommands()
+    .help()
+    .version()
+    .wrap(Math.min(120, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      throw err ?? usageError(msg);
+    });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli(argv).parseAsync();
+    return 0;
+  } catch (err) {
+    const code = exitCodeFor(err);
+    if (code === 70) process.stderr.write(`sisa: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    else process.stderr.write(`sisa: error: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * Ingest: stream an input file once, validate every row, hash its text into sparse features, place it
+ * in the test split, the calibration split, or a (shard, slice), and write the Arrow files. Nothing in
+ * the workspace changes unless the whole file is accepted: files are written under temporary names and
+ * the manifest that points to them is committed last.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { DEFAULT_FEATURES, hashText, validateFeatureConfig, type FeatureConfig } from '../features/hashing.js';
+import { groupFlagger } from '../fairness/groups.js';
+import { loadDeletedIds } from '../unlearning/log.js';
+import { saveState, tryLoadState, type GroupSpec, type LabelRule, type ShardInfo, type State } from '../state/manifest.js';
+import { garbageCollect } from '../state/gc.js';
+import { workspace } from '../state/workspace.js';
+import { inputError, stateError, usageError } from '../util/errors.js';
+import { sha256File } from '../util/fsx.js';
+import { placeRecord } from './assign.js';
+import { parseLabel } from './labels.js';
+import { detectFormat, readRecords } from './readers.js';
+import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from './shardFile.js';
+
+export interface IngestOptions {
+  input: string;
+  workdir: string;
+  format?: string;
+  shards: number;
+  slices: number;
+  seed: number;
+  test: number;
+  calibration: number;
+  idCol?: string;
+  textCol?: string;
+  labelCol?: string;
+  positiveValues?: string[];
+  labelThreshold?: number;
+  skipInvalid?: boolean;
+  force?: boolean;
+  features?: FeatureConfig;
+  groups?: GroupSpec[];
+  onProgress?: (rowsRead: number) => void;
+}
+
+export interface InvalidRow {
+  row: number;
+  reason: string;
+}
+
+export interface IngestResult {
+  fingerprint: string;
+  rows: number;
+  accepted: number;
+  skipped: number;
+  /** Rows dropped because their id was deleted earlier in this workspace (deletions survive re-ingest). */
+  previouslyDeleted: number;
+  invalid: InvalidRow[];
+  shards: { shard: number; rows: number; slices: number[] }[];
+  test: number;
+  calibration: number;
+  columns: { id: string | null; text: string; label: string };
+  groups: Record<string, number>;
+}
+
+const ID_CANDIDATES = ['id', 'rev_id', 'comment_id', '_id', ''];
+const TEXT_CANDIDATES = ['text', 'comment_text', 'comment', 'tweet', 'content', 'body'];
+const LABEL_CANDIDATES = ['label', 'toxic', 'is_toxic', 'toxicity', 'target', 'class'];
+const MAX_ID_LENGTH = 1024;
+const FLUSH_ROWS = 8192;
+const MAX_REPORTED = 20;
+
+function pickColumn(columns: string[], explicit: string | undefined, candidates: string[], what: string, file: string): string | null {
+  if (explicit !== undefined) {
+    if (!columns.includes(explicit))
+      throw inputError(`${file}: ${what} column '${explicit}' not found (columns: ${columns.map((c) => `'${c}'`).join(', ')})`);
+    return explicit;
+  }
+  return candidates.find((c) => columns.includes(c)) ?? null;
+}
+
+function validateOptions(o: IngestOptions): void {
+  const intIn = (v: number, lo: number, hi: number) => Number.isInteger(v) && v >= lo && v <= hi;
+  if (!intIn(o.shards, 1, 4096)) throw usageError(`--shards must be an integer from 1 to 4096, got ${o.shards}`);
+  if (!intIn(o.slices, 1, 1024)) throw usageError(`--slices must be an integer from 1 to 1024, got ${o.slices}`);
+  if (!Number.isInteger(o.seed)) throw usageError(`--seed must be an integer, got ${o.seed}`);
+  if (!(o.test > 0 && o.test < 1)) throw usageError(`--test must be a fraction in (0, 1), got ${o.test}`);
+  if (!(o.calibration >= 0 && o.calibration < 1)) throw usageError(`--calibration must be a fraction in [0, 1), got ${o.calibration}`);
+  if (o.test + o.calibration >= 0.9) throw usageError(`--test + --calibration must leave at least 10% for training, got ${o.test + o.calibration}`);
+  if (o.positiveValues && o.labelThreshold !== undefined) throw usageError('--positive-values and --label-threshold cannot be used together');
+  const featureProblem = validateFeatureConfig(o.features ?? DEFAULT_FEATURES);
+  if (featureProblem) throw usageError(featureProblem);
+}
+
+export async function ingest(o: IngestOptions): Promise<IngestResult> {
+  validateOptions(o);
+  const ws = workspace(o.workdir);
+  const previous = await tryLoadState(ws);
+  if (previous && !o.force)
+    throw stateError(`${ws.root} already holds an ingested data set (${previous.dataset.source}); pass --force to replace it`);
+  const format = detectFormat(o.input, o.format);
+  const features = o.features ?? DEFAULT_FEATURES;
+  const labelRule: LabelRule = o.positiveValues
+    ? { kind: 'positive-values', values: o.positiveValues }
+    : o.labelThreshold !== undefined
+      ? { kind: 'threshold', threshold: o.labelThreshold }
+      : { kind: 'auto' };
+  const groups = o.groups ?? [];
+  const groupNames = groups.map((g) => g.name);
+  const flagGroups = groupFlagger(groups);
+  // A record deleted earlier must not come back when the same file is ingested again.
+  const tombstones = previous ? await loadDeletedIds(ws, previous) : new Set<string>();
+
+  await fsp.mkdir(ws.shardsDir, { recursive: true });
+  const fingerprint = await sha256File(o.input).catch(() => {
+    throw inputError(`${o.input}: cannot read input file`);
+  });
+  const assign = { seed: o.seed, test: o.test, calibration: o.calibration, shards: o.shards, slices: o.slices };
+
+  const shardWriters = Array.from({ length: o.shards }, (_, s) => new ShardFileWriter(ws.shardsDir, `shard-${String(s).padStart(3, '0')}`, groupNames));
+  const shardRows = Array.from({ length: o.shards }, () => new RowsBuilder(groupNames));
+  const sliceHash: Hash[][] = Array.from({ length: o.shards }, () => Array.from({ length: o.slices }, () => createHash('sha256')));
+  const sliceCount: number[][] = Array.from({ length: o.shards }, () => new Array<number>(o.slices).fill(0));
+  const testWriter = new ShardFileWriter(ws.shardsDir, 'test', groupNames);
+  const testRows = new RowsBuilder(groupNames);
+  const calWriter = o.calibration > 0 ? new ShardFileWriter(ws.shardsDir, 'calibration', groupNames) : null;
+  const calRows = new RowsBuilder(groupNames);
+  const allWriters = [...shardWriters, testWriter, ...(calWriter ? [calWriter] : [])];
+
+  const seen = new Map<string, number>();
+  const invalid: InvalidRow[] = [];
+  let invalidCount = 0;
+  let rows = 0;
+  let accepted = 0;
+  let previouslyDeleted = 0;
+  const labelCounts = [0, 0];
+  const groupCounts: Record<string, number> = Object.fromEntries(groupNames.map((g) => [g, 0]));
+  let cols: { id: string | null; text: string; label: string } | null = null;
+  const reject = (row: number, reason: string) => {
+    invalidCount += 1;
+    if (invalid.length < MAX_REPORTED) invalid.push({ row, reason });
+  };
+
+  try {
+    for await (const rec of readRecords(o.input, format)) {
+      rows += 1;
+      if (rows % 10000 === 0) o.onProgress?.(rows);
+      if (rec.error !== undefined) {
+        reject(rec.row, rec.error);
+        continue;
+      }
+      const fields = rec.fields;
+      if (!cols) {
+        const names = Object.keys(fields);
+        const text = pickColumn(names, o.textCol, TEXT_CANDIDATES, 'text', o.input);
+        const label = pickColumn(names, o.labelCol, LABEL_CANDIDATES, 'label', o.input);
+        if (!text) throw inputError(`${o.input}: no text column found; pass --text-col (columns: ${names.map((c) => `'${c}'`).join(', ')})`);
+        if (!label) throw inputError(`${o.input}: no label column found; pass --label-col (columns: ${names.map((c) => `'${c}'`).join(', ')})`);
+        for (const g of groups)
+          if (g.kind === 'column' && !names.includes(g.column)) throw inputError(`${o.input}: group column '${g.column}' not found`);
+        cols = { id: pickColumn(names, o.idCol, ID_CANDIDATES, 'id', o.input), text, label };
+      }
+      const rawId = cols.id === null ? String(rec.row) : fields[cols.id];
+      const id = rawId === null || rawId === undefined ? '' : String(rawId).trim();
+      if (id === '') {
+        reject(rec.row, 'missing id');
+        continue;
+      }
+      if (id.length > MAX_ID_LENGTH) {
+        reject(rec.row, `id longer than ${MAX_ID_LENGTH} characters`);
+        continue;
+      }
+      if (id.includes('\u0000')) {
+        reject(rec.row, 'id contains a NUL character');
+        continue;
+      }
+      const firstRow = seen.get(id);
+      if (firstRow !== undefined) {
+        reject(rec.row, `duplicate id '${id.slice(0, 60)}' (first seen at row ${firstRow})`);
+        continue;
+      }
+      seen.set(id, rec.row);
+      const rawText = fields[cols.text];
+      const text = rawText === null || rawText === undefined ? '' : String(rawText);
+      if (text.trim() === '') {
+        reject(rec.row, 'empty text');
+        continue;
+      }
+      const parsed = parseLabel(fields[cols.label], labelRule);
+      if (!parsed.ok) {
+        reject(rec.row, parsed.reason);
+        continue;
+      }
+      if (tombstones.has(id)) {
+        previouslyDeleted += 1;
+        continue;
+      }
+      accepted += 1;
+      labelCounts[parsed.label]! += 1;
+      const feats = hashText(text, features);
+      const flags = flagGroups(text, fields);
+      for (const g of groupNames) groupCounts[g]! += flags[g] ?? 0;
+      const place = placeRecord(id, assign);
+      const record = { id, text, label: parsed.label, indices: feats.indices, values: feats.values, groups: flags };
+      if (place.split === 'train') {
+        shardRows[place.shard]!.push({ ...record, slice: place.slice });
+        sliceHash[place.shard]![place.slice]!.update(recordDigest(id, parsed.label, text));
+        sliceCount[place.shard]![place.slice]! += 1;
+        if (shardRows[place.shard]!.length >= FLUSH_ROWS) shardWriters[place.shard]!.write(shardRows[place.shard]!.take());
+      } else if (place.split === 'test') {
+        testRows.push({ ...record, slice: -1 });
+        if (testRows.length >= FLUSH_ROWS) testWriter.write(testRows.take());
+      } else {
+        calRows.push({ ...record, slice: -1 });
+        if (calRows.length >= FLUSH_ROWS) calWriter!.write(calRows.take());
+      }
+    }
+    if (!cols) throw inputError(`${o.input}: no data rows`);
+    if (invalidCount > 0 && !o.skipInvalid) {
+      const shown = invalid.slice(0, 5).map((r) => `row ${r.row}: ${r.reason}`).join('; ');
+      throw inputError(`${o.input}: ${invalidCount} invalid row${invalidCount > 1 ? 's' : ''} (${shown}${invalidCount > 5 ? '; …' : ''}); fix them or pass --skip-invalid`);
+    }
+    if (labelCounts[0] === 0 || labelCounts[1] === 0)
+      throw inputError(`${o.input}: label column '${cols.label}' has a single class (${labelCounts[1]} positive, ${labelCounts[0]} negative); a binary label is needed`);
+    for (let s = 0; s < o.shards; s++) shardWriters[s]!.write(shardRows[s]!.take());
+    testWriter.write(testRows.take());
+    calWriter?.write(calRows.take());
+  } catch (err) {
+    await Promise.all(allWriters.map((w) => w.abort()));
+    throw err;
+  }
+
+  const written: WrittenFile[] = [];
+  try {
+    for (const w of allWriters) written.push(await w.finish());
+  } catch (err) {
+    await Promise.all(allWriters.map((w) => w.abort()));
+    await Promise.all(written.map((f) => fsp.rm(path.join(ws.shardsDir, f.file), { force: true })));
+    throw err;
+  }
+  const shardInfos: ShardInfo[] = written.slice(0, o.shards).map((f, s) => ({
+    ...f,
+    shard: s,
+    slices: sliceHash[s]!.map((h, r) => ({ slice: r, rows: sliceCount[s]![r]!, hash: h.digest('hex') })),
+  }));
+  const testFile = written[o.shards]!;
+  const calFile = calWriter ? written[o.shards + 1]! : null;
+  const state: State = {
+    formatVersion: 1,
+    dataset: {
+      source: path.resolve(o.input),
+      format,
+      fingerprint,
+      rows,
+      accepted,
+      skipped: invalidCount,
+      ingestedAt: new Date().toISOString(),
+    },
+    config: {
+      shards: o.shards,
+      slices: o.slices,
+      seed: o.seed,
+      test: o.test,
+      calibration: o.calibration,
+      idCol: cols.id,
+      textCol: cols.text,
+      labelCol: cols.label,
+      labelRule,
+      features,
+      groups,
+    },
+    shards: shardInfos,
+    heldout: { test: testFile, calibration: calFile },
+    training: null,
+    models: [],
+    deletions: previous?.deletions ?? 0,
+    revision: (previous?.revision ?? 0) + 1,
+  };
+  await saveState(ws, state);
+  await garbageCollect(ws, state);
+  return {
+    fingerprint,
+    rows,
+    accepted,
+    skipped: invalidCount,
+    previouslyDeleted,
+    invalid,
+    shards: shardInfos.map((s) => ({ shard: s.shard, rows: s.rows, slices: s.slices.map((x) => x.rows) })),
+    test: testFile.rows,
+    calibration: calFile?.rows ?? 0,
+    columns: cols,
+    groups: groupCounts,
+  };
+}

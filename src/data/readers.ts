@@ -1,0 +1,154 @@
+/**
+ * Streaming readers for the input formats. Each yields one RawRecord per data row, in file order,
+ * with a 1-based row number (the header is not counted) so that errors can name the row.
+ * None of them holds the whole file in memory: CSV and JSONL stream line by line, Parquet row group
+ * by row group, Arrow IPC record batch by record batch.
+ */
+import { createReadStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { parse as parseCsv } from 'csv-parse';
+import { RecordBatchReader } from 'apache-arrow';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { inputError, errorMessage } from '../util/errors.js';
+
+export type InputFormat = 'csv' | 'jsonl' | 'parquet' | 'arrow';
+
+export type RawRecord =
+  | { row: number; fields: Record<string, unknown>; error?: undefined }
+  | { row: number; fields?: undefined; error: string };
+
+export function detectFormat(file: string, explicit?: string): InputFormat {
+  if (explicit) {
+    if (['csv', 'jsonl', 'parquet', 'arrow'].includes(explicit)) return explicit as InputFormat;
+    throw inputError(`--format must be csv, jsonl, parquet or arrow, got '${explicit}'`);
+  }
+  const ext = path.extname(file).toLowerCase();
+  if (ext === '.csv' || ext === '.tsv' || ext === '.txt') return 'csv';
+  if (ext === '.jsonl' || ext === '.ndjson' || ext === '.json') return 'jsonl';
+  if (ext === '.parquet' || ext === '.pq') return 'parquet';
+  if (ext === '.arrow' || ext === '.ipc' || ext === '.feather' || ext === '.arrows') return 'arrow';
+  throw inputError(`${file}: cannot tell the format from the extension '${ext}'; pass --format csv|jsonl|parquet|arrow`);
+}
+
+export async function* readRecords(file: string, format: InputFormat): AsyncGenerator<RawRecord> {
+  try {
+    const st = await fsp.stat(file);
+    if (!st.isFile()) throw new Error('not a regular file');
+  } catch (err) {
+    throw inputError(`${file}: cannot read input file (${errorMessage(err)})`);
+  }
+  switch (format) {
+    case 'csv':
+      yield* readCsv(file);
+      return;
+    case 'jsonl':
+      yield* readJsonl(file);
+      return;
+    case 'parquet':
+      yield* readParquet(file);
+      return;
+    case 'arrow':
+      yield* readArrow(file);
+      return;
+  }
+}
+
+async function* readCsv(file: string): AsyncGenerator<RawRecord> {
+  const delimiter = path.extname(file).toLowerCase() === '.tsv' ? '\t' : ',';
+  const skipped: RawRecord[] = [];
+  const parser = parseCsv({
+    columns: (header: string[]) => header.map((h) => h.trim()),
+    bom: true,
+    delimiter,
+    info: true,
+    skip_empty_lines: true,
+    // A row that does not parse (wrong column count, stray quote) is reported and counted, not fatal
+    // by itself: the ingest decides whether invalid rows refuse the whole file.
+    skip_records_with_error: true,
+  });
+  let row = 0;
+  parser.on('skip', (err: Error & { lines?: number; records?: number }) => {
+    row += 1;
+    skipped.push({ row, error: `does not parse as CSV (line ${err.lines ?? '?'}: ${err.message})` });
+  });
+  createReadStream(file).on('error', (e) => parser.destroy(e)).pipe(parser);
+  try {
+    for await (const rec of parser as AsyncIterable<{ record: Record<string, unknown>; info: { records: number } }>) {
+      while (skipped.length) yield skipped.shift()!;
+      row += 1;
+      yield { row, fields: rec.record };
+    }
+  } catch (err) {
+    throw inputError(`${file}: CSV parse error after row ${row}: ${errorMessage(err)}`, err);
+  }
+  while (skipped.length) yield skipped.shift()!;
+}
+
+async function* readJsonl(file: string): AsyncGenerator<RawRecord> {
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let row = 0;
+  for await (let line of lines) {
+    if (row === 0 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+    if (line.trim() === '') continue;
+    row += 1;
+    try {
+      const value: unknown = JSON.parse(line);
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        yield { row, error: 'is not a JSON object' };
+      } else {
+        yield { row, fields: value as Record<string, unknown> };
+      }
+    } catch (err) {
+      yield { row, error: `is not valid JSON (${errorMessage(err)})` };
+    }
+  }
+}
+
+async function* readParquet(file: string): AsyncGenerator<RawRecord> {
+  let buffer;
+  let metadata;
+  try {
+    buffer = await asyncBufferFromFile(file);
+    metadata = await parquetMetadataAsync(buffer);
+  } catch (err) {
+    throw inputError(`${file}: not a valid Parquet file (${errorMessage(err)})`, err);
+  }
+  let row = 0;
+  let start = 0;
+  for (const group of metadata.row_groups) {
+    const end = start + Number(group.num_rows);
+    let objects: Record<string, unknown>[];
+    try {
+      objects = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end });
+    } catch (err) {
+      throw inputError(`${file}: Parquet row group starting at row ${start + 1} is unreadable (${errorMessage(err)})`, err);
+    }
+    for (const fields of objects) {
+      row += 1;
+      yield { row, fields };
+    }
+    start = end;
+  }
+}
+
+async function* readArrow(file: string): AsyncGenerator<RawRecord> {
+  let row = 0;
+  try {
+    const reader = await RecordBatchReader.from(createReadStream(file));
+    for await (const batch of reader) {
+      const names = batch.schema.fields.map((f) => f.name);
+      const columns = names.map((n) => batch.getChild(n));
+      for (let i = 0; i < batch.numRows; i++) {
+        row += 1;
+        const fields: Record<string, unknown> = {};
+        for (let c = 0; c < names.length; c++) fields[names[c]!] = columns[c]?.get(i);
+        yield { row, fields };
+      }
+    }
+    if (row === 0 && (await fsp.stat(file)).size > 0 && !reader.schema) throw new Error('no schema');
+  } catch (err) {
+    throw inputError(`${file}: not a valid Arrow IPC file, or truncated after row ${row} (${errorMessage(err)})`, err);
+  }
+}

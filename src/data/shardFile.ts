@@ -1,0 +1,368 @@
+/**
+ * Arrow IPC shard files. A shard file holds, per record: id, text, label, slice, the hashed sparse
+ * features (computed once at ingest) and one 0/1 column per sensitive attribute. Held-out splits use
+ * the same schema with slice = -1.
+ *
+ * Files are written to a temporary name, fsynced, and renamed to a name that contains their content
+ * hash, so a file is never modified in place; the manifest decides which files are current.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import {
+  Field,
+  Float32,
+  Int16,
+  Int32,
+  List,
+  makeData,
+  RecordBatch,
+  RecordBatchFileWriter,
+  Schema,
+  Struct,
+  tableFromIPC,
+  Uint8,
+  Utf8,
+  vectorFromArray,
+  type Data,
+} from 'apache-arrow';
+import { commitTempFile, fsyncFile, tempPathFor } from '../util/fsx.js';
+import { errorMessage, stateError } from '../util/errors.js';
+
+export const GROUP_PREFIX = 'group:';
+
+/** A block of records in columnar form (CSR layout for the sparse features). */
+export interface Rows {
+  ids: string[];
+  texts: string[];
+  labels: Uint8Array;
+  slices: Int16Array;
+  /** Row r's features are indices/values[offsets[r] .. offsets[r+1]). */
+  offsets: Int32Array;
+  indices: Int32Array;
+  values: Float32Array;
+  /** Sensitive attribute name → 1 if the record is in the sensitive group. */
+  groups: Record<string, Uint8Array>;
+}
+
+export function rowCount(rows: Rows): number {
+  return rows.ids.length;
+}
+
+/** Accumulates records one at a time into growable typed arrays. */
+export class RowsBuilder {
+  private ids: string[] = [];
+  private texts: string[] = [];
+  private labels: number[] = [];
+  private slices: number[] = [];
+  private offsets: number[] = [0];
+  private indices = new Int32Array(1024);
+  private values = new Float32Array(1024);
+  private nnz = 0;
+  private groups: Record<string, number[]>;
+
+  constructor(readonly groupNames: readonly string[]) {
+    this.groups = Object.fromEntries(groupNames.map((g) => [g, []]));
+  }
+
+  get length(): number {
+    return this.ids.length;
+  }
+
+  push(rec: {
+    id: string;
+    text: string;
+    label: number;
+    slice: number;
+    indices: ArrayLike<number>;
+    values: ArrayLike<number>;
+    groups: Record<string, number>;
+  }): void {
+    this.ids.push(rec.id);
+    this.texts.push(rec.text);
+    this.labels.push(rec.label);
+    this.slices.push(rec.slice);
+    const k = rec.indices.length;
+    if (this.nnz + k > this.indices.length) {
+      const cap = Math.max(this.indices.length * 2, this.nnz + k);
+      const ni = new Int32Array(cap);
+      ni.set(this.indices.subarray(0, this.nnz));
+      const nv = new Float32Array(cap);
+      nv.set(this.values.subarray(0, this.nnz));
+      this.indices = ni;
+      this.values = nv;
+    }
+    this.indices.set(rec.indices, this.nnz);
+    this.values.set(rec.values, this.nnz);
+    this.nnz += k;
+    this.offsets.push(this.nnz);
+    for (const g of this.groupNames) this.groups[g]!.push(rec.groups[g] ?? 0);
+  }
+
+  /** Returns the accumulated rows and resets the builder. */
+  take(): Rows {
+    const rows: Rows = {
+      ids: this.ids,
+      texts: this.texts,
+      labels: Uint8Array.from(this.labels),
+      slices: Int16Array.from(this.slices),
+      offsets: Int32Array.from(this.offsets),
+      indices: this.indices.slice(0, this.nnz),
+      values: this.values.slice(0, this.nnz),
+      groups: Object.fromEntries(this.groupNames.map((g) => [g, Uint8Array.from(this.groups[g]!)])),
+    };
+    this.ids = [];
+    this.texts = [];
+    this.labels = [];
+    this.slices = [];
+    this.offsets = [0];
+    this.nnz = 0;
+    this.groups = Object.fromEntries(this.groupNames.map((g) => [g, []]));
+    return rows;
+  }
+}
+
+function schemaFor(groupNames: readonly string[]): Schema {
+  return new Schema([
+    new Field('id', new Utf8(), false),
+    new Field('text', new Utf8(), false),
+    new Field('label', new Uint8(), false),
+    new Field('slice', new Int16(), false),
+    new Field('feat_idx', new List(new Field('item', new Int32(), false)), false),
+    new Field('feat_val', new List(new Field('item', new Float32(), false)), false),
+    ...groupNames.map((g) => new Field(GROUP_PREFIX + g, new Uint8(), false)),
+  ]);
+}
+
+function toBatch(schema: Schema, rows: Rows, groupNames: readonly string[]): RecordBatch {
+  const n = rows.ids.length;
+  const nnz = rows.offsets[n]!;
+  const [idField, textField, labelField, sliceField, idxField, valField] = schema.fields as Field[];
+  const children: Data[] = [
+    vectorFromArray(rows.ids, new Utf8()).data[0]!,
+    vectorFromArray(rows.texts, new Utf8()).data[0]!,
+    makeData({ type: labelField!.type as Uint8, length: n, nullCount: 0, data: rows.labels }),
+    makeData({ type: sliceField!.type as Int16, length: n, nullCount: 0, data: rows.slices }),
+    makeData({
+      type: idxField!.type as List<Int32>,
+      length: n,
+      nullCount: 0,
+      valueOffsets: rows.offsets,
+      child: makeData({ type: new Int32(), length: nnz, nullCount: 0, data: rows.indices.subarray(0, nnz) }),
+    }),
+    makeData({
+      type: valField!.type as List<Float32>,
+      length: n,
+      nullCount: 0,
+      valueOffsets: rows.offsets,
+      child: makeData({ type: new Float32(), length: nnz, nullCount: 0, data: rows.values.subarray(0, nnz) }),
+    }),
+    ...groupNames.map((g) => makeData({ type: new Uint8(), length: n, nullCount: 0, data: rows.groups[g]! })),
+  ];
+  void idField;
+  void textField;
+  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children }));
+}
+
+export interface WrittenFile {
+  /** File name relative to the shards folder. */
+  file: string;
+  sha256: string;
+  rows: number;
+}
+
+/**
+ * Writes record batches to a temporary file as they come; `finish` fsyncs it and renames it to
+ * `<prefix>-<hash12>.arrow` in `dir`. `abort` removes the temporary file.
+ */
+export class ShardFileWriter {
+  private readonly schema: Schema;
+  private readonly writer = new RecordBatchFileWriter();
+  private readonly hash = createHash('sha256');
+  private readonly tmp: string;
+  private readonly done: Promise<void>;
+  private rows = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly prefix: string,
+    private readonly groupNames: readonly string[],
+  ) {
+    this.schema = schemaFor(groupNames);
+    this.tmp = tempPathFor(path.join(dir, `${prefix}.arrow`));
+    const out = createWriteStream(this.tmp);
+    const stream = this.writer.toNodeStream();
+    stream.on('data', (chunk: Buffer) => this.hash.update(chunk));
+    stream.pipe(out);
+    this.done = new Promise((resolve, reject) => {
+      out.on('finish', resolve);
+      out.on('error', reject);
+      stream.on('error', reject);
+    });
+  }
+
+  write(rows: Rows): void {
+    if (rows.ids.length === 0) return;
+    this.writer.write(toBatch(this.schema, rows, this.groupNames));
+    this.rows += rows.ids.length;
+  }
+
+  async finish(): Promise<WrittenFile> {
+    if (this.rows === 0) this.writer.write(toBatch(this.schema, new RowsBuilder(this.groupNames).take(), this.groupNames));
+    this.writer.finish();
+    await this.done;
+    await fsyncFile(this.tmp);
+    const sha256 = this.hash.digest('hex');
+    const file = `${this.prefix}-${sha256.slice(0, 12)}.arrow`;
+    await commitTempFile(this.tmp, path.join(this.dir, file));
+    return { file, sha256, rows: this.rows };
+  }
+
+  async abort(): Promise<void> {
+    try {
+      this.writer.finish();
+      await this.done;
+    } catch {
+      // already failed; we only clean up
+    }
+    await fsp.rm(this.tmp, { force: true });
+  }
+}
+
+export async function writeRowsFile(dir: string, prefix: string, rows: Rows, groupNames: readonly string[]): Promise<WrittenFile> {
+  const w = new ShardFileWriter(dir, prefix, groupNames);
+  try {
+    w.write(rows);
+    return await w.finish();
+  } catch (err) {
+    await w.abort();
+    throw err;
+  }
+}
+
+/** Reads a whole shard or held-out file into columnar rows, checking its hash when one is given. */
+export async function readRowsFile(file: string, expectedSha256?: string): Promise<Rows> {
+  let bytes: Buffer;
+  try {
+    bytes = await fsp.readFile(file);
+  } catch (err) {
+    throw stateError(`${file}: cannot read shard file (${errorMessage(err)}); run 'sisa verify'`, err);
+  }
+  if (expectedSha256) {
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== expectedSha256)
+      throw stateError(`${file}: content hash ${actual.slice(0, 12)} does not match the manifest (${expectedSha256.slice(0, 12)}); the file was modified or truncated`);
+  }
+  try {
+    return decodeRows(bytes);
+  } catch (err) {
+    throw stateError(`${file}: not a valid Arrow shard file (${errorMessage(err)})`, err);
+  }
+}
+
+function decodeRows(bytes: Uint8Array): Rows {
+  const table = tableFromIPC(bytes);
+  const n = table.numRows;
+  const col = (name: string) => {
+    const c = table.getChild(name);
+    if (!c) throw new Error(`missing column '${name}'`);
+    return c;
+  };
+  const labels = new Uint8Array(n);
+  const slices = new Int16Array(n);
+  copyPrimitive(col('label').data, labels);
+  copyPrimitive(col('slice').data, slices);
+  const { offsets, values: indices } = concatList(col('feat_idx').data, Int32Array);
+  const { values } = concatList(col('feat_val').data, Float32Array);
+  const groups: Record<string, Uint8Array> = {};
+  for (const f of table.schema.fields) {
+    if (f.name.startsWith(GROUP_PREFIX)) {
+      const g = new Uint8Array(n);
+      copyPrimitive(col(f.name).data, g);
+      groups[f.name.slice(GROUP_PREFIX.length)] = g;
+    }
+  }
+  return {
+    ids: col('id').toArray() as string[],
+    texts: col('text').toArray() as string[],
+    labels,
+    slices,
+    offsets,
+    indices: indices as Int32Array,
+    values: values as Float32Array,
+    groups,
+  };
+}
+
+function copyPrimitive(chunks: readonly Data[], out: Uint8Array | Int16Array): void {
+  let at = 0;
+  for (const d of chunks) {
+    out.set((d.values as Uint8Array | Int16Array).subarray(d.offset, d.offset + d.length), at);
+    at += d.length;
+  }
+}
+
+function concatList<T extends Int32Array | Float32Array>(
+  chunks: readonly Data[],
+  Ctor: { new (n: number): T },
+): { offsets: Int32Array; values: T } {
+  let rows = 0;
+  let nnz = 0;
+  for (const d of chunks) {
+    rows += d.length;
+    nnz += d.valueOffsets[d.offset + d.length]! - d.valueOffsets[d.offset]!;
+  }
+  const offsets = new Int32Array(rows + 1);
+  const values = new Ctor(nnz);
+  let r = 0;
+  let at = 0;
+  for (const d of chunks) {
+    const vo = d.valueOffsets;
+    const child = d.children[0]!.values as T;
+    const base = vo[d.offset]!;
+    const count = vo[d.offset + d.length]! - base;
+    values.set(child.subarray(base, base + count) as unknown as ArrayLike<number>, at);
+    for (let i = 0; i < d.length; i++) offsets[r + i + 1] = at + vo[d.offset + i + 1]! - base;
+    r += d.length;
+    at += count;
+  }
+  return { offsets, values };
+}
+
+/** A subset of rows, in the original order, keeping those for which `keep(i)` is true. */
+export function filterRows(rows: Rows, keep: (i: number) => boolean): Rows {
+  const b = new RowsBuilder(Object.keys(rows.groups));
+  for (let i = 0; i < rows.ids.length; i++) {
+    if (!keep(i)) continue;
+    const s = rows.offsets[i]!;
+    const e = rows.offsets[i + 1]!;
+    b.push({
+      id: rows.ids[i]!,
+      text: rows.texts[i]!,
+      label: rows.labels[i]!,
+      slice: rows.slices[i]!,
+      indices: rows.indices.subarray(s, e),
+      values: rows.values.subarray(s, e),
+      groups: Object.fromEntries(Object.entries(rows.groups).map(([g, v]) => [g, v[i]!])),
+    });
+  }
+  return b.take();
+}
+
+/** The bytes a record contributes to its slice's content hash. */
+export function recordDigest(id: string, label: number, text: string): string {
+  return `${id}\u0000${label}\u0000${text}\u0001`;
+}
+
+/** Content hash of the records of one slice (ids, labels, texts, in file order). */
+export function sliceHashes(rows: Rows, slices: number): { rows: number; hash: string }[] {
+  const hashes = Array.from({ length: slices }, () => createHash('sha256'));
+  const counts = new Array<number>(slices).fill(0);
+  for (let i = 0; i < rows.ids.length; i++) {
+    const s = rows.slices[i]!;
+    counts[s]! += 1;
+    hashes[s]!.update(recordDigest(rows.ids[i]!, rows.labels[i]!, rows.texts[i]!));
+  }
+  return hashes.map((h, s) => ({ rows: counts[s]!, hash: h.digest('hex') }));
+}

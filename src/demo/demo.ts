@@ -1,0 +1,56 @@
+/**
+ * `sisa demo` / `npm run demo`: the whole product on a corpus it generates itself, offline —
+ * ingest → train → evaluate → predict → delete one record → delete a batch → evaluate → status.
+ */
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { ingest } from '../data/ingest.js';
+import { evaluate } from '../evaluation/evaluate.js';
+import { loadEnsemble, predictTexts } from '../models/ensemble.js';
+import { loadState } from '../state/manifest.js';
+import { workspace } from '../state/workspace.js';
+import { train } from '../orchestration/train.js';
+import { deleteRecords } from '../unlearning/delete.js';
+import { status } from '../state/status.js';
+import { writeCorpusCsv } from './corpus.js';
+
+export interface DemoOptions {
+  workdir: string;
+  rows: number;
+  seed: number;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export async function runDemo(o: DemoOptions): Promise<void> {
+  const say = (s: string) => {
+    if (!o.json) process.stdout.write(s + '\n');
+  };
+  await fsp.mkdir(o.workdir, { recursive: true });
+  const corpus = path.join(o.workdir, 'demo-corpus.csv');
+  const rows = await writeCorpusCsv(corpus, { rows: o.rows, seed: o.seed, annotatorBias: 0.3 });
+  say(`1. generated ${rows} synthetic comments → ${corpus}`);
+  const ing = await ingest({ input: corpus, workdir: o.workdir, shards: 8, slices: 4, seed: o.seed, test: 0.2, calibration: 0.2, force: true });
+  say(`2. ingest: ${ing.accepted} rows → 8 shards × 4 slices; test ${ing.test}, calibration ${ing.calibration}`);
+  const tr = await train({ workdir: o.workdir });
+  say(`3. train: ${tr.shards.length} models on backend ${tr.backend} in ${tr.seconds.toFixed(2)} s (${Math.round(tr.examplesPerSec).toLocaleString('en-US')} examples/s)`);
+  const ev = await evaluate({ workdir: o.workdir, aggregate: 'mean' });
+  say(`4. evaluate (test split): AUC ${ev.auc.toFixed(4)}, accuracy ${ev.accuracy.toFixed(4)}`);
+  const ws = workspace(o.workdir);
+  const examples = ['have a lovely day friend', 'shut up you worthless idiot', 'honestly that is ridiculous'];
+  const scored = predictTexts(await loadEnsemble(ws, await loadState(ws)), examples, 'vote');
+  say('5. predict:');
+  examples.forEach((t, i) => say(`     ${scored.label[i] ? 'TOXIC' : 'ok   '} ${scored.score[i]!.toFixed(3)}  "${t}"`));
+  const trainIds: string[] = [];
+  for (let i = 0; trainIds.length < 51 && i < rows; i++) trainIds.push(`d${i}`);
+  const one = await deleteRecords({ workdir: o.workdir, ids: [trainIds[0]!] });
+  say(`6. delete --id ${trainIds[0]}: ${one.deleted.length} deleted in ${one.seconds.toFixed(2)} s; retrained ${one.retrained.map((r) => `shard ${r.shard} from slice ${r.fromSlice}`).join(', ') || 'nothing (it was held out)'}; full train took ${tr.seconds.toFixed(2)} s`);
+  const batch = await deleteRecords({ workdir: o.workdir, ids: trainIds.slice(1) });
+  say(`7. delete 50 ids: ${batch.deleted.length} deleted in ${batch.seconds.toFixed(2)} s, ${batch.retrained.length} shard(s) retrained, ${batch.heldout.reduce((n, h) => n + h.ids.length, 0)} removed from held-out splits`);
+  const ev2 = await evaluate({ workdir: o.workdir, aggregate: 'mean' });
+  say(`8. evaluate after deletions: AUC ${ev2.auc.toFixed(4)}, accuracy ${ev2.accuracy.toFixed(4)}`);
+  const st = await status(o.workdir);
+  say(`9. status: ${st.deletions.records} records forgotten in ${st.deletions.batches} batches; model versions ${st.shards.map((s) => s.modelVersion).join(' ')}`);
+  say(`\nworkspace: ${path.resolve(o.workdir)} — try: npx sisa status --workdir ${o.workdir}`);
+  if (o.json) process.stdout.write(JSON.stringify({ corpusRows: rows, ingest: ing, train: tr, evaluate: ev, deleteOne: one, deleteBatch: batch, evaluateAfter: ev2, status: st }, null, 2) + '\n');
+}

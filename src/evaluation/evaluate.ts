@@ -1,0 +1,71 @@
+/** `sisa evaluate`: scores the held-out test split (or another labelled file) with the ensemble. */
+import path from 'node:path';
+import { readRowsFile, type Rows } from '../data/shardFile.js';
+import { aggregate, loadEnsemble, memberProbabilities, type Aggregate } from '../models/ensemble.js';
+import { loadState, requireTrained } from '../state/manifest.js';
+import { workspace } from '../state/workspace.js';
+import { stateError } from '../util/errors.js';
+import { loadLabelledFile } from './labelledFile.js';
+import { binaryMetrics, confusion, rocAuc } from './metrics.js';
+
+export interface EvaluateOptions {
+  workdir: string;
+  aggregate?: Aggregate;
+  /** A labelled file to evaluate on instead of the held-out test split. */
+  data?: string;
+  split?: 'test' | 'calibration';
+  textCol?: string;
+  labelCol?: string;
+  positiveValues?: string[];
+  labelThreshold?: number;
+  format?: string;
+}
+
+export interface EvaluateResult {
+  source: string;
+  rows: number;
+  aggregate: Aggregate;
+  auc: number;
+  accuracy: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  perShard: { shard: number; modelVersion: number; accuracy: number; auc: number }[];
+}
+
+export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
+  const ws = workspace(o.workdir);
+  const state = await loadState(ws);
+  requireTrained(state);
+  const how = o.aggregate ?? 'vote';
+  let rows: Rows;
+  let source: string;
+  if (o.data) {
+    rows = await loadLabelledFile(state, o.data, o);
+    source = path.resolve(o.data);
+  } else {
+    const split = o.split ?? 'test';
+    const ref = split === 'test' ? state.heldout.test : state.heldout.calibration;
+    if (!ref) throw stateError('this workspace has no calibration split (ingest with --calibration)');
+    rows = await readRowsFile(path.join(ws.shardsDir, ref.file), ref.sha256);
+    source = `held-out ${split} split`;
+  }
+  const ens = await loadEnsemble(ws, state);
+  const probs = memberProbabilities(ens, { ...rows, n: rows.ids.length });
+  const agg = aggregate(probs, how);
+  const m = binaryMetrics(confusion(rows.labels, agg.label));
+  return {
+    source,
+    rows: rows.ids.length,
+    aggregate: how,
+    auc: rocAuc(rows.labels, agg.score),
+    accuracy: m.accuracy,
+    precision: m.precision,
+    recall: m.recall,
+    f1: m.f1,
+    perShard: probs.map((p, s) => {
+      const pred = Uint8Array.from(p, (x) => (x >= 0.5 ? 1 : 0));
+      return { shard: s, modelVersion: ens.models[s]!.version, accuracy: binaryMetrics(confusion(rows.labels, pred)).accuracy, auc: rocAuc(rows.labels, p) };
+    }),
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * Reads an external file (for predict, evaluate, or a report's evaluation set) into columnar rows with
+ * the workspace's feature hashing, label rule and group definitions. Small enough files only: the
+ * result is held in memory.
+ */
+import { hashText } from '../features/hashing.js';
+import { groupFlagger } from '../fairness/groups.js';
+import { parseLabel } from '../data/labels.js';
+import { detectFormat, readRecords } from '../data/readers.js';
+import { RowsBuilder, type Rows } from '../data/shardFile.js';
+import type { LabelRule, State } from '../state/manifest.js';
+import { inputError } from '../util/errors.js';
+
+export interface FileColumns {
+  idCol?: string;
+  textCol?: string;
+  labelCol?: string;
+  positiveValues?: string[];
+  labelThreshold?: number;
+  format?: string;
+}
+
+function resolveColumn(names: string[], explicit: string | undefined, fallbacks: (string | null)[], what: string, file: string, required: boolean): string | null {
+  if (explicit !== undefined) {
+    if (!names.includes(explicit)) throw inputError(`${file}: ${what} column '${explicit}' not found (columns: ${names.map((c) => `'${c}'`).join(', ')})`);
+    return explicit;
+  }
+  const found = fallbacks.find((c): c is string => c !== null && names.includes(c)) ?? null;
+  if (!found && required) throw inputError(`${file}: no ${what} column found; pass --${what}-col (columns: ${names.map((c) => `'${c}'`).join(', ')})`);
+  return found;
+}
+
+export async function readInputRows(state: State, file: string, cols: FileColumns, labelled: boolean): Promise<Rows> {
+  const cfg = state.config;
+  const rule: LabelRule = cols.positiveValues
+    ? { kind: 'positive-values', values: cols.positiveValues }
+    : cols.labelThreshold !== undefined
+      ? { kind: 'threshold', threshold: cols.labelThreshold }
+      : cols.labelCol !== undefined
+        ? { kind: 'auto' }
+        : cfg.labelRule;
+  const flag = groupFlagger(cfg.groups.filter((g) => g.kind !== 'column'));
+  const groupNames = cfg.groups.filter((g) => g.kind !== 'column').map((g) => g.name);
+  const b = new RowsBuilder(groupNames);
+  let names: { id: string | null; text: string; label: string | null } | null = null;
+  for await (const rec of readRecords(file, detectFormat(file, cols.format))) {
+    if (rec.error !== undefined) throw inputError(`${file}: row ${rec.row} ${rec.error}`);
+    if (!names) {
+      const keys = Object.keys(rec.fields);
+      names = {
+        id: resolveColumn(keys, cols.idCol, [cfg.idCol, 'id', 'rev_id'], 'id', file, false),
+        text: resolveColumn(keys, cols.textCol, [cfg.textCol, 'text', 'comment_text', 'comment', 'tweet'], 'text', file, true)!,
+        label: labelled ? resolveColumn(keys, cols.labelCol, [cfg.labelCol, 'label', 'toxic', 'class'], 'label', file, true) : null,
+      };
+    }
+    const rawText = rec.fields[names.text];
+    const text = rawText === null || rawText === undefined ? '' : String(rawText);
+    let label = 0;
+    if (names.label !== null) {
+      const parsed = parseLabel(rec.fields[names.label], rule);
+      if (!parsed.ok) throw inputError(`${file}: row ${rec.row}: ${parsed.reason}`);
+      label = parsed.label;
+    }
+    const id = names.id === null ? String(rec.row) : String(rec.fields[names.id] ?? rec.row);
+    const f = hashText(text, cfg.features);
+    b.push({ id, text, label, slice: -1, indices: f.indices, values: f.values, groups: flag(text, rec.fields) });
+  }
+  if (!names) throw inputError(`${file}: no data rows`);
+  return b.take();
+}
+
+export function loadLabelledFile(state: State, file: string, cols: FileColumns): Promise<Rows> {
+  return readInputRows(state, file, cols, true);
+}

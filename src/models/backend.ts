@@ -1,0 +1,97 @@
+/**
+ * Run-time choice of the TensorFlow.js backend. The native backends (@tensorflow/tfjs-node-gpu,
+ * @tensorflow/tfjs-node) are optional peer installs, loaded dynamically when present and never
+ * required; the WebAssembly backend ships with sisa and is the default here; plain JS is the fallback.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tfcore from '@tensorflow/tfjs-core';
+import { SisaError } from '../util/errors.js';
+
+export type Tf = typeof tfcore;
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
+export interface LoadedBackend {
+  tf: Tf;
+  /** What was actually used: 'tensorflow-gpu', 'tensorflow', 'wasm' or 'cpu'. Recorded in the manifest. */
+  name: string;
+}
+
+async function importOptional(name: string): Promise<Tf | null> {
+  try {
+    return (await import(name)) as Tf;
+  } catch {
+    return null;
+  }
+}
+
+async function loadNative(): Promise<LoadedBackend | null> {
+  for (const [pkg, name] of [
+    ['@tensorflow/tfjs-node-gpu', 'tensorflow-gpu'],
+    ['@tensorflow/tfjs-node', 'tensorflow'],
+  ] as const) {
+    const tf = await importOptional(pkg);
+    if (tf && (await tf.setBackend('tensorflow'))) {
+      await tf.ready();
+      return { tf, name };
+    }
+  }
+  return null;
+}
+
+async function loadWasm(): Promise<LoadedBackend | null> {
+  try {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const require = createRequire(import.meta.url);
+    const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
+    wasm.setWasmPaths(dist);
+    if (!(await tfcore.setBackend('wasm'))) return null;
+    await tfcore.ready();
+    return { tf: tfcore, name: 'wasm' };
+  } catch {
+    return null;
+  }
+}
+
+async function loadCpu(): Promise<LoadedBackend> {
+  await import('@tensorflow/tfjs-backend-cpu');
+  await tfcore.setBackend('cpu');
+  await tfcore.ready();
+  return { tf: tfcore, name: 'cpu' };
+}
+
+export function isBackendChoice(s: string): s is BackendChoice {
+  return (BACKEND_CHOICES as readonly string[]).includes(s);
+}
+
+/** Normalises a recorded backend name ('tensorflow-gpu') back to the choice that loads it. */
+export function choiceFor(recorded: string): BackendChoice {
+  return recorded.startsWith('tensorflow') ? 'tensorflow' : isBackendChoice(recorded) ? recorded : 'auto';
+}
+
+export async function loadBackend(choice: string): Promise<LoadedBackend> {
+  if (!isBackendChoice(choice)) throw new SisaError('USAGE', `--backend must be one of ${BACKEND_CHOICES.join(', ')}, got '${choice}'`);
+  // tfjs prints advice and warnings on the console; sisa's stdout is for its own output.
+  tfcore.env().set('PROD', true);
+  let loaded: LoadedBackend | null = null;
+  switch (choice) {
+    case 'tensorflow':
+      loaded = await loadNative();
+      if (!loaded)
+        throw new SisaError('BACKEND', "--backend tensorflow needs '@tensorflow/tfjs-node-gpu' or '@tensorflow/tfjs-node' installed (npm install @tensorflow/tfjs-node)");
+      break;
+    case 'wasm':
+      loaded = await loadWasm();
+      if (!loaded) throw new SisaError('BACKEND', '--backend wasm: the WebAssembly backend failed to initialise');
+      break;
+    case 'cpu':
+      loaded = await loadCpu();
+      break;
+    case 'auto':
+      loaded = (await loadNative()) ?? (await loadWasm()) ?? (await loadCpu());
+      break;
+  }
+  loaded.tf.env().set('PROD', true);
+  return loaded;
+}

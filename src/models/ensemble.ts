@@ -1,0 +1,92 @@
+/**
+ * The SISA ensemble at prediction time: the S constituent models, loaded once from their latest
+ * checkpoints, each scoring rows in plain JS (no tfjs start-up cost), aggregated by vote or mean.
+ */
+import { hashText, type FeatureConfig } from '../features/hashing.js';
+import type { Rows } from '../data/shardFile.js';
+import { requireTrained, type State } from '../state/manifest.js';
+import type { Workspace } from '../state/workspace.js';
+import { loadCheckpoint, type TensorBlob } from './checkpoint.js';
+import { predictProba } from './learner.js';
+
+export type Aggregate = 'vote' | 'mean';
+
+export interface Ensemble {
+  features: FeatureConfig;
+  models: { shard: number; version: number; params: TensorBlob[] }[];
+}
+
+export async function loadEnsemble(ws: Workspace, state: State): Promise<Ensemble> {
+  requireTrained(state);
+  const models = await Promise.all(
+    state.models.map(async (m) => ({ shard: m.shard, version: m.version, params: (await loadCheckpoint(ws.checkpointsDir, m.checkpoints.at(-1)!)).params })),
+  );
+  return { features: state.config.features, models };
+}
+
+export type SparseBatch = Pick<Rows, 'offsets' | 'indices' | 'values'> & { n: number };
+
+export function featurize(texts: readonly string[], features: FeatureConfig): SparseBatch {
+  const offsets = new Int32Array(texts.length + 1);
+  const parts = texts.map((t) => hashText(t, features));
+  let nnz = 0;
+  parts.forEach((p, i) => {
+    nnz += p.indices.length;
+    offsets[i + 1] = nnz;
+  });
+  const indices = new Int32Array(nnz);
+  const values = new Float32Array(nnz);
+  parts.forEach((p, i) => {
+    indices.set(p.indices, offsets[i]!);
+    values.set(p.values, offsets[i]!);
+  });
+  return { offsets, indices, values, n: texts.length };
+}
+
+/** Each constituent's probability for each row: result[model][row]. */
+export function memberProbabilities(ens: Ensemble, batch: SparseBatch): Float32Array[] {
+  return ens.models.map((m) => predictProba(m.params, batch, batch.n));
+}
+
+/** Number of models voting positive (probability ≥ 0.5) for each row. */
+export function voteCounts(probs: readonly Float32Array[]): Int32Array {
+  const n = probs[0]?.length ?? 0;
+  const votes = new Int32Array(n);
+  for (const p of probs) for (let i = 0; i < n; i++) if (p[i]! >= 0.5) votes[i]! += 1;
+  return votes;
+}
+
+export interface Scored {
+  score: Float64Array;
+  label: Uint8Array;
+}
+
+/**
+ * vote: score = fraction of positive votes, label = majority (ties → positive);
+ * mean: score = mean probability, label = score ≥ 0.5.
+ */
+export function aggregate(probs: readonly Float32Array[], how: Aggregate): Scored {
+  const S = probs.length;
+  const n = probs[0]?.length ?? 0;
+  const score = new Float64Array(n);
+  const label = new Uint8Array(n);
+  if (how === 'vote') {
+    const votes = voteCounts(probs);
+    for (let i = 0; i < n; i++) {
+      score[i] = votes[i]! / S;
+      label[i] = 2 * votes[i]! >= S ? 1 : 0;
+    }
+  } else {
+    for (const p of probs) for (let i = 0; i < n; i++) score[i]! += p[i]!;
+    for (let i = 0; i < n; i++) {
+      score[i]! /= S;
+      label[i] = score[i]! >= 0.5 ? 1 : 0;
+    }
+  }
+  return { score, label };
+}
+
+/** Library entry point: scores raw texts with the ensemble. */
+export function predictTexts(ens: Ensemble, texts: readonly string[], how: Aggregate = 'vote'): Scored {
+  return aggregate(memberProbabilities(ens, featurize(texts, ens.features)), how);
+}

@@ -1,0 +1,243 @@
+/**
+ * The default learner: a hashed-feature text classifier in TensorFlow.js — logistic regression, or with
+ * `hidden > 0` a small hidden layer over a summed feature embedding.
+ *
+ * A training step costs O(batch features) in the forward pass: weights are gathered at the batch's
+ * feature indices (never a dense matrix product over the vocabulary), and the gradient is built with a
+ * scatter (tf.scatterND) instead of tf.layers.embedding's UnsortedSegmentSum, which is O(vocabulary ×
+ * batch tokens) on the CPU backend and missing on WebAssembly. Gradients are written out by hand and
+ * the optimiser is plain SGD with a step-size schedule, so that all of the training state is the
+ * parameters plus a step counter: exactly what a checkpoint stores.
+ *
+ * Rows are packed into fixed-width blocks of `blockWidth` features (padding has value 0); a row with
+ * more features spans several blocks, whose partial logits a small [batch × blocks] 0/1 matrix sums.
+ */
+import type { Tensor, Tensor1D, Tensor2D, Variable } from '@tensorflow/tfjs-core';
+import type { Rows } from '../data/shardFile.js';
+import type { LearnerConfig } from '../state/manifest.js';
+import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.js';
+import type { Tf } from './backend.js';
+import type { Checkpoint, TensorBlob } from './checkpoint.js';
+
+export const DEFAULT_LEARNER: LearnerConfig = {
+  hidden: 0,
+  epochs: 6,
+  batchSize: 128,
+  learningRate: 1.0,
+  l2: 1e-5,
+  blockWidth: 32,
+};
+
+/** Fresh parameters. Linear weights start at zero; the hidden layer is seeded-random to break symmetry. */
+export function initialParams(buckets: number, hidden: number, seed: number): TensorBlob[] {
+  if (hidden === 0) return [{ name: 'w', data: new Float32Array(buckets) }, { name: 'b', data: new Float32Array(1) }];
+  const rand = mulberry32(seed);
+  const embScale = 1 / Math.sqrt(hidden);
+  const emb = new Float32Array(buckets * hidden);
+  for (let i = 0; i < emb.length; i++) emb[i] = (rand() * 2 - 1) * embScale;
+  const w2 = new Float32Array(hidden);
+  for (let i = 0; i < hidden; i++) w2[i] = (rand() * 2 - 1) * embScale;
+  return [
+    { name: 'emb', data: emb },
+    { name: 'b1', data: new Float32Array(hidden) },
+    { name: 'w2', data: w2 },
+    { name: 'b2', data: new Float32Array(1) },
+  ];
+}
+
+interface Batch {
+  /** Rows in the batch. */
+  size: number;
+  /** Number of feature blocks (≥ size). */
+  blocks: number;
+  idx: Int32Array; // blocks × blockWidth
+  val: Float32Array; // blocks × blockWidth
+  blockRow: Int32Array; // blocks
+  y: Float32Array; // size
+}
+
+function packBatch(rows: Rows, order: Int32Array, start: number, end: number, width: number): Batch {
+  const size = end - start;
+  let blocks = 0;
+  for (let i = start; i < end; i++) {
+    const r = order[i]!;
+    blocks += Math.max(1, Math.ceil((rows.offsets[r + 1]! - rows.offsets[r]!) / width));
+  }
+  const idx = new Int32Array(blocks * width);
+  const val = new Float32Array(blocks * width);
+  const blockRow = new Int32Array(blocks);
+  const y = new Float32Array(size);
+  let b = 0;
+  for (let i = start; i < end; i++) {
+    const r = order[i]!;
+    y[i - start] = rows.labels[r]!;
+    const s = rows.offsets[r]!;
+    const e = rows.offsets[r + 1]!;
+    const n = Math.max(1, Math.ceil((e - s) / width));
+    for (let k = 0; k < n; k++) {
+      const from = s + k * width;
+      const to = Math.min(e, from + width);
+      idx.set(rows.indices.subarray(from, to), b * width);
+      val.set(rows.values.subarray(from, to), b * width);
+      blockRow[b] = i - start;
+      b += 1;
+    }
+  }
+  return { size, blocks, idx, val, blockRow, y };
+}
+
+/** Step size at a given global step: a slow 1/sqrt decay that keeps late slices from dominating. */
+function stepSize(cfg: LearnerConfig, step: number): number {
+  return cfg.learningRate / Math.sqrt(1 + step / 200);
+}
+
+export interface TrainShardArgs {
+  tf: Tf;
+  rows: Rows;
+  cfg: LearnerConfig;
+  buckets: number;
+  seed: number;
+  shard: number;
+  slices: number;
+  /** First slice to train (0-based). Earlier slices are already in `start`. */
+  fromSlice: number;
+  /** Checkpoint after slice fromSlice−1, or null to start from fresh parameters (fromSlice must be 0). */
+  start: Checkpoint | null;
+  /** Called with each slice's checkpoint as soon as the slice is trained. */
+  onSlice: (ckpt: Checkpoint) => Promise<void>;
+}
+
+/**
+ * SISA schedule: at slice i the model continues from checkpoint i−1 and trains `epochs` passes over the
+ * union of slices 0..i, in an order drawn from (seed, shard, slice, epoch) alone, so that retraining
+ * from any checkpoint reproduces exactly what a full run on the same data would do.
+ */
+export async function trainShard(a: TrainShardArgs): Promise<void> {
+  const { tf, rows, cfg } = a;
+  if (a.fromSlice > 0 && !a.start) throw new Error('trainShard: a start checkpoint is needed when fromSlice > 0');
+  let step = a.start?.meta.step ?? 0;
+  const initial = a.start?.params ?? initialParams(a.buckets, cfg.hidden, deriveSeed(a.seed, a.shard, 0xabc));
+  const vars = new Map<string, Variable>(initial.map((p) => [p.name, tf.variable(tf.tensor1d(p.data), true, undefined, 'float32')]));
+  try {
+    for (let slice = a.fromSlice; slice < a.slices; slice++) {
+      const members: number[] = [];
+      for (let r = 0; r < rows.ids.length; r++) if (rows.slices[r]! <= slice) members.push(r);
+      const order = Int32Array.from(members);
+      for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+        // Sort first so the shuffle depends on the set of rows, not on the order they were gathered in.
+        order.sort();
+        shuffleInPlace(order, mulberry32(deriveSeed(a.seed, a.shard, slice, epoch)));
+        for (let s = 0; s < order.length; s += cfg.batchSize) {
+          const batch = packBatch(rows, order, s, Math.min(order.length, s + cfg.batchSize), cfg.blockWidth);
+          const lr = stepSize(cfg, step);
+          if (cfg.hidden === 0) linearStep(tf, vars, batch, cfg, lr, a.buckets);
+          else mlpStep(tf, vars, batch, cfg, lr, a.buckets);
+          step += 1;
+        }
+      }
+      const params: TensorBlob[] = [];
+      for (const [name, v] of vars) params.push({ name, data: (await v.data()) as Float32Array });
+      await a.onSlice({ meta: { shard: a.shard, slice, buckets: a.buckets, hidden: cfg.hidden, step }, params, optimizer: [] });
+    }
+  } finally {
+    for (const v of vars.values()) v.dispose();
+  }
+}
+
+/** Sums per-block values into per-row values when rows span several blocks. */
+function blocksToRows(tf: Tf, x: Tensor2D, batch: Batch): Tensor2D {
+  if (batch.blocks === batch.size) return x;
+  const assign = new Float32Array(batch.size * batch.blocks);
+  for (let b = 0; b < batch.blocks; b++) assign[batch.blockRow[b]! * batch.blocks + b] = 1;
+  return tf.matMul(tf.tensor2d(assign, [batch.size, batch.blocks]), x);
+}
+
+function rowsToBlocks(tf: Tf, x: Tensor, batch: Batch): Tensor {
+  if (batch.blocks === batch.size) return x;
+  return tf.gather(x, tf.tensor1d(batch.blockRow, 'int32'));
+}
+
+function linearStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: LearnerConfig, lr: number, buckets: number): void {
+  const w = vars.get('w')!;
+  const b = vars.get('b')!;
+  tf.tidy(() => {
+    const width = cfg.blockWidth;
+    const idx = tf.tensor2d(batch.idx, [batch.blocks, width], 'int32');
+    const val = tf.tensor2d(batch.val, [batch.blocks, width]);
+    const blockLogit = tf.sum(tf.mul(tf.gather(w, idx), val), 1, true) as Tensor2D;
+    const logit = tf.add(tf.reshape(blocksToRows(tf, blockLogit, batch), [batch.size]), b) as Tensor1D;
+    // d(log loss)/d(logit) = sigmoid(logit) − y, averaged over the batch.
+    const g = tf.div(tf.sub(tf.sigmoid(logit), tf.tensor1d(batch.y)), batch.size);
+    const gBlock = rowsToBlocks(tf, g, batch);
+    const gVal = tf.mul(val, tf.reshape(gBlock, [batch.blocks, 1]));
+    const gw = tf.scatterND(tf.reshape(idx, [batch.blocks * width, 1]), tf.reshape(gVal, [batch.blocks * width]), [buckets]);
+    const decayed = cfg.l2 > 0 ? tf.mul(w, 1 - lr * cfg.l2) : w;
+    w.assign(tf.sub(decayed, tf.mul(gw, lr)));
+    b.assign(tf.sub(b, tf.mul(tf.sum(g), lr)));
+  });
+}
+
+function mlpStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: LearnerConfig, lr: number, buckets: number): void {
+  const H = cfg.hidden;
+  const emb = vars.get('emb')!;
+  const b1 = vars.get('b1')!;
+  const w2 = vars.get('w2')!;
+  const b2 = vars.get('b2')!;
+  tf.tidy(() => {
+    const width = cfg.blockWidth;
+    const idx = tf.tensor2d(batch.idx, [batch.blocks, width], 'int32');
+    const val = tf.tensor2d(batch.val, [batch.blocks, width]);
+    const E = tf.reshape(emb, [buckets, H]);
+    const rowsE = tf.gather(E, idx); // blocks × width × H
+    const blockSum = tf.sum(tf.mul(rowsE, tf.reshape(val, [batch.blocks, width, 1])), 1) as Tensor2D; // blocks × H
+    const pre = tf.add(blocksToRows(tf, blockSum, batch), b1); // size × H
+    const h = tf.relu(pre);
+    const logit = tf.add(tf.reshape(tf.matMul(h, tf.reshape(w2, [H, 1])), [batch.size]), b2);
+    const g = tf.div(tf.sub(tf.sigmoid(logit), tf.tensor1d(batch.y)), batch.size); // size
+    const gw2 = tf.reshape(tf.matMul(tf.reshape(g, [1, batch.size]), h), [H]);
+    const gh = tf.mul(tf.mul(tf.reshape(g, [batch.size, 1]), tf.reshape(w2, [1, H])), tf.step(pre)); // size × H
+    const gb1 = tf.sum(gh, 0);
+    const gBlock = rowsToBlocks(tf, gh, batch); // blocks × H
+    const gRows = tf.mul(tf.reshape(val, [batch.blocks, width, 1]), tf.reshape(gBlock, [batch.blocks, 1, H]));
+    const gE = tf.scatterND(tf.reshape(idx, [batch.blocks * width, 1]), tf.reshape(gRows, [batch.blocks * width, H]), [buckets, H]);
+    const decay = 1 - lr * cfg.l2;
+    emb.assign(tf.reshape(tf.sub(tf.mul(E, decay), tf.mul(gE, lr)), [buckets * H]));
+    b1.assign(tf.sub(b1, tf.mul(gb1, lr)));
+    w2.assign(tf.sub(tf.mul(w2, decay), tf.mul(gw2, lr)));
+    b2.assign(tf.sub(b2, tf.mul(tf.sum(g), lr)));
+  });
+}
+
+/** Probability of the positive class for each row, in plain JS (no tfjs needed to predict). */
+export function predictProba(params: readonly TensorBlob[], rows: Pick<Rows, 'offsets' | 'indices' | 'values'>, n: number): Float32Array {
+  const p = new Map(params.map((t) => [t.name, t.data]));
+  const out = new Float32Array(n);
+  const w = p.get('w');
+  if (w) {
+    const b = p.get('b')![0]!;
+    for (let r = 0; r < n; r++) {
+      let z = b;
+      for (let j = rows.offsets[r]!; j < rows.offsets[r + 1]!; j++) z += w[rows.indices[j]!]! * rows.values[j]!;
+      out[r] = 1 / (1 + Math.exp(-z));
+    }
+    return out;
+  }
+  const emb = p.get('emb')!;
+  const b1 = p.get('b1')!;
+  const w2 = p.get('w2')!;
+  const b2 = p.get('b2')![0]!;
+  const H = b1.length;
+  const acc = new Float64Array(H);
+  for (let r = 0; r < n; r++) {
+    acc.set(b1);
+    for (let j = rows.offsets[r]!; j < rows.offsets[r + 1]!; j++) {
+      const base = rows.indices[j]! * H;
+      const v = rows.values[j]!;
+      for (let k = 0; k < H; k++) acc[k]! += emb[base + k]! * v;
+    }
+    let z = b2;
+    for (let k = 0; k < H; k++) z += Math.max(0, acc[k]!) * w2[k]!;
+    out[r] = 1 / (1 + Math.exp(-z));
+  }
+  return out;
+}

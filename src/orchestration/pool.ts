@@ -1,0 +1,77 @@
+/**
+ * Local execution of shard jobs: a p-queue bounds how many run at once, and each runs in its own
+ * worker thread so that shards really use separate cores. Workers are started lazily and reused.
+ */
+import { Worker } from 'node:worker_threads';
+import PQueue from 'p-queue';
+import { SisaError, type ErrorCode } from '../util/errors.js';
+import type { ShardJob, ShardJobResult } from './shardJob.js';
+import type { FromWorker } from './worker.js';
+
+export interface JobRunner {
+  run(job: ShardJob): Promise<ShardJobResult>;
+  close(): Promise<void>;
+}
+
+export class WorkerPool implements JobRunner {
+  private readonly queue: PQueue;
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private nextId = 1;
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly backend: string,
+    private readonly onProgress?: (shard: number, slice: number) => void,
+  ) {
+    this.queue = new PQueue({ concurrency });
+  }
+
+  private acquire(): Worker {
+    const w = this.idle.pop();
+    if (w) return w;
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { backend: this.backend } });
+    this.all.push(worker);
+    return worker;
+  }
+
+  run(job: ShardJob): Promise<ShardJobResult> {
+    return this.queue.add(() => this.runOn(this.acquire(), job)) as Promise<ShardJobResult>;
+  }
+
+  private runOn(worker: Worker, job: ShardJob): Promise<ShardJobResult> {
+    const id = this.nextId++;
+    return new Promise<ShardJobResult>((resolve, reject) => {
+      const cleanup = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
+      const onMessage = (msg: FromWorker) => {
+        if (msg.id !== id) return;
+        if (msg.type === 'progress') return this.onProgress?.(msg.shard, msg.slice);
+        cleanup();
+        this.idle.push(worker);
+        if (msg.type === 'done') resolve(msg.result);
+        else reject(new SisaError((msg.code as ErrorCode | null) ?? 'TRAIN', `shard ${job.shard}: ${msg.message}`));
+      };
+      const onError = (err: Error) => {
+        cleanup();
+        reject(new SisaError('TRAIN', `shard ${job.shard}: worker crashed: ${err.message}`));
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        reject(new SisaError('TRAIN', `shard ${job.shard}: worker exited with code ${code}`));
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      worker.postMessage({ type: 'job', id, job });
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.queue.onIdle();
+    await Promise.all(this.all.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * One unit of training work: (re)train one shard's model from a given slice to the last one. The same
+ * function runs inside a worker thread (local mode) and could run in any other process that sees the
+ * workspace; it reads its inputs by content hash, refuses inputs that do not match, and writes only
+ * content-addressed checkpoint files, so running it twice is harmless and gives the same result.
+ */
+import { readRowsFile } from '../data/shardFile.js';
+import type { LearnerConfig } from '../state/manifest.js';
+import { workspace } from '../state/workspace.js';
+import { encodeCheckpoint, loadCheckpoint, paramsHash, storeCheckpoint } from '../models/checkpoint.js';
+import { trainShard } from '../models/learner.js';
+import type { LoadedBackend } from '../models/backend.js';
+import path from 'node:path';
+import { SisaError } from '../util/errors.js';
+
+export interface ShardJob {
+  workdir: string;
+  shard: number;
+  /** Shard file name (in shards/) and its expected sha256. */
+  shardFile: string;
+  shardSha256: string;
+  fromSlice: number;
+  /** Checkpoint hash after slice fromSlice−1; null when fromSlice is 0. */
+  startCheckpoint: string | null;
+  learner: LearnerConfig;
+  buckets: number;
+  seed: number;
+  slices: number;
+}
+
+export interface ShardJobResult {
+  shard: number;
+  fromSlice: number;
+  /** Checkpoint hashes for slices fromSlice..slices−1. */
+  checkpoints: string[];
+  modelHash: string;
+  backend: string;
+  seconds: number;
+}
+
+export async function runShardJob(job: ShardJob, backend: LoadedBackend, onSlice?: (slice: number) => void): Promise<ShardJobResult> {
+  const t0 = performance.now();
+  const ws = workspace(job.workdir);
+  const rows = await readRowsFile(path.join(ws.shardsDir, job.shardFile), job.shardSha256);
+  const start = job.startCheckpoint ? await loadCheckpoint(ws.checkpointsDir, job.startCheckpoint) : null;
+  if (start && (start.meta.shard !== job.shard || start.meta.slice !== job.fromSlice - 1))
+    throw new SisaError('STATE', `shard ${job.shard}: start checkpoint ${job.startCheckpoint?.slice(0, 12)} is for shard ${start.meta.shard} slice ${start.meta.slice}, expected slice ${job.fromSlice - 1}`);
+  if (!start && job.fromSlice !== 0) throw new SisaError('STATE', `shard ${job.shard}: no checkpoint to restart slice ${job.fromSlice} from`);
+  const checkpoints: string[] = [];
+  let modelHash = '';
+  await trainShard({
+    tf: backend.tf,
+    rows,
+    cfg: job.learner,
+    buckets: job.buckets,
+    seed: job.seed,
+    shard: job.shard,
+    slices: job.slices,
+    fromSlice: job.fromSlice,
+    start,
+    onSlice: async (ckpt) => {
+      checkpoints.push(await storeCheckpoint(ws.checkpointsDir, encodeCheckpoint(ckpt)));
+      modelHash = paramsHash(ckpt.params);
+      onSlice?.(ckpt.meta.slice);
+    },
+  });
+  return { shard: job.shard, fromSlice: job.fromSlice, checkpoints, modelHash, backend: backend.name, seconds: (performance.now() - t0) / 1000 };
+}

@@ -1,0 +1,127 @@
+/** `sisa train`: train every shard's model from scratch, slice by slice, then commit the manifest. */
+import os from 'node:os';
+import { garbageCollect } from '../state/gc.js';
+import { LearnerConfig, loadState, saveState, type ModelInfo, type State } from '../state/manifest.js';
+import { workspace } from '../state/workspace.js';
+import { DEFAULT_LEARNER } from '../models/learner.js';
+import { isBackendChoice, BACKEND_CHOICES } from '../models/backend.js';
+import { SisaError, usageError } from '../util/errors.js';
+import { WorkerPool, type JobRunner } from './pool.js';
+import type { ShardJob, ShardJobResult } from './shardJob.js';
+
+export interface TrainOptions {
+  workdir: string;
+  backend?: string;
+  concurrency?: number;
+  learner?: Partial<LearnerConfig>;
+  onProgress?: (done: number, total: number) => void;
+  /** Runs jobs elsewhere (a queue); defaults to local worker threads. */
+  runner?: JobRunner;
+}
+
+export interface TrainResult {
+  backend: string;
+  shards: { shard: number; modelVersion: number; modelHash: string; seconds: number }[];
+  seconds: number;
+  examples: number;
+  examplesPerSec: number;
+}
+
+export function defaultConcurrency(): number {
+  return Math.max(1, os.availableParallelism());
+}
+
+export function resolveLearner(base: LearnerConfig | undefined, overrides: Partial<LearnerConfig> | undefined): LearnerConfig {
+  const merged = { ...(base ?? DEFAULT_LEARNER), ...Object.fromEntries(Object.entries(overrides ?? {}).filter(([, v]) => v !== undefined)) };
+  const parsed = LearnerConfig.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw usageError(`invalid learner setting --${String(issue.path[0])}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Examples processed by a full train under the SISA schedule: epochs × Σ_i |slices 0..i|. */
+export function scheduledExamples(state: State, learner: LearnerConfig, fromSlice: (shard: number) => number = () => 0): number {
+  let total = 0;
+  for (const s of state.shards) {
+    let cumulative = 0;
+    s.slices.forEach((sl, i) => {
+      cumulative += sl.rows;
+      if (i >= fromSlice(s.shard)) total += cumulative * learner.epochs;
+    });
+  }
+  return total;
+}
+
+export function checkConcurrency(c: number | undefined): number {
+  const n = c ?? defaultConcurrency();
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw usageError(`--concurrency must be a positive integer, got ${c}`);
+  return n;
+}
+
+/** Runs jobs and returns their results, or throws the first failure after every job has settled. */
+export async function runJobs(runner: JobRunner, jobs: ShardJob[]): Promise<ShardJobResult[]> {
+  const settled = await Promise.allSettled(jobs.map((j) => runner.run(j)));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason instanceof SisaError ? failed.reason : new SisaError('TRAIN', String(failed.reason));
+  return settled.map((s) => (s as PromiseFulfilledResult<ShardJobResult>).value);
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const t0 = performance.now();
+  const ws = workspace(o.workdir);
+  const state = await loadState(ws);
+  const backend = o.backend ?? 'auto';
+  if (!isBackendChoice(backend)) throw usageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got '${backend}'`);
+  const concurrency = checkConcurrency(o.concurrency);
+  const learner = resolveLearner(state.training?.learner, o.learner);
+  const jobs: ShardJob[] = state.shards.map((s) => ({
+    workdir: ws.root,
+    shard: s.shard,
+    shardFile: s.file,
+    shardSha256: s.sha256,
+    fromSlice: 0,
+    startCheckpoint: null,
+    learner,
+    buckets: state.config.features.buckets,
+    seed: state.config.seed,
+    slices: state.config.slices,
+  }));
+  const total = jobs.length * state.config.slices;
+  let done = 0;
+  const runner = o.runner ?? new WorkerPool(Math.min(concurrency, jobs.length), backend, () => o.onProgress?.(++done, total));
+  let results: ShardJobResult[];
+  try {
+    results = await runJobs(runner, jobs);
+  } catch (err) {
+    await garbageCollect(ws, state); // drop the checkpoints of the failed run; the committed ones stay
+    throw err;
+  } finally {
+    if (!o.runner) await runner.close();
+  }
+  const backends = [...new Set(results.map((r) => r.backend))];
+  if (backends.length !== 1) throw new SisaError('TRAIN', `workers used different backends (${backends.join(', ')}); pass --backend explicitly`);
+  const now = new Date().toISOString();
+  const models: ModelInfo[] = results.map((r) => ({
+    shard: r.shard,
+    version: (state.models.find((m) => m.shard === r.shard)?.version ?? 0) + 1,
+    checkpoints: r.checkpoints,
+    modelHash: r.modelHash,
+    dataSha256: state.shards[r.shard]!.sha256,
+    trainedAt: now,
+    seconds: r.seconds,
+  }));
+  const next: State = { ...state, training: { backend: backends[0]!, learner, trainedAt: now }, models, revision: state.revision + 1 };
+  await saveState(ws, next);
+  await garbageCollect(ws, next);
+  const seconds = (performance.now() - t0) / 1000;
+  const examples = scheduledExamples(state, learner);
+  return {
+    backend: backends[0]!,
+    shards: models.map((m) => ({ shard: m.shard, modelVersion: m.version, modelHash: m.modelHash, seconds: m.seconds })),
+    seconds,
+    examples,
+    examplesPerSec: examples / seconds,
+  };
+}

@@ -1,0 +1,32 @@
+/** Worker-thread entry point: loads the backend once, then runs shard jobs sent by the pool. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadBackend, type LoadedBackend } from '../models/backend.js';
+import { SisaError } from '../util/errors.js';
+import { runShardJob, type ShardJob } from './shardJob.js';
+
+export type ToWorker = { type: 'job'; id: number; job: ShardJob };
+export type FromWorker =
+  | { type: 'progress'; id: number; shard: number; slice: number }
+  | { type: 'done'; id: number; result: Awaited<ReturnType<typeof runShardJob>> }
+  | { type: 'failed'; id: number; message: string; code: string | null };
+
+const port = parentPort!;
+const backendChoice = (workerData as { backend: string }).backend;
+let backend: Promise<LoadedBackend> | null = null;
+
+port.on('message', async (msg: ToWorker) => {
+  try {
+    backend ??= loadBackend(backendChoice);
+    const result = await runShardJob(msg.job, await backend, (slice) =>
+      port.postMessage({ type: 'progress', id: msg.id, shard: msg.job.shard, slice } satisfies FromWorker),
+    );
+    port.postMessage({ type: 'done', id: msg.id, result } satisfies FromWorker);
+  } catch (err) {
+    port.postMessage({
+      type: 'failed',
+      id: msg.id,
+      message: err instanceof Error ? err.message : String(err),
+      code: err instanceof SisaError ? err.code : null,
+    } satisfies FromWorker);
+  }
+});

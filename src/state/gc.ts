@@ -1,0 +1,47 @@
+/**
+ * Removes files that the committed state no longer refers to: old shard files and checkpoints.
+ * This matters for unlearning, not only for disk space: a superseded shard file or checkpoint still
+ * carries the deleted records, so it must not outlive the commit that replaced it.
+ */
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { State } from './manifest.js';
+import type { Workspace } from './workspace.js';
+
+export function referencedShardFiles(state: State): Set<string> {
+  const files = new Set(state.shards.map((s) => s.file));
+  files.add(state.heldout.test.file);
+  if (state.heldout.calibration) files.add(state.heldout.calibration.file);
+  return files;
+}
+
+export function referencedCheckpoints(state: State): Set<string> {
+  return new Set(state.models.flatMap((m) => m.checkpoints));
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+export async function garbageCollect(ws: Workspace, state: State): Promise<{ removed: string[] }> {
+  const removed: string[] = [];
+  const keepShards = referencedShardFiles(state);
+  for (const f of await listDir(ws.shardsDir)) {
+    if (f.endsWith('.arrow') && !keepShards.has(f)) {
+      await fsp.rm(path.join(ws.shardsDir, f), { force: true });
+      removed.push(path.join('shards', f));
+    }
+  }
+  const keepCkpt = referencedCheckpoints(state);
+  for (const f of await listDir(ws.checkpointsDir)) {
+    if (f.endsWith('.ckpt') && !keepCkpt.has(f.slice(0, -'.ckpt'.length))) {
+      await fsp.rm(path.join(ws.checkpointsDir, f), { force: true });
+      removed.push(path.join('shards', 'checkpoints', f));
+    }
+  }
+  return { removed };
+}

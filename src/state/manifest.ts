@@ -1,0 +1,137 @@
+/**
+ * The workspace state: one small JSON document, `manifests/state.json`, validated with zod on every
+ * read and replaced atomically on every write. It is the single commit point of every operation:
+ * data and checkpoint files are written first under content-addressed names, then the state that
+ * refers to them is renamed into place. Deletion log entries live beside it in `manifests/deletions/`.
+ */
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { errorMessage, stateError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
+import type { Workspace } from './workspace.js';
+
+const LabelRule = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('auto') }),
+  z.object({ kind: z.literal('positive-values'), values: z.array(z.string()) }),
+  z.object({ kind: z.literal('threshold'), threshold: z.number() }),
+]);
+export type LabelRule = z.infer<typeof LabelRule>;
+
+const GroupSpec = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('column'), name: z.string(), column: z.string(), positiveValues: z.array(z.string()).optional() }),
+  z.object({ kind: z.literal('terms'), name: z.string(), source: z.string(), terms: z.array(z.string()) }),
+  z.object({ kind: z.literal('any'), name: z.string(), of: z.array(z.string()) }),
+]);
+export type GroupSpec = z.infer<typeof GroupSpec>;
+
+const FileRef = z.object({ file: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), rows: z.number().int().nonnegative() });
+export type FileRef = z.infer<typeof FileRef>;
+
+const SliceInfo = z.object({ slice: z.number().int().nonnegative(), rows: z.number().int().nonnegative(), hash: z.string() });
+
+const ShardInfo = FileRef.extend({ shard: z.number().int().nonnegative(), slices: z.array(SliceInfo) });
+export type ShardInfo = z.infer<typeof ShardInfo>;
+
+export const LearnerConfig = z.object({
+  hidden: z.number().int().nonnegative(),
+  epochs: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  learningRate: z.number().positive(),
+  l2: z.number().nonnegative(),
+  /** Fixed width of a padded feature block in a training batch; longer rows are split into blocks. */
+  blockWidth: z.number().int().positive(),
+});
+export type LearnerConfig = z.infer<typeof LearnerConfig>;
+
+const ModelInfo = z.object({
+  shard: z.number().int().nonnegative(),
+  /** Increases by one each time the shard's model is (re)trained. */
+  version: z.number().int().positive(),
+  /** Checkpoint file (sha256 name) after each slice; the last one is the model. */
+  checkpoints: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
+  /** sha256 of the model's parameters only (not optimiser state), comparable across runs. */
+  modelHash: z.string(),
+  /** Content hash of the shard file the model was trained on. */
+  dataSha256: z.string(),
+  trainedAt: z.string(),
+  seconds: z.number().nonnegative(),
+});
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+export const StateSchema = z.object({
+  formatVersion: z.literal(1),
+  dataset: z.object({
+    source: z.string(),
+    format: z.enum(['csv', 'jsonl', 'parquet', 'arrow']),
+    fingerprint: z.string(),
+    rows: z.number().int().nonnegative(),
+    accepted: z.number().int().nonnegative(),
+    skipped: z.number().int().nonnegative(),
+    ingestedAt: z.string(),
+  }),
+  config: z.object({
+    shards: z.number().int().positive(),
+    slices: z.number().int().positive(),
+    seed: z.number().int(),
+    test: z.number().min(0).lt(1),
+    calibration: z.number().min(0).lt(1),
+    idCol: z.string().nullable(),
+    textCol: z.string(),
+    labelCol: z.string(),
+    labelRule: LabelRule,
+    features: z.object({ buckets: z.number().int().positive(), ngrams: z.number().int().positive(), signed: z.boolean() }),
+    groups: z.array(GroupSpec),
+  }),
+  shards: z.array(ShardInfo),
+  heldout: z.object({ test: FileRef, calibration: FileRef.nullable() }),
+  training: z
+    .object({ backend: z.string(), learner: LearnerConfig, trainedAt: z.string() })
+    .nullable(),
+  models: z.array(ModelInfo),
+  /** Number of committed deletion log entries (manifests/deletions/000001.json …). */
+  deletions: z.number().int().nonnegative(),
+  /** Increases on every commit, so that derived artefacts (fairness fits) can tell they are stale. */
+  revision: z.number().int().nonnegative(),
+});
+export type State = z.infer<typeof StateSchema>;
+
+export async function loadState(ws: Workspace): Promise<State> {
+  let text: string;
+  try {
+    text = await fsp.readFile(ws.statePath, 'utf8');
+  } catch {
+    throw stateError(`no sisa workspace at ${ws.root} (missing ${path.relative(ws.root, ws.statePath)}); run 'sisa ingest' first`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw stateError(`${ws.statePath}: not valid JSON (${errorMessage(err)}); the manifest was damaged`);
+  }
+  const parsed = StateSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw stateError(`${ws.statePath}: invalid manifest at '${issue.path.join('.')}': ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+export async function tryLoadState(ws: Workspace): Promise<State | null> {
+  try {
+    await fsp.access(ws.statePath);
+  } catch {
+    return null;
+  }
+  return loadState(ws);
+}
+
+export async function saveState(ws: Workspace, state: State): Promise<void> {
+  const next = StateSchema.parse(state);
+  await writeFileAtomic(ws.statePath, JSON.stringify(next, null, 2) + '\n');
+}
+
+export function requireTrained(state: State): asserts state is State & { training: NonNullable<State['training']> } {
+  if (!state.training || state.models.length !== state.shards.length)
+    throw stateError("no trained models in this workspace; run 'sisa train' first");
+}

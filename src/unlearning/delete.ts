@@ -1,0 +1,196 @@
+/**
+ * Exact unlearning. For each shard that holds a record to forget: write the shard file without those
+ * records, restore the checkpoint saved before the earliest affected slice, retrain that slice and the
+ * later ones, and record the new model version. Held-out records are removed from their split. Every
+ * other shard keeps its file, checkpoints and model untouched. The deletion log entry and the manifest
+ * are committed only after every retrain succeeded; superseded files (which still contain the deleted
+ * records) are removed right after the commit.
+ */
+import path from 'node:path';
+import { placeRecord } from '../data/assign.js';
+import { filterRows, readRowsFile, sliceHashes, writeRowsFile, type Rows } from '../data/shardFile.js';
+import { choiceFor } from '../models/backend.js';
+import { runJobs, checkConcurrency } from '../orchestration/train.js';
+import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
+import type { ShardJob } from '../orchestration/shardJob.js';
+import { garbageCollect } from '../state/gc.js';
+import { loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
+import { workspace } from '../state/workspace.js';
+import { SisaError, usageError } from '../util/errors.js';
+import { writeEntry, type DeletionEntry } from './log.js';
+
+export interface DeleteOptions {
+  workdir: string;
+  ids: string[];
+  strict?: boolean;
+  backend?: string;
+  concurrency?: number;
+  runner?: JobRunner;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface DeleteResult {
+  requested: number;
+  deleted: string[];
+  notFound: string[];
+  heldout: { split: 'test' | 'calibration'; ids: string[] }[];
+  retrained: { shard: number; fromSlice: number; ids: number; seconds: number; modelVersion: number }[];
+  logEntry: number | null;
+  seconds: number;
+}
+
+export interface DeletionPlan {
+  /** shard → (ids found there, earliest slice among them). */
+  shards: Map<number, { ids: Set<string>; fromSlice: number; rows: Rows }>;
+  heldout: Map<'test' | 'calibration', { ids: Set<string>; rows: Rows; ref: FileRef }>;
+  notFound: string[];
+}
+
+/** Locates every id by its seeded placement and confirms it in that one file. Reads nothing else. */
+export async function planDeletion(state: State, workdir: string, ids: readonly string[]): Promise<DeletionPlan> {
+  const ws = workspace(workdir);
+  const cfg = state.config;
+  const byFile = new Map<string, string[]>();
+  for (const id of ids) {
+    const p = placeRecord(id, cfg);
+    const key = p.split === 'train' ? `shard:${p.shard}` : p.split;
+    (byFile.get(key) ?? byFile.set(key, []).get(key)!).push(id);
+  }
+  const plan: DeletionPlan = { shards: new Map(), heldout: new Map(), notFound: [] };
+  for (const [key, wanted] of byFile) {
+    let ref: FileRef | null;
+    if (key.startsWith('shard:')) ref = state.shards[Number(key.slice(6))]!;
+    else ref = key === 'test' ? state.heldout.test : state.heldout.calibration;
+    if (!ref) {
+      plan.notFound.push(...wanted);
+      continue;
+    }
+    const rows = await readRowsFile(path.join(ws.shardsDir, ref.file), ref.sha256);
+    const position = new Map(rows.ids.map((id, i) => [id, i]));
+    const found = new Set<string>();
+    let fromSlice = Infinity;
+    for (const id of wanted) {
+      const i = position.get(id);
+      if (i === undefined) plan.notFound.push(id);
+      else {
+        found.add(id);
+        fromSlice = Math.min(fromSlice, rows.slices[i]!);
+      }
+    }
+    if (found.size === 0) continue;
+    if (key.startsWith('shard:')) plan.shards.set(Number(key.slice(6)), { ids: found, fromSlice, rows });
+    else plan.heldout.set(key as 'test' | 'calibration', { ids: found, rows, ref });
+  }
+  return plan;
+}
+
+export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
+  const t0 = performance.now();
+  const ws = workspace(o.workdir);
+  const state = await loadState(ws);
+  requireTrained(state);
+  const ids = [...new Set(o.ids.map((s) => s.trim()).filter((s) => s.length > 0))];
+  if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
+  const plan = await planDeletion(state, ws.root, ids);
+  if (o.strict && plan.notFound.length > 0)
+    throw new SisaError('NOT_FOUND', `${plan.notFound.length} id(s) not found (${plan.notFound.slice(0, 5).join(', ')}${plan.notFound.length > 5 ? ', …' : ''}); nothing was deleted (--strict)`);
+
+  const result: DeleteResult = { requested: ids.length, deleted: [], notFound: plan.notFound, heldout: [], retrained: [], logEntry: null, seconds: 0 };
+  if (plan.shards.size === 0 && plan.heldout.size === 0) {
+    result.seconds = (performance.now() - t0) / 1000;
+    return result;
+  }
+
+  const backend = o.backend ?? choiceFor(state.training.backend);
+  const concurrency = checkConcurrency(o.concurrency);
+  const next: State = structuredClone(state);
+  const jobs: ShardJob[] = [];
+  const shardNotes = new Map<number, { before: string; ids: string[]; fromSlice: number }>();
+  for (const [shard, p] of [...plan.shards].sort((a, b) => a[0] - b[0])) {
+    const kept = filterRows(p.rows, (i) => !p.ids.has(p.rows.ids[i]!));
+    const written = await writeRowsFile(ws.shardsDir, `shard-${String(shard).padStart(3, '0')}`, kept, Object.keys(kept.groups));
+    const info = next.shards[shard]!;
+    shardNotes.set(shard, { before: info.sha256, ids: [...p.ids], fromSlice: p.fromSlice });
+    Object.assign(info, written, { slices: sliceHashes(kept, state.config.slices).map((s, slice) => ({ slice, ...s })) });
+    const model = state.models[shard]!;
+    jobs.push({
+      workdir: ws.root,
+      shard,
+      shardFile: written.file,
+      shardSha256: written.sha256,
+      fromSlice: p.fromSlice,
+      startCheckpoint: p.fromSlice > 0 ? model.checkpoints[p.fromSlice - 1]! : null,
+      learner: state.training.learner,
+      buckets: state.config.features.buckets,
+      seed: state.config.seed,
+      slices: state.config.slices,
+    });
+  }
+  const heldoutNotes: DeletionEntry['heldout'] = [];
+  for (const [split, h] of plan.heldout) {
+    const kept = filterRows(h.rows, (i) => !h.ids.has(h.rows.ids[i]!));
+    const written = await writeRowsFile(ws.shardsDir, split, kept, Object.keys(kept.groups));
+    next.heldout[split] = written;
+    heldoutNotes.push({ split, ids: [...h.ids], sha256Before: h.ref.sha256, sha256After: written.sha256 });
+    result.heldout.push({ split, ids: [...h.ids] });
+  }
+
+  const total = jobs.reduce((s, j) => s + (j.slices - j.fromSlice), 0);
+  let done = 0;
+  const runner = o.runner ?? new WorkerPool(Math.max(1, Math.min(concurrency, jobs.length)), backend, () => o.onProgress?.(++done, total));
+  try {
+    const results = await runJobs(runner, jobs);
+    const now = new Date().toISOString();
+    for (const r of results) {
+      const m = next.models[r.shard]!;
+      m.checkpoints = [...m.checkpoints.slice(0, r.fromSlice), ...r.checkpoints];
+      m.version += 1;
+      m.modelHash = r.modelHash;
+      m.dataSha256 = next.shards[r.shard]!.sha256;
+      m.trainedAt = now;
+      m.seconds = r.seconds;
+      if (r.backend !== state.training.backend)
+        process.emitWarning(`shard ${r.shard} was retrained on backend '${r.backend}' but trained on '${state.training.backend}'; weights may differ from a full retrain`);
+      result.retrained.push({ shard: r.shard, fromSlice: r.fromSlice, ids: shardNotes.get(r.shard)!.ids.length, seconds: r.seconds, modelVersion: m.version });
+    }
+  } catch (err) {
+    await garbageCollect(ws, state); // drop the new shard files and checkpoints; the committed state is unchanged
+    throw err;
+  } finally {
+    if (!o.runner) await runner.close();
+  }
+
+  result.deleted = [...[...plan.shards.values()].flatMap((p) => [...p.ids]), ...heldoutNotes.flatMap((h) => h.ids)];
+  result.seconds = (performance.now() - t0) / 1000;
+  const seq = state.deletions + 1;
+  const entry: DeletionEntry = {
+    seq,
+    time: new Date().toISOString(),
+    requested: ids.length,
+    deleted: result.deleted,
+    notFound: result.notFound,
+    shards: result.retrained.map((r) => {
+      const note = shardNotes.get(r.shard)!;
+      return {
+        shard: r.shard,
+        fromSlice: r.fromSlice,
+        ids: note.ids,
+        shardSha256Before: note.before,
+        shardSha256After: next.shards[r.shard]!.sha256,
+        fromCheckpoint: note.fromSlice > 0 ? state.models[r.shard]!.checkpoints[note.fromSlice - 1]! : null,
+        modelVersion: r.modelVersion,
+        modelHash: next.models[r.shard]!.modelHash,
+        seconds: r.seconds,
+      };
+    }),
+    heldout: heldoutNotes,
+    seconds: result.seconds,
+  };
+  await writeEntry(ws, entry);
+  next.deletions = seq;
+  next.revision = state.revision + 1;
+  await saveState(ws, next);
+  await garbageCollect(ws, next);
+  result.logEntry = seq;
+  return result;
+}

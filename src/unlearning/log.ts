@@ -1,0 +1,65 @@
+/**
+ * The deletion log: one JSON entry per deletion batch in `manifests/deletions/NNNNNN.json`. An entry is
+ * written (atomically) before the state that counts it is committed; entries beyond the committed
+ * count belong to an operation that did not finish and are ignored.
+ */
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { State } from '../state/manifest.js';
+import type { Workspace } from '../state/workspace.js';
+import { errorMessage, stateError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
+
+export const DeletionEntrySchema = z.object({
+  seq: z.number().int().positive(),
+  time: z.string(),
+  requested: z.number().int().nonnegative(),
+  deleted: z.array(z.string()),
+  notFound: z.array(z.string()),
+  shards: z.array(
+    z.object({
+      shard: z.number().int().nonnegative(),
+      fromSlice: z.number().int().nonnegative(),
+      ids: z.array(z.string()),
+      shardSha256Before: z.string(),
+      shardSha256After: z.string(),
+      fromCheckpoint: z.string().nullable(),
+      modelVersion: z.number().int().positive(),
+      modelHash: z.string(),
+      seconds: z.number().nonnegative(),
+    }),
+  ),
+  heldout: z.array(z.object({ split: z.enum(['test', 'calibration']), ids: z.array(z.string()), sha256Before: z.string(), sha256After: z.string() })),
+  seconds: z.number().nonnegative(),
+});
+export type DeletionEntry = z.infer<typeof DeletionEntrySchema>;
+
+export function entryPath(ws: Workspace, seq: number): string {
+  return path.join(ws.deletionsDir, `${String(seq).padStart(6, '0')}.json`);
+}
+
+export async function writeEntry(ws: Workspace, entry: DeletionEntry): Promise<void> {
+  await writeFileAtomic(entryPath(ws, entry.seq), JSON.stringify(DeletionEntrySchema.parse(entry), null, 2) + '\n');
+}
+
+export async function readEntry(ws: Workspace, seq: number): Promise<DeletionEntry> {
+  const p = entryPath(ws, seq);
+  try {
+    return DeletionEntrySchema.parse(JSON.parse(await fsp.readFile(p, 'utf8')));
+  } catch (err) {
+    throw stateError(`${p}: deletion log entry is missing or damaged (${errorMessage(err)})`, err);
+  }
+}
+
+export async function readLog(ws: Workspace, state: State): Promise<DeletionEntry[]> {
+  const out: DeletionEntry[] = [];
+  for (let seq = 1; seq <= state.deletions; seq++) out.push(await readEntry(ws, seq));
+  return out;
+}
+
+export async function loadDeletedIds(ws: Workspace, state: State): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (const e of await readLog(ws, state)) for (const id of e.deleted) ids.add(id);
+  return ids;
+}
