@@ -63,6 +63,7 @@ export function buildCli(argv: string[]) {
           .option('seed', { type: 'number', default: 7, describe: 'Seed for splits, shards, slices and training' })
           .option('buckets', { type: 'number', default: 1 << 18, describe: 'Feature hash buckets (a power of two)' })
           .option('ngrams', { type: 'number', default: 2, describe: 'Word n-grams from 1 to N' })
+          .option('chars', { type: 'number', default: 5, describe: 'Also character n-grams of length 3..N inside words (0 = off)' })
           .option('skip-invalid', { type: 'boolean', default: false, describe: 'Skip and count invalid rows instead of refusing the file' })
           .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' }),
       async (a) => {
@@ -83,7 +84,7 @@ export function buildCli(argv: string[]) {
           labelThreshold: a['label-threshold'],
           skipInvalid: a['skip-invalid'],
           force: a.force,
-          features: { buckets: a.buckets, ngrams: a.ngrams, signed: true },
+          features: { buckets: a.buckets, ngrams: a.ngrams, signed: true, chars: a.chars },
           onProgress: (n) => bar.update(n, Math.max(n, 1)),
         });
         bar.stop();
@@ -103,7 +104,8 @@ export function buildCli(argv: string[]) {
       (y) =>
         learnerFlags(common(y))
           .option('epochs', { type: 'number', describe: 'Epochs per slice' })
-          .option('learning-rate', { type: 'number', describe: 'SGD step size' })
+          .option('optimizer', { choices: ['adagrad', 'sgd'] as const, describe: 'Optimiser (default adagrad)' })
+          .option('learning-rate', { type: 'number', describe: 'Step size' })
           .option('batch-size', { type: 'number', describe: 'Examples per step' })
           .option('hidden', { type: 'number', describe: 'Hidden units (0 = logistic regression)' })
           .option('l2', { type: 'number', describe: 'L2 weight decay' }),
@@ -113,7 +115,7 @@ export function buildCli(argv: string[]) {
           workdir: a.workdir,
           backend: a.backend,
           concurrency: a.concurrency,
-          learner: { epochs: a.epochs, learningRate: a['learning-rate'], batchSize: a['batch-size'], hidden: a.hidden, l2: a.l2 },
+          learner: { optimizer: a.optimizer, epochs: a.epochs, learningRate: a['learning-rate'], batchSize: a['batch-size'], hidden: a.hidden, l2: a.l2 },
           onProgress: (d, t) => bar.update(d, t),
         });
         bar.stop();

@@ -11,9 +11,11 @@ export interface FeatureConfig {
   ngrams: number;
   /** Alternate the sign of a feature by a hash bit, so that collisions cancel in expectation. */
   signed: boolean;
+  /** Character n-grams of lengths 3..chars inside each word (0 = none); robust to spelling variants. */
+  chars?: number;
 }
 
-export const DEFAULT_FEATURES: FeatureConfig = { buckets: 1 << 18, ngrams: 2, signed: true };
+export const DEFAULT_FEATURES: FeatureConfig = { buckets: 1 << 18, ngrams: 2, signed: true, chars: 5 };
 
 export interface SparseRow {
   indices: Int32Array;
@@ -59,6 +61,20 @@ export function hashText(text: string, cfg: FeatureConfig): SparseRow {
       const bucket = h & mask;
       const sign = cfg.signed && h & 0x80000000 ? -1 : 1;
       counts.set(bucket, (counts.get(bucket) ?? 0) + sign);
+    }
+  }
+  const maxChar = cfg.chars ?? 0;
+  if (maxChar >= 3) {
+    for (const tok of tokens) {
+      const w = `<${tok}>`;
+      for (let n = 3; n <= maxChar; n++) {
+        for (let i = 0; i + n <= w.length; i++) {
+          const h = murmur3(w.slice(i, i + n), 100 + n);
+          const bucket = h & mask;
+          const sign = cfg.signed && h & 0x80000000 ? -1 : 1;
+          counts.set(bucket, (counts.get(bucket) ?? 0) + sign);
+        }
+      }
     }
   }
   const indices = Int32Array.from([...counts.keys()].sort((a, b) => a - b));

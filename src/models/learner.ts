@@ -6,8 +6,10 @@
  * feature indices (never a dense matrix product over the vocabulary), and the gradient is built with a
  * scatter (tf.scatterND) instead of tf.layers.embedding's UnsortedSegmentSum, which is O(vocabulary ×
  * batch tokens) on the CPU backend and missing on WebAssembly. Gradients are written out by hand and
- * the optimiser is plain SGD with a step-size schedule, so that all of the training state is the
- * parameters plus a step counter: exactly what a checkpoint stores.
+ * the optimiser (AdaGrad by default: per-coordinate step sizes suit hashed sparse features, where rare
+ * n-grams need larger steps than common ones; or plain SGD) is written out too, so that all of the
+ * training state is the parameters, the optimiser's accumulators and a step counter: exactly what a
+ * checkpoint stores, and what a retrain from a checkpoint restores.
  *
  * Rows are packed into fixed-width blocks of `blockWidth` features (padding has value 0); a row with
  * more features spans several blocks, whose partial logits a small [batch × blocks] 0/1 matrix sums.
@@ -21,10 +23,11 @@ import type { Checkpoint, TensorBlob } from './checkpoint.js';
 
 export const DEFAULT_LEARNER: LearnerConfig = {
   hidden: 0,
+  optimizer: 'adagrad',
   epochs: 6,
   batchSize: 128,
-  learningRate: 1.0,
-  l2: 1e-5,
+  learningRate: 2,
+  l2: 1e-6,
   blockWidth: 32,
 };
 
@@ -86,9 +89,9 @@ function packBatch(rows: Rows, order: Int32Array, start: number, end: number, wi
   return { size, blocks, idx, val, blockRow, y };
 }
 
-/** Step size at a given global step: a slow 1/sqrt decay that keeps late slices from dominating. */
+/** Step size at a global step: constant for AdaGrad (it decays per coordinate), 1/sqrt decay for SGD. */
 function stepSize(cfg: LearnerConfig, step: number): number {
-  return cfg.learningRate / Math.sqrt(1 + step / 200);
+  return cfg.optimizer === 'adagrad' ? cfg.learningRate : cfg.learningRate / Math.sqrt(1 + step / 200);
 }
 
 export interface TrainShardArgs {
@@ -118,6 +121,15 @@ export async function trainShard(a: TrainShardArgs): Promise<void> {
   let step = a.start?.meta.step ?? 0;
   const initial = a.start?.params ?? initialParams(a.buckets, cfg.hidden, deriveSeed(a.seed, a.shard, 0xabc));
   const vars = new Map<string, Variable>(initial.map((p) => [p.name, tf.variable(tf.tensor1d(p.data), true, undefined, 'float32')]));
+  const accumulators = new Map<string, Variable>();
+  if (cfg.optimizer === 'adagrad') {
+    const saved = new Map((a.start?.optimizer ?? []).map((t) => [t.name, t.data]));
+    for (const p of initial) {
+      const data = saved.get(`acc:${p.name}`) ?? new Float32Array(p.data.length).fill(ADAGRAD_INITIAL);
+      accumulators.set(p.name, tf.variable(tf.tensor1d(data), false, undefined, 'float32'));
+    }
+  }
+  const update = makeUpdater(tf, vars, accumulators, cfg);
   try {
     for (let slice = a.fromSlice; slice < a.slices; slice++) {
       const members: number[] = [];
@@ -130,18 +142,42 @@ export async function trainShard(a: TrainShardArgs): Promise<void> {
         for (let s = 0; s < order.length; s += cfg.batchSize) {
           const batch = packBatch(rows, order, s, Math.min(order.length, s + cfg.batchSize), cfg.blockWidth);
           const lr = stepSize(cfg, step);
-          if (cfg.hidden === 0) linearStep(tf, vars, batch, cfg, lr, a.buckets);
-          else mlpStep(tf, vars, batch, cfg, lr, a.buckets);
+          if (cfg.hidden === 0) linearStep(tf, vars, batch, cfg, lr, a.buckets, update);
+          else mlpStep(tf, vars, batch, cfg, lr, a.buckets, update);
           step += 1;
         }
       }
       const params: TensorBlob[] = [];
       for (const [name, v] of vars) params.push({ name, data: (await v.data()) as Float32Array });
-      await a.onSlice({ meta: { shard: a.shard, slice, buckets: a.buckets, hidden: cfg.hidden, step }, params, optimizer: [] });
+      const optimizer: TensorBlob[] = [];
+      for (const [name, v] of accumulators) optimizer.push({ name: `acc:${name}`, data: (await v.data()) as Float32Array });
+      await a.onSlice({ meta: { shard: a.shard, slice, buckets: a.buckets, hidden: cfg.hidden, step }, params, optimizer });
     }
   } finally {
-    for (const v of vars.values()) v.dispose();
+    for (const v of [...vars.values(), ...accumulators.values()]) v.dispose();
   }
+}
+
+const ADAGRAD_INITIAL = 0.1;
+
+/** Applies one gradient to a parameter: SGD, or AdaGrad with its squared-gradient accumulator. */
+type Updater = (name: string, grad: Tensor, lr: number) => void;
+
+function makeUpdater(tf: Tf, vars: Map<string, Variable>, acc: Map<string, Variable>, cfg: LearnerConfig): Updater {
+  return (name, grad, lr) => {
+    const v = vars.get(name)!;
+    const flatGrad = tf.reshape(grad, v.shape);
+    // L2 as part of the gradient, so that AdaGrad scales it like the data term.
+    const g = cfg.l2 > 0 && name !== 'b' && name !== 'b2' ? tf.add(flatGrad, tf.mul(v, cfg.l2)) : flatGrad;
+    const a = acc.get(name);
+    if (!a) {
+      v.assign(tf.sub(v, tf.mul(g, lr)));
+      return;
+    }
+    const nextAcc = tf.add(a, tf.square(g));
+    a.assign(nextAcc);
+    v.assign(tf.sub(v, tf.mul(tf.div(g, tf.sqrt(nextAcc)), lr)));
+  };
 }
 
 /** Sums per-block values into per-row values when rows span several blocks. */
@@ -157,7 +193,7 @@ function rowsToBlocks(tf: Tf, x: Tensor, batch: Batch): Tensor {
   return tf.gather(x, tf.tensor1d(batch.blockRow, 'int32'));
 }
 
-function linearStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: LearnerConfig, lr: number, buckets: number): void {
+function linearStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: LearnerConfig, lr: number, buckets: number, update: Updater): void {
   const w = vars.get('w')!;
   const b = vars.get('b')!;
   tf.tidy(() => {
@@ -166,18 +202,17 @@ function linearStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: Lear
     const val = tf.tensor2d(batch.val, [batch.blocks, width]);
     const blockLogit = tf.sum(tf.mul(tf.gather(w, idx), val), 1, true) as Tensor2D;
     const logit = tf.add(tf.reshape(blocksToRows(tf, blockLogit, batch), [batch.size]), b) as Tensor1D;
-    // d(log loss)/d(logit) = sigmoid(logit) − y, averaged over the batch.
-    const g = tf.div(tf.sub(tf.sigmoid(logit), tf.tensor1d(batch.y)), batch.size);
+    // d(log loss)/d(logit) = sigmoid(logit) − y, summed over the batch (a per-example step size).
+    const g = tf.sub(tf.sigmoid(logit), tf.tensor1d(batch.y));
     const gBlock = rowsToBlocks(tf, g, batch);
     const gVal = tf.mul(val, tf.reshape(gBlock, [batch.blocks, 1]));
     const gw = tf.scatterND(tf.reshape(idx, [batch.blocks * width, 1]), tf.reshape(gVal, [batch.blocks * width]), [buckets]);
-    const decayed = cfg.l2 > 0 ? tf.mul(w, 1 - lr * cfg.l2) : w;
-    w.assign(tf.sub(decayed, tf.mul(gw, lr)));
-    b.assign(tf.sub(b, tf.mul(tf.sum(g), lr)));
+    update('w', gw, lr);
+    update('b', tf.reshape(tf.sum(g), [1]), lr);
   });
 }
 
-function mlpStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: LearnerConfig, lr: number, buckets: number): void {
+function mlpStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: LearnerConfig, lr: number, buckets: number, update: Updater): void {
   const H = cfg.hidden;
   const emb = vars.get('emb')!;
   const b1 = vars.get('b1')!;
@@ -193,18 +228,17 @@ function mlpStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: Learner
     const pre = tf.add(blocksToRows(tf, blockSum, batch), b1); // size × H
     const h = tf.relu(pre);
     const logit = tf.add(tf.reshape(tf.matMul(h, tf.reshape(w2, [H, 1])), [batch.size]), b2);
-    const g = tf.div(tf.sub(tf.sigmoid(logit), tf.tensor1d(batch.y)), batch.size); // size
-    const gw2 = tf.reshape(tf.matMul(tf.reshape(g, [1, batch.size]), h), [H]);
+    const g = tf.sub(tf.sigmoid(logit), tf.tensor1d(batch.y)); // size
+    const gw2 = tf.matMul(tf.reshape(g, [1, batch.size]), h);
     const gh = tf.mul(tf.mul(tf.reshape(g, [batch.size, 1]), tf.reshape(w2, [1, H])), tf.step(pre)); // size × H
     const gb1 = tf.sum(gh, 0);
     const gBlock = rowsToBlocks(tf, gh, batch); // blocks × H
     const gRows = tf.mul(tf.reshape(val, [batch.blocks, width, 1]), tf.reshape(gBlock, [batch.blocks, 1, H]));
     const gE = tf.scatterND(tf.reshape(idx, [batch.blocks * width, 1]), tf.reshape(gRows, [batch.blocks * width, H]), [buckets, H]);
-    const decay = 1 - lr * cfg.l2;
-    emb.assign(tf.reshape(tf.sub(tf.mul(E, decay), tf.mul(gE, lr)), [buckets * H]));
-    b1.assign(tf.sub(b1, tf.mul(gb1, lr)));
-    w2.assign(tf.sub(tf.mul(w2, decay), tf.mul(gw2, lr)));
-    b2.assign(tf.sub(b2, tf.mul(tf.sum(g), lr)));
+    update('emb', gE, lr);
+    update('b1', gb1, lr);
+    update('w2', gw2, lr);
+    update('b2', tf.reshape(tf.sum(g), [1]), lr);
   });
 }
 

@@ -35,6 +35,7 @@ export type ShardInfo = z.infer<typeof ShardInfo>;
 
 export const LearnerConfig = z.object({
   hidden: z.number().int().nonnegative(),
+  optimizer: z.enum(['adagrad', 'sgd']),
   epochs: z.number().int().positive(),
   batchSize: z.number().int().positive(),
   learningRate: z.number().positive(),
@@ -80,7 +81,7 @@ export const StateSchema = z.object({
     textCol: z.string(),
     labelCol: z.string(),
     labelRule: LabelRule,
-    features: z.object({ buckets: z.number().int().positive(), ngrams: z.number().int().positive(), signed: z.boolean() }),
+    features: z.object({ buckets: z.number().int().positive(), ngrams: z.number().int().positive(), signed: z.boolean(), chars: z.number().int().nonnegative().optional() }),
     groups: z.array(GroupSpec),
   }),
   shards: z.array(ShardInfo),
