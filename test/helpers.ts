@@ -1,0 +1,72 @@
+/** Shared test helpers: run the real CLI in a subprocess, make temporary workspaces and corpora. */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeCorpusCsv, type CorpusOptions } from '../src/demo/corpus.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const sisaBin = path.join(repoRoot, 'bin', 'sisa.js');
+export const sharedData = path.resolve(repoRoot, '..', 'shared', 'data');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { cwd?: string; input?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [sisaBin, ...args], { cwd: opts.cwd ?? repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Runs the CLI with --json and parses stdout; fails loudly with stderr when the command failed. */
+export async function cliJson<T = any>(args: string[]): Promise<T> {
+  const r = await runCli([...args, '--json']);
+  if (r.code !== 0) throw new Error(`sisa ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+export async function tempDir(prefix = 'sisa-test-'): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export async function makeCorpus(dir: string, o: Partial<CorpusOptions> = {}): Promise<string> {
+  const file = path.join(dir, 'corpus.csv');
+  await writeCorpusCsv(file, { rows: 3000, seed: 11, ...o });
+  return file;
+}
+
+/** sha256 of every file under a folder, keyed by relative path: a snapshot to compare before/after. */
+export async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  async function walk(d: string): Promise<void> {
+    let entries;
+    try {
+      entries = await fsp.readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out[path.relative(dir, p)] = createHash('sha256').update(await fsp.readFile(p)).digest('hex');
+    }
+  }
+  await walk(dir);
+  return out;
+}
+
+export async function readState(workdir: string): Promise<any> {
+  return JSON.parse(await fsp.readFile(path.join(workdir, 'manifests', 'state.json'), 'utf8'));
+}
