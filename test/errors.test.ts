@@ -1,0 +1,107 @@
+/** Bad input through the CLI: a one-line error, a non-zero exit code, and the workspace as it was. */
+import assert from 'node:assert/strict';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { cliJson, makeCorpus, runCli, snapshot, tempDir } from './helpers.js';
+
+async function expectFailure(args: string[], ws: string, pattern: RegExp): Promise<void> {
+  const snap = await snapshot(ws);
+  const r = await runCli(args);
+  assert.notEqual(r.code, 0, `expected failure of: sisa ${args.join(' ')}`);
+  assert.match(r.stderr, /^sisa: error: [^\n]+\n$/, `one-line error, got: ${r.stderr}`);
+  assert.match(r.stderr, pattern);
+  assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+}
+
+describe('bad input', () => {
+  let dir: string;
+  let ws: string;
+  let corpus: string;
+
+  before(async () => {
+    dir = await tempDir();
+    corpus = await makeCorpus(dir, { rows: 800 });
+    ws = path.join(dir, 'ws');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--quiet']);
+  });
+
+  it('delete before train', async () => {
+    await expectFailure(['delete', '--workdir', ws, '--id', 'd1'], ws, /run 'sisa train' first/);
+  });
+
+  it('a command on a folder that is not a workspace', async () => {
+    const empty = await tempDir();
+    await expectFailure(['status', '--workdir', empty], empty, /no sisa workspace/);
+  });
+
+  it('a missing column', async () => {
+    await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--text-col', 'body'], ws, /text column 'body' not found.*'id', 'text', 'label'/);
+  });
+
+  it('a non-binary label', async () => {
+    const f = path.join(dir, 'nonbinary.csv');
+    await fsp.writeFile(f, 'id,text,label\n1,hello there,0\n2,you idiot,1\n3,what,2\n');
+    await expectFailure(['ingest', f, '--workdir', ws, '--force'], ws, /row 3: non-binary label '2'/);
+  });
+
+  it('duplicate ids, empty text and missing labels are reported with row numbers', async () => {
+    const f = path.join(dir, 'dups.csv');
+    await fsp.writeFile(f, 'id,text,label\n1,hello,0\n2,you idiot,1\n1,again,0\n4,,1\n5,no label,\n6,"fine, thanks",0\n');
+    await expectFailure(['ingest', f, '--workdir', ws, '--force'], ws, /3 invalid rows \(row 3: duplicate id '1' \(first seen at row 1\); row 4: empty text; row 5: missing label\); fix them or pass --skip-invalid/);
+  });
+
+  it('--skip-invalid skips and counts them', async () => {
+    const f = path.join(dir, 'dups2.csv');
+    await fsp.writeFile(f, 'id,text,label\n1,hello,0\n2,you idiot,1\n1,again,0\n4,,1\n5,ok then,0\n6,stupid,1\n');
+    const other = path.join(dir, 'ws-skip');
+    const r = await cliJson(['ingest', f, '--workdir', other, '--skip-invalid', '--shards', '1', '--slices', '1', '--test', '0.2']);
+    assert.equal(r.skipped, 2);
+    assert.equal(r.accepted, 4);
+    assert.deepEqual(r.invalid.map((x: { row: number }) => x.row), [3, 4]);
+  });
+
+  it('a truncated Arrow input file', async () => {
+    // Produce a valid Arrow file from the workspace's own shard, then cut it short.
+    const shards = (await fsp.readdir(path.join(ws, 'shards'))).filter((f) => f.startsWith('shard-'));
+    const bytes = await fsp.readFile(path.join(ws, 'shards', shards[0]!));
+    const f = path.join(dir, 'truncated.arrow');
+    await fsp.writeFile(f, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    await expectFailure(['ingest', f, '--workdir', ws, '--force'], ws, /truncated\.arrow: not a valid Arrow IPC file, or truncated/);
+  });
+
+  it('an unknown --backend', async () => {
+    await expectFailure(['train', '--workdir', ws, '--backend', 'quantum'], ws, /--backend must be one of auto, tensorflow, wasm, cpu, got 'quantum'/);
+  });
+
+  it('--backend tensorflow without the native package installed', async () => {
+    await expectFailure(['train', '--workdir', ws, '--backend', 'tensorflow'], ws, /needs '@tensorflow\/tfjs-node-gpu' or '@tensorflow\/tfjs-node'/);
+  });
+
+  it('a re-ingest without --force', async () => {
+    await expectFailure(['ingest', corpus, '--workdir', ws], ws, /already holds an ingested data set.*--force/);
+  });
+
+  it('an input file that does not exist, and bad numeric flags', async () => {
+    await expectFailure(['ingest', path.join(dir, 'nope.csv'), '--workdir', ws, '--force'], ws, /nope\.csv: cannot read input file/);
+    await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--shards', '0'], ws, /--shards must be an integer from 1 to 4096/);
+    await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--test', '1.5'], ws, /--test must be a fraction/);
+  });
+
+  it('a manifest edited into invalid JSON is detected, not trusted', async () => {
+    const copy = path.join(dir, 'ws-bad');
+    await fsp.cp(ws, copy, { recursive: true });
+    await fsp.writeFile(path.join(copy, 'manifests', 'state.json'), '{ "formatVersion": 1, ');
+    await expectFailure(['status', '--workdir', copy], copy, /state\.json: not valid JSON/);
+    await fsp.writeFile(path.join(copy, 'manifests', 'state.json'), '{ "formatVersion": 1 }');
+    await expectFailure(['status', '--workdir', copy], copy, /state\.json: invalid manifest at 'dataset'/);
+  });
+
+  it('an unknown command or flag is a usage error (exit 2)', async () => {
+    const r = await runCli(['frobnicate']);
+    assert.equal(r.code, 2);
+    const r2 = await runCli(['status', '--workdir', ws, '--no-such-flag']);
+    assert.equal(r2.code, 2);
+    assert.match(r2.stderr, /Unknown argument/);
+  });
+});

@@ -1,0 +1,124 @@
+/** Pure functions: feature hashing, placement, metrics, checkpoints, with property tests where an invariant exists. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { placeRecord } from '../src/data/assign.js';
+import { filterRows, RowsBuilder, sliceHashes } from '../src/data/shardFile.js';
+import { DEFAULT_FEATURES, hashText, tokenize } from '../src/features/hashing.js';
+import { rocAuc } from '../src/evaluation/metrics.js';
+import { decodeCheckpoint, encodeCheckpoint, paramsHash } from '../src/models/checkpoint.js';
+import { aggregate } from '../src/models/ensemble.js';
+import { termMatcher } from '../src/fairness/groups.js';
+
+describe('feature hashing', () => {
+  it('tokenises social-media text: entities decoded, mentions and URLs collapsed', () => {
+    assert.deepEqual(tokenize('RT @bob: You &amp; me https://t.co/x DON’T'), ['rt', 'xxuser', 'you', 'me', 'xxurl', 'don’t']);
+  });
+  it('is deterministic, sorted, in range and l2-normalised', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (text) => {
+        const a = hashText(text, DEFAULT_FEATURES);
+        const b = hashText(text, DEFAULT_FEATURES);
+        assert.deepEqual(a, b);
+        for (let i = 1; i < a.indices.length; i++) assert.ok(a.indices[i]! > a.indices[i - 1]!);
+        for (const x of a.indices) assert.ok(x >= 0 && x < DEFAULT_FEATURES.buckets);
+        const norm = Math.sqrt(a.values.reduce((s, v) => s + v * v, 0));
+        assert.ok(a.indices.length === 0 || Math.abs(norm - 1) < 1e-5);
+      }),
+    );
+  });
+});
+
+describe('placement', () => {
+  const cfg = { seed: 7, test: 0.2, calibration: 0.1, shards: 5, slices: 3 };
+  it('places every id in exactly one split or (shard, slice), the same way every time', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.integer(), (id, seed) => {
+        const c = { ...cfg, seed };
+        const p = placeRecord(id, c);
+        assert.deepEqual(placeRecord(id, c), p);
+        if (p.split === 'train') {
+          assert.ok(Number.isInteger(p.shard) && p.shard >= 0 && p.shard < c.shards);
+          assert.ok(Number.isInteger(p.slice) && p.slice >= 0 && p.slice < c.slices);
+        }
+      }),
+    );
+  });
+  it('splits near the requested fractions and spreads shards evenly', () => {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 20000; i++) {
+      const p = placeRecord(`r${i}`, cfg);
+      const k = p.split === 'train' ? `s${p.shard}` : p.split;
+      counts[k] = (counts[k] ?? 0) + 1;
+    }
+    assert.ok(Math.abs(counts.test! / 20000 - 0.2) < 0.015);
+    assert.ok(Math.abs(counts.calibration! / 20000 - 0.1) < 0.015);
+    for (let s = 0; s < 5; s++) assert.ok(Math.abs(counts[`s${s}`]! / 20000 - 0.14) < 0.015);
+  });
+});
+
+describe('rows', () => {
+  const build = (ids: string[]) => {
+    const b = new RowsBuilder(['any']);
+    ids.forEach((id, i) => b.push({ id, text: `t${id}`, label: i % 2, slice: i % 3, indices: [i, i + 1], values: [0.5, 0.5], groups: { any: i % 2 } }));
+    return b.take();
+  };
+  it('removing records changes only the hashes of the slices that held them', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 999 }), { minLength: 3, maxLength: 60 }), fc.nat(), (nums, pick) => {
+        const rows = build(nums.map(String));
+        const victim = pick % rows.ids.length;
+        const kept = filterRows(rows, (i) => i !== victim);
+        assert.equal(kept.ids.length, rows.ids.length - 1);
+        const before = sliceHashes(rows, 3);
+        const after = sliceHashes(kept, 3);
+        for (let s = 0; s < 3; s++) {
+          if (s === rows.slices[victim]) assert.notEqual(after[s]!.hash, before[s]!.hash);
+          else assert.deepEqual(after[s], before[s]);
+        }
+      }),
+    );
+  });
+});
+
+describe('metrics', () => {
+  it('ROC AUC matches hand-computed values, ties counted as half', () => {
+    assert.equal(rocAuc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]), 0.75);
+    assert.equal(rocAuc([0, 1], [0.5, 0.5]), 0.5);
+    assert.equal(rocAuc([1, 1, 0], [0.9, 0.8, 0.1]), 1);
+    assert.ok(Number.isNaN(rocAuc([1, 1], [0.2, 0.3])));
+  });
+  it('aggregates by vote (ties positive) and by mean', () => {
+    const probs = [Float32Array.from([0.75, 0.2, 0.625]), Float32Array.from([0.25, 0.3, 0.375])];
+    const v = aggregate(probs, 'vote');
+    assert.deepEqual([...v.score], [0.5, 0, 0.5]);
+    assert.deepEqual([...v.label], [1, 0, 1]);
+    const m = aggregate(probs, 'mean');
+    assert.deepEqual([...m.label], [1, 0, 1]);
+    assert.ok(Math.abs(m.score[1]! - 0.25) < 1e-6);
+  });
+});
+
+describe('checkpoints', () => {
+  it('round-trips parameters and optimiser state exactly', () => {
+    fc.assert(
+      fc.property(fc.float32Array({ minLength: 1, maxLength: 50, noNaN: true }), fc.nat(), (w, step) => {
+        const c = { meta: { shard: 1, slice: 2, buckets: w.length, hidden: 0, step }, params: [{ name: 'w', data: w }], optimizer: [{ name: 'acc:w', data: w.map((x) => x * x) }] };
+        const d = decodeCheckpoint(encodeCheckpoint(c));
+        assert.deepEqual(d, c);
+        assert.equal(paramsHash(d.params), paramsHash(c.params));
+      }),
+    );
+  });
+});
+
+describe('sensitive terms', () => {
+  it('match whole words and phrases, case-insensitively', () => {
+    const m = termMatcher(['gay', 'old people', 'non-binary']);
+    assert.ok(m('Being GAY is fine'));
+    assert.ok(m('some old   people here'));
+    assert.ok(m('a non-binary friend'));
+    assert.ok(!m('gayety and bold peoples'));
+    assert.ok(!m('nothing here'));
+  });
+});
