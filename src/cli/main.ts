@@ -12,9 +12,14 @@ import type { Aggregate } from '../models/ensemble.js';
 import { train, defaultConcurrency } from '../orchestration/train.js';
 import { status } from '../state/status.js';
 import { deleteRecords } from '../unlearning/delete.js';
-import { errorMessage, exitCodeFor, SisaError, usageError } from '../util/errors.js';
+import { errorMessage, exitCodeFor, SisaError, stateError, usageError } from '../util/errors.js';
 import { emit, fmt, note, progress, table, type OutputFlags } from './output.js';
 import { runDemo } from '../demo/demo.js';
+import { resolveGroups } from '../fairness/terms.js';
+import { FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
+import { fitFairness, isStale, loadFit } from '../fairness/store.js';
+import { loadState } from '../state/manifest.js';
+import { workspace } from '../state/workspace.js';
 
 interface Common extends OutputFlags {
   workdir: string;
@@ -64,11 +69,15 @@ export function buildCli(argv: string[]) {
           .option('buckets', { type: 'number', default: 1 << 18, describe: 'Feature hash buckets (a power of two)' })
           .option('ngrams', { type: 'number', default: 2, describe: 'Word n-grams from 1 to N' })
           .option('chars', { type: 'number', default: 5, describe: 'Also character n-grams of length 3..N inside words (0 = off)' })
+          .option('group-terms', { type: 'string', array: true, describe: "Sensitive topic terms: FILE, NAME=FILE, 'builtin' (all topics) or 'builtin:TOPIC' (repeatable)" })
+          .option('group-col', { type: 'string', array: true, describe: 'Column marking the sensitive group (1/true/yes) (repeatable)' })
           .option('skip-invalid', { type: 'boolean', default: false, describe: 'Skip and count invalid rows instead of refusing the file' })
           .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' }),
       async (a) => {
+        const groups = await resolveGroups((a['group-terms'] ?? []).map(String), (a['group-col'] ?? []).map(String));
         const bar = progress(a, 'ingest', 'rows');
         const r = await ingest({
+          groups,
           input: a.file,
           workdir: a.workdir,
           format: a.format,
@@ -93,6 +102,7 @@ export function buildCli(argv: string[]) {
             `ingested ${fmt.int(r.accepted)} of ${fmt.int(r.rows)} rows (${r.skipped} invalid skipped${r.previouslyDeleted ? `, ${r.previouslyDeleted} previously deleted left out` : ''})`,
             `columns: id=${r.columns.id ?? '(row number)'} text=${r.columns.text} label=${r.columns.label}`,
             `test ${fmt.int(r.test)}, calibration ${fmt.int(r.calibration)}, training ${fmt.int(r.shards.reduce((s, x) => s + x.rows, 0))} in ${r.shards.length} shards × ${r.shards[0]?.slices.length} slices`,
+            ...(Object.keys(r.groups).length ? [`sensitive groups (rows): ${Object.entries(r.groups).map(([g, n]) => `${g} ${n}`).join(', ')}`] : []),
             `fingerprint ${r.fingerprint}`,
           ].join('\n'),
         );
@@ -135,11 +145,12 @@ export function buildCli(argv: string[]) {
         common(y)
           .positional('file', { type: 'string', demandOption: true })
           .option('aggregate', { choices: ['vote', 'mean'] as const, default: 'vote' as const, describe: 'Majority vote (ties → toxic) or mean probability' })
+          .option('fair', { choices: FAIR_METHODS, describe: 'Apply a fitted equalized-odds post-processor to the label' })
           .option('format', { type: 'string' })
           .option('id-col', { type: 'string' })
           .option('text-col', { type: 'string' }),
       async (a) => {
-        const preds = await predictFile(a.workdir, a.file, a.aggregate as Aggregate, { format: a.format, idCol: a['id-col'], textCol: a['text-col'] });
+        const preds = await predictFile(a.workdir, a.file, a.aggregate as Aggregate, { format: a.format, idCol: a['id-col'], textCol: a['text-col'] }, a.fair as FairMethod | undefined);
         if (a.json) emit(a, { aggregate: a.aggregate, predictions: preds }, () => '');
         else {
           const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
@@ -207,6 +218,27 @@ export function buildCli(argv: string[]) {
             ...(r.retrained.length
               ? [table(['shard', 'from slice', 'ids', 'seconds', 'new version'], r.retrained.map((x) => [x.shard, x.fromSlice, x.ids, x.seconds.toFixed(2), x.modelVersion]))]
               : []),
+          ].join('\n'),
+        );
+      },
+    )
+    .command(
+      'fairness <action>',
+      'Fit the equalized-odds post-processors on the calibration split (done automatically after train and delete)',
+      (y) =>
+        common(y)
+          .positional('action', { choices: ['fit', 'show'] as const, demandOption: true })
+          .option('attribute', { type: 'string', describe: "Sensitive attribute (default 'any')" })
+          .option('eo-tolerance', { type: 'number', describe: 'Allowed |ΔTPR| and |ΔFPR| between groups (default 0)' }),
+      async (a) => {
+        const ws = workspace(a.workdir);
+        const fit = a.action === 'fit' ? await fitFairness({ workdir: a.workdir, attribute: a.attribute, tolerance: a['eo-tolerance'] }) : await loadFit(ws);
+        if (!fit) throw stateError("no fitted fairness post-processor; run 'sisa fairness fit'");
+        const stale = isStale(fit, await loadState(ws));
+        emit(a, { ...fit, stale }, () =>
+          [
+            `fairness post-processors for attribute '${fit.attribute}', tolerance ${fit.tolerance}, fitted ${fit.fittedAt} on ${fit.calibrationRows} calibration rows${stale ? ' (STALE: models changed since)' : ''}`,
+            table(['method', 'expected calibration error'], fit.methods.map((m) => [m.method, fmt.num(m.lpError, 4)])),
           ].join('\n'),
         );
       },

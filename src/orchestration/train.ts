@@ -7,6 +7,7 @@ import { DEFAULT_LEARNER } from '../models/learner.js';
 import { isBackendChoice, BACKEND_CHOICES } from '../models/backend.js';
 import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from './pool.js';
+import { refitAfterChange } from '../fairness/store.js';
 import type { ShardJob, ShardJobResult } from './shardJob.js';
 
 export interface TrainOptions {
@@ -25,6 +26,7 @@ export interface TrainResult {
   seconds: number;
   examples: number;
   examplesPerSec: number;
+  fairness: { refitted: boolean; error?: string };
 }
 
 export function defaultConcurrency(): number {
@@ -123,5 +125,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     seconds,
     examples,
     examplesPerSec: examples / seconds,
+    fairness: await refitAfterChange(ws.root),
   };
 }

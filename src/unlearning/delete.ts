@@ -18,6 +18,7 @@ import { loadState, requireTrained, saveState, type FileRef, type State } from '
 import { workspace } from '../state/workspace.js';
 import { SisaError, usageError } from '../util/errors.js';
 import { writeEntry, type DeletionEntry } from './log.js';
+import { refitAfterChange } from '../fairness/store.js';
 
 export interface DeleteOptions {
   workdir: string;
@@ -37,6 +38,7 @@ export interface DeleteResult {
   retrained: { shard: number; fromSlice: number; ids: number; seconds: number; modelVersion: number }[];
   logEntry: number | null;
   seconds: number;
+  fairness?: { refitted: boolean; error?: string };
 }
 
 export interface DeletionPlan {
@@ -192,5 +194,6 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   await saveState(ws, next);
   await garbageCollect(ws, next);
   result.logEntry = seq;
+  result.fairness = await refitAfterChange(ws.root);
   return result;
 }

@@ -1,0 +1,71 @@
+/**
+ * FairSISA post-processors: equalized-odds derived predictors applied to the ensemble in three ways.
+ *  - per-model: each constituent's hard prediction is post-processed, then the results vote;
+ *  - ensemble:  the ensemble's majority vote is post-processed;
+ *  - votes:     the number of positive votes k ∈ {0..S} and the group decide (one LP over (S+1) × 2
+ *               probabilities); it contains `ensemble` as a special case and is the optimal one.
+ * Randomised decisions draw a uniform number from (seed, method, model, record id), so the same record
+ * always gets the same decision and a report is reproducible.
+ */
+import { voteCounts } from '../models/ensemble.js';
+import { hashUnit } from '../util/rng.js';
+import { solveDerivedPredictor, tally } from './lp.js';
+
+export const FAIR_METHODS = ['per-model', 'ensemble', 'votes'] as const;
+export type FairMethod = (typeof FAIR_METHODS)[number];
+
+export interface FittedMethod {
+  method: FairMethod;
+  /** votes/ensemble: [p] with p[g][b]; per-model: one p[g][b] per constituent model. */
+  tables: number[][][];
+  /** Expected error of the LP solution on the calibration data (per-model: of each model, mean). */
+  lpError: number;
+}
+
+function majority(votes: Int32Array, S: number): Uint8Array {
+  return Uint8Array.from(votes, (k) => (2 * k >= S ? 1 : 0));
+}
+
+export async function fitMethod(method: FairMethod, probs: readonly Float32Array[], y: ArrayLike<number>, group: ArrayLike<number>, tolerance: number): Promise<FittedMethod> {
+  const S = probs.length;
+  if (method === 'votes') {
+    const r = await solveDerivedPredictor(tally(y, group, voteCounts(probs), S + 1), tolerance);
+    return { method, tables: [r.p], lpError: r.error };
+  }
+  if (method === 'ensemble') {
+    const r = await solveDerivedPredictor(tally(y, group, majority(voteCounts(probs), S), 2), tolerance);
+    return { method, tables: [r.p], lpError: r.error };
+  }
+  const tables: number[][][] = [];
+  let err = 0;
+  for (const p of probs) {
+    const r = await solveDerivedPredictor(tally(y, group, Uint8Array.from(p, (x) => (x >= 0.5 ? 1 : 0)), 2), tolerance);
+    tables.push(r.p);
+    err += r.error / S;
+  }
+  return { method, tables, lpError: err };
+}
+
+/** Fair hard predictions for rows identified by `ids`, with their group membership. */
+export function applyMethod(fit: FittedMethod, probs: readonly Float32Array[], group: ArrayLike<number>, ids: readonly string[], seed: number): Uint8Array {
+  const S = probs.length;
+  const n = ids.length;
+  const out = new Uint8Array(n);
+  const decide = (p: number, key: string, id: string) => (p >= 1 ? 1 : p <= 0 ? 0 : hashUnit(seed, key, id) < p ? 1 : 0);
+  if (fit.method === 'per-model') {
+    if (fit.tables.length !== S) throw new Error(`per-model post-processor was fitted on ${fit.tables.length} models, ensemble has ${S}`);
+    for (let i = 0; i < n; i++) {
+      const g = group[i] === 1 ? 1 : 0;
+      let k = 0;
+      for (let m = 0; m < S; m++) k += decide(fit.tables[m]![g]![probs[m]![i]! >= 0.5 ? 1 : 0]!, `fair:per-model:${m}`, ids[i]!);
+      out[i] = 2 * k >= S ? 1 : 0;
+    }
+    return out;
+  }
+  const votes = voteCounts(probs);
+  const input = fit.method === 'votes' ? votes : majority(votes, S);
+  const table = fit.tables[0]!;
+  if (fit.method === 'votes' && table[0]!.length !== S + 1) throw new Error(`votes post-processor was fitted for ${table[0]!.length - 1} models, ensemble has ${S}`);
+  for (let i = 0; i < n; i++) out[i] = decide(table[group[i] === 1 ? 1 : 0]![input[i]!]!, `fair:${fit.method}`, ids[i]!);
+  return out;
+}
