@@ -18,6 +18,7 @@ import { runDemo } from '../demo/demo.js';
 import { resolveGroups } from '../fairness/terms.js';
 import { FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
 import { fitFairness, isStale, loadFit } from '../fairness/store.js';
+import { reportMarkdown, writeReport } from '../fairness/report.js';
 import { loadState } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 
@@ -241,6 +242,37 @@ export function buildCli(argv: string[]) {
             table(['method', 'expected calibration error'], fit.methods.map((m) => [m.method, fmt.num(m.lpError, 4)])),
           ].join('\n'),
         );
+      },
+    )
+    .command(
+      'report',
+      'Fairness report: plain ensemble vs each FairSISA method (and a monolithic baseline), JSON + Markdown + HTML',
+      (y) =>
+        common(y)
+          .option('out', { type: 'string', describe: 'Output folder (default DIR/report)' })
+          .option('attribute', { type: 'string', describe: "Sensitive attribute (default 'any')" })
+          .option('eo-tolerance', { type: 'number', describe: 'Allowed |ΔTPR|, |ΔFPR| for the post-processors (default 0)' })
+          .option('resplits', { type: 'number', default: 0, describe: 'Average over N seeded re-draws of the calibration/test partition' })
+          .option('baseline', { type: 'boolean', default: false, describe: 'Also train and report a monolithic model on all training data' })
+          .option('resamples', { type: 'number', default: 500, describe: 'Bootstrap resamples for the 95% intervals' })
+          .option('eval', { type: 'string', describe: 'Also report on this labelled file (e.g. another data set)' })
+          .option('eval-text-col', { type: 'string' })
+          .option('eval-label-col', { type: 'string' })
+          .option('eval-positive-values', { type: 'string' })
+          .option('eval-label-threshold', { type: 'number' }),
+      async (a) => {
+        const { report, files } = await writeReport({
+          workdir: a.workdir,
+          out: a.out,
+          attribute: a.attribute,
+          tolerance: a['eo-tolerance'],
+          resplits: a.resplits,
+          baseline: a.baseline,
+          resamples: a.resamples,
+          evalFile: a.eval,
+          evalColumns: { textCol: a['eval-text-col'], labelCol: a['eval-label-col'], positiveValues: list(a['eval-positive-values']), labelThreshold: a['eval-label-threshold'] },
+        });
+        emit(a, { ...report, files }, () => reportMarkdown(report) + `\nwrote ${files.join(', ')}`);
       },
     )
     .command(

@@ -366,3 +366,25 @@ export function sliceHashes(rows: Rows, slices: number): { rows: number; hash: s
   }
   return hashes.map((h, s) => ({ rows: counts[s]!, hash: h.digest('hex') }));
 }
+
+/** Concatenates row blocks (same group attributes) into one. */
+export function concatRows(parts: readonly Rows[]): Rows {
+  const names = Object.keys(parts[0]?.groups ?? {});
+  const b = new RowsBuilder(names);
+  for (const rows of parts) {
+    for (let i = 0; i < rows.ids.length; i++) {
+      const s = rows.offsets[i]!;
+      const e = rows.offsets[i + 1]!;
+      b.push({
+        id: rows.ids[i]!,
+        text: rows.texts[i]!,
+        label: rows.labels[i]!,
+        slice: rows.slices[i]!,
+        indices: rows.indices.subarray(s, e),
+        values: rows.values.subarray(s, e),
+        groups: Object.fromEntries(names.map((g) => [g, rows.groups[g]![i]!])),
+      });
+    }
+  }
+  return b.take();
+}

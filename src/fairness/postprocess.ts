@@ -69,3 +69,56 @@ export function applyMethod(fit: FittedMethod, probs: readonly Float32Array[], g
   for (let i = 0; i < n; i++) out[i] = decide(table[group[i] === 1 ? 1 : 0]![input[i]!]!, `fair:${fit.method}`, ids[i]!);
   return out;
 }
+
+/**
+ * P(ŷ = 1) for each row under the randomised predictor — the quantity the LP constrains. For
+ * per-model, the models' decisions are independent given the row, so the chance that a majority is
+ * positive is a Poisson-binomial tail, computed by dynamic programming over the models.
+ */
+export function expectedPositive(fit: FittedMethod, probs: readonly Float32Array[], group: ArrayLike<number>): Float64Array {
+  const S = probs.length;
+  const n = probs[0]?.length ?? 0;
+  const out = new Float64Array(n);
+  if (fit.method === 'per-model') {
+    const dist = new Float64Array(S + 1);
+    for (let i = 0; i < n; i++) {
+      const g = group[i] === 1 ? 1 : 0;
+      dist.fill(0);
+      dist[0] = 1;
+      for (let m = 0; m < S; m++) {
+        const p = fit.tables[m]![g]![probs[m]![i]! >= 0.5 ? 1 : 0]!;
+        for (let k = m + 1; k >= 1; k--) dist[k] = dist[k]! * (1 - p) + dist[k - 1]! * p;
+        dist[0] = dist[0]! * (1 - p);
+      }
+      let tail = 0;
+      for (let k = Math.ceil(S / 2); k <= S; k++) tail += dist[k]!;
+      out[i] = tail;
+    }
+    return out;
+  }
+  const votes = voteCounts(probs);
+  const table = fit.tables[0]!;
+  for (let i = 0; i < n; i++) {
+    const k = votes[i]!;
+    out[i] = table[group[i] === 1 ? 1 : 0]![fit.method === 'votes' ? k : 2 * k >= S ? 1 : 0]!;
+  }
+  return out;
+}
+
+/** Expected TPR/FPR per group and the expected equalized-odds difference of a randomised predictor. */
+export function expectedRates(y: ArrayLike<number>, group: ArrayLike<number>, pPos: ArrayLike<number>): { tpr: [number, number]; fpr: [number, number]; eoDifference: number; accuracy: number } {
+  const sum = [[0, 0], [0, 0]]; // [group][label] Σ P(ŷ=1)
+  const cnt = [[0, 0], [0, 0]];
+  let correct = 0;
+  for (let i = 0; i < y.length; i++) {
+    const g = group[i] === 1 ? 1 : 0;
+    const l = y[i] === 1 ? 1 : 0;
+    sum[g]![l]! += pPos[i]!;
+    cnt[g]![l]! += 1;
+    correct += l === 1 ? pPos[i]! : 1 - pPos[i]!;
+  }
+  const rate = (g: number, l: number) => (cnt[g]![l]! === 0 ? 0 : sum[g]![l]! / cnt[g]![l]!);
+  const tpr: [number, number] = [rate(0, 1), rate(1, 1)];
+  const fpr: [number, number] = [rate(0, 0), rate(1, 0)];
+  return { tpr, fpr, eoDifference: Math.max(Math.abs(tpr[0] - tpr[1]), Math.abs(fpr[0] - fpr[1])), accuracy: y.length ? correct / y.length : 0 };
+}
