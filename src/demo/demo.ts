@@ -7,7 +7,8 @@ import path from 'node:path';
 import { ingest } from '../data/ingest.js';
 import { evaluate } from '../evaluation/evaluate.js';
 import { loadEnsemble, predictTexts } from '../models/ensemble.js';
-import { loadState } from '../state/manifest.js';
+import { loadState, tryLoadState } from '../state/manifest.js';
+import { stateError } from '../util/errors.js';
 import { workspace } from '../state/workspace.js';
 import { train } from '../orchestration/train.js';
 import { deleteRecords } from '../unlearning/delete.js';
@@ -31,6 +32,13 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   };
   await fsp.mkdir(o.workdir, { recursive: true });
   const corpus = path.join(o.workdir, 'demo-corpus.csv');
+  // The demo starts from scratch, but it only ever clears a workspace that an earlier demo made.
+  const ws0 = workspace(o.workdir);
+  const existing = await tryLoadState(ws0).catch(() => null);
+  if (existing) {
+    if (existing.dataset.source !== path.resolve(corpus)) throw stateError(`${ws0.root} holds a real workspace (${existing.dataset.source}); run the demo in another --workdir`);
+    for (const d of [ws0.shardsDir, ws0.manifestsDir, path.join(ws0.root, 'report')]) await fsp.rm(d, { recursive: true, force: true });
+  }
   const rows = await writeCorpusCsv(corpus, { rows: o.rows, seed: o.seed, annotatorBias: 0.3 });
   say(`1. generated ${rows} synthetic comments → ${corpus}`);
   const groups = await resolveGroups(['builtin'], []);
