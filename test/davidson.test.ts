@@ -40,4 +40,23 @@ describe('Davidson hate-speech data', { skip }, () => {
     const after = await cliJson(['evaluate', '--workdir', ws, '--aggregate', 'mean']);
     assert.ok(after.auc >= 0.97, `AUC after deletions ${after.auc}`);
   });
+
+  it('FairSISA: votes meets equalized odds on calibration and, over 10 re-splits, is fairer than the plain ensemble at ≤ 3 points of accuracy', async () => {
+    const ws = path.join(await tempDir(), 'ws');
+    const ing = await cliJson(['ingest', davidson, '--workdir', ws, '--label-col', 'class', '--positive-values', '0,1', '--group-terms', 'builtin', '--shards', '8', '--slices', '4', '--test', '0.2', '--calibration', '0.2', '--seed', '7', '--quiet']);
+    assert.ok(ing.groups.any > 1000);
+    await cliJson(['train', '--workdir', ws, '--quiet']);
+    const wiki = path.join(sharedData, 'wiki-toxicity', 'toxicity_nonfuzzed_testset.csv');
+    const r = await cliJson(['report', '--workdir', ws, '--resplits', '10', '--baseline', '--resamples', '200', '--eval', wiki, '--eval-text-col', 'comment', '--eval-label-col', 'toxic']);
+    const names = new Set(r.methods.map((m: { name: string }) => m.name));
+    assert.deepEqual(names, new Set(['monolithic', 'sisa', 'per-model', 'ensemble', 'votes']));
+    const splits = new Set(r.methods.map((m: { split: string }) => m.split));
+    assert.deepEqual(splits, new Set(['calibration', 'test', 'eval:toxicity_nonfuzzed_testset.csv']));
+    const votesCal = r.methods.find((m: any) => m.name === 'votes' && m.split === 'calibration');
+    assert.ok(votesCal.expected.eoDifference < 1e-6, `calibration EO ${votesCal.expected.eoDifference}`);
+    assert.equal(r.resplits.count, 10);
+    const mean = (n: string) => r.resplits.methods.find((m: { name: string }) => m.name === n);
+    assert.ok(mean('votes').meanEoDifference < mean('sisa').meanEoDifference, `votes ${mean('votes').meanEoDifference} vs sisa ${mean('sisa').meanEoDifference}`);
+    assert.ok(mean('sisa').meanAccuracy - mean('votes').meanAccuracy <= 0.03, 'accuracy cost at most 3 points');
+  });
 });

@@ -65,11 +65,36 @@ export async function solveDerivedPredictor(counts: Counts, tolerance: number): 
   }
   const bounds: string[] = [];
   for (let g = 0; g < G; g++) for (let b = 0; b < B; b++) bounds.push(` 0 <= ${v(g, b)} <= 1`);
-  const lp = ['Minimize', ` obj: ${linear(objective)}`, 'Subject To', ...(constraints.length ? constraints : [' trivial: p_0_0 >= 0']), 'Bounds', ...bounds, 'End'].join('\n');
-  const result = (await getSolver()).solve(lp);
-  if (result.Status !== 'Optimal') throw new SisaError('TRAIN', `fairness LP not solved: ${result.Status}`);
-  const cols = result.Columns;
-  const p = Array.from({ length: G }, (_, g) => Array.from({ length: B }, (_, b) => Math.min(1, Math.max(0, cols[v(g, b)]?.Primal ?? 0))));
+  const solve = async (objectiveLine: string, extra: string[], extraBounds: string[]) => {
+    const lp = ['Minimize', ` obj: ${objectiveLine}`, 'Subject To', ...(constraints.length || extra.length ? [...constraints, ...extra] : [' trivial: p_0_0 >= 0']), 'Bounds', ...bounds, ...extraBounds, 'End'].join('\n');
+    const result = (await getSolver()).solve(lp);
+    if (result.Status !== 'Optimal') throw new SisaError('TRAIN', `fairness LP not solved: ${result.Status}`);
+    return result.Columns;
+  };
+  const first = await solve(linear(objective), [], []);
+  const read = (cols: Record<string, { Primal: number }>) =>
+    Array.from({ length: G }, (_, g) => Array.from({ length: B }, (_, b) => Math.min(1, Math.max(0, cols[v(g, b)]?.Primal ?? 0))));
+  let p = read(first);
+  const best = objectiveValue(objective, p, B);
+  if (B > 2 || G > 1) {
+    // Many solutions reach the optimal error (within a group it depends only on the rates achieved), and
+    // a vertex may be perverse: an input the models call more toxic flagged less often. Second stage:
+    // keep the error optimal and minimise the total decrease of p along increasing input values.
+    const viol: string[] = [];
+    const extra: string[] = [];
+    for (let g = 0; g < G; g++)
+      for (let b = 0; b + 1 < B; b++) {
+        const d = `d_${g}_${b}`;
+        viol.push(d);
+        extra.push(` mono_${g}_${b}: ${v(g, b)} - ${v(g, b + 1)} - ${d} <= 0`);
+      }
+    extra.push(` keep_optimal: ${linear(objective)} <= ${num(best + 1e-9)}`);
+    try {
+      p = read(await solve(viol.map((d) => `+ 1 ${d}`).join(' '), extra, viol.map((d) => ` 0 <= ${d} <= 1`)));
+    } catch {
+      // keep the first-stage solution: it is optimal, only less tidy
+    }
+  }
   const positives = counts.flat().reduce((s, c) => s + c[1], 0);
   return { p, error: positives / total + objectiveValue(objective, p, B) };
 }
