@@ -1,26 +1,19 @@
 /**
  * The `sisa` command line. Commands are thin: they parse flags, call the library, and print.
+ * Library modules are imported inside each handler, so that a command loads only what it uses
+ * (start-up time is part of every deletion's latency).
  * Every failure a user can cause ends as one line on stderr and a non-zero exit code.
  */
 import * as fsp from 'node:fs/promises';
+import os from 'node:os';
 import yargs, { type Argv } from 'yargs';
-import { ingest } from '../data/ingest.js';
-import { evaluate } from '../evaluation/evaluate.js';
-import { predictFile } from '../evaluation/predictFile.js';
-import { BACKEND_CHOICES } from '../models/backend.js';
+import { BACKEND_CHOICES } from '../models/backendChoice.js';
 import type { Aggregate } from '../models/ensemble.js';
-import { train, defaultConcurrency } from '../orchestration/train.js';
-import { status } from '../state/status.js';
-import { deleteRecords } from '../unlearning/delete.js';
+import type { FairMethod } from '../fairness/postprocess.js';
 import { errorMessage, exitCodeFor, SisaError, stateError, usageError } from '../util/errors.js';
 import { emit, fmt, note, progress, table, type OutputFlags } from './output.js';
-import { runDemo } from '../demo/demo.js';
-import { resolveGroups } from '../fairness/terms.js';
-import { FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
-import { fitFairness, isStale, loadFit } from '../fairness/store.js';
-import { reportMarkdown, writeReport } from '../fairness/report.js';
-import { loadState } from '../state/manifest.js';
-import { workspace } from '../state/workspace.js';
+
+const FAIR_METHODS = ['per-model', 'ensemble', 'votes'] as const;
 
 interface Common extends OutputFlags {
   workdir: string;
@@ -39,7 +32,7 @@ function common<T>(y: Argv<T>) {
 function learnerFlags<T>(y: Argv<T>) {
   return y
     .option('backend', { type: 'string', describe: `Compute backend: ${BACKEND_CHOICES.join('|')} (default: auto, or the one the models were trained with)` })
-    .option('concurrency', { type: 'number', describe: `Shards trained at once, each in a worker thread (default: cores = ${defaultConcurrency()})` });
+    .option('concurrency', { type: 'number', describe: `Shards trained at once, each in a worker thread (default: cores = ${os.availableParallelism()})` });
 }
 
 function fileColumnFlags<T>(y: Argv<T>) {
@@ -75,6 +68,8 @@ export function buildCli(argv: string[]) {
           .option('skip-invalid', { type: 'boolean', default: false, describe: 'Skip and count invalid rows instead of refusing the file' })
           .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' }),
       async (a) => {
+        const { resolveGroups } = await import('../fairness/terms.js');
+        const { ingest } = await import('../data/ingest.js');
         const groups = await resolveGroups((a['group-terms'] ?? []).map(String), (a['group-col'] ?? []).map(String));
         const bar = progress(a, 'ingest', 'rows');
         const r = await ingest({
@@ -121,6 +116,7 @@ export function buildCli(argv: string[]) {
           .option('hidden', { type: 'number', describe: 'Hidden units (0 = logistic regression)' })
           .option('l2', { type: 'number', describe: 'L2 weight decay' }),
       async (a) => {
+        const { train } = await import('../orchestration/train.js');
         const bar = progress(a, 'train', 'slices');
         const r = await train({
           workdir: a.workdir,
@@ -151,6 +147,7 @@ export function buildCli(argv: string[]) {
           .option('id-col', { type: 'string' })
           .option('text-col', { type: 'string' }),
       async (a) => {
+        const { predictFile } = await import('../evaluation/predictFile.js');
         const preds = await predictFile(a.workdir, a.file, a.aggregate as Aggregate, { format: a.format, idCol: a['id-col'], textCol: a['text-col'] }, a.fair as FairMethod | undefined);
         if (a.json) emit(a, { aggregate: a.aggregate, predictions: preds }, () => '');
         else {
@@ -168,6 +165,7 @@ export function buildCli(argv: string[]) {
           .option('data', { type: 'string', describe: 'A labelled file to evaluate on instead of the test split' })
           .option('split', { choices: ['test', 'calibration'] as const, default: 'test' as const }),
       async (a) => {
+        const { evaluate } = await import('../evaluation/evaluate.js');
         const r = await evaluate({
           workdir: a.workdir,
           aggregate: a.aggregate as Aggregate,
@@ -208,6 +206,7 @@ export function buildCli(argv: string[]) {
           ids.push(...text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0));
         }
         if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
+        const { deleteRecords } = await import('../unlearning/delete.js');
         const bar = progress(a, 'retrain', 'slices');
         const r = await deleteRecords({ workdir: a.workdir, ids, strict: a.strict, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
@@ -232,6 +231,9 @@ export function buildCli(argv: string[]) {
           .option('attribute', { type: 'string', describe: "Sensitive attribute (default 'any')" })
           .option('eo-tolerance', { type: 'number', describe: 'Allowed |ΔTPR| and |ΔFPR| between groups (default 0)' }),
       async (a) => {
+        const { fitFairness, isStale, loadFit } = await import('../fairness/store.js');
+        const { loadState } = await import('../state/manifest.js');
+        const { workspace } = await import('../state/workspace.js');
         const ws = workspace(a.workdir);
         const fit = a.action === 'fit' ? await fitFairness({ workdir: a.workdir, attribute: a.attribute, tolerance: a['eo-tolerance'] }) : await loadFit(ws);
         if (!fit) throw stateError("no fitted fairness post-processor; run 'sisa fairness fit'");
@@ -261,6 +263,7 @@ export function buildCli(argv: string[]) {
           .option('eval-positive-values', { type: 'string' })
           .option('eval-label-threshold', { type: 'number' }),
       async (a) => {
+        const { reportMarkdown, writeReport } = await import('../fairness/report.js');
         const { report, files } = await writeReport({
           workdir: a.workdir,
           out: a.out,
@@ -280,6 +283,7 @@ export function buildCli(argv: string[]) {
       'Shards, slices, rows, model versions, deletions and backend',
       (y) => common(y),
       async (a) => {
+        const { status } = await import('../state/status.js');
         const s = await status(a.workdir);
         emit(a, s, () =>
           [
@@ -301,6 +305,7 @@ export function buildCli(argv: string[]) {
           .option('rows', { type: 'number', default: 20000, describe: 'Rows in the generated corpus' })
           .option('seed', { type: 'number', default: 7 }),
       async (a) => {
+        const { runDemo } = await import('../demo/demo.js');
         await runDemo({ workdir: a.workdir, rows: a.rows, seed: a.seed, json: a.json, quiet: a.quiet });
       },
     )

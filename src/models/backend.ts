@@ -8,9 +8,10 @@ import path from 'node:path';
 import * as tfcore from '@tensorflow/tfjs-core';
 import { SisaError } from '../util/errors.js';
 
+import { BACKEND_CHOICES, isBackendChoice } from './backendChoice.js';
+
 export type Tf = typeof tfcore;
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+export { BACKEND_CHOICES, choiceFor, isBackendChoice, type BackendChoice } from './backendChoice.js';
 
 export interface LoadedBackend {
   tf: Tf;
@@ -59,15 +60,6 @@ async function loadCpu(): Promise<LoadedBackend> {
   await tfcore.setBackend('cpu');
   await tfcore.ready();
   return { tf: tfcore, name: 'cpu' };
-}
-
-export function isBackendChoice(s: string): s is BackendChoice {
-  return (BACKEND_CHOICES as readonly string[]).includes(s);
-}
-
-/** Normalises a recorded backend name ('tensorflow-gpu') back to the choice that loads it. */
-export function choiceFor(recorded: string): BackendChoice {
-  return recorded.startsWith('tensorflow') ? 'tensorflow' : isBackendChoice(recorded) ? recorded : 'auto';
 }
 
 export async function loadBackend(choice: string): Promise<LoadedBackend> {

@@ -36,13 +36,18 @@ export interface ShardJobResult {
   modelHash: string;
   backend: string;
   seconds: number;
+  /** Where the time went inside the job (seconds). */
+  timings: { loadData: number; restore: number; train: number; save: number };
 }
 
 export async function runShardJob(job: ShardJob, backend: LoadedBackend, onSlice?: (slice: number) => void): Promise<ShardJobResult> {
   const t0 = performance.now();
   const ws = workspace(job.workdir);
   const rows = await readRowsFile(path.join(ws.shardsDir, job.shardFile), job.shardSha256);
+  const t1 = performance.now();
   const start = job.startCheckpoint ? await loadCheckpoint(ws.checkpointsDir, job.startCheckpoint) : null;
+  const t2 = performance.now();
+  let saving = 0;
   if (start && (start.meta.shard !== job.shard || start.meta.slice !== job.fromSlice - 1))
     throw new SisaError('STATE', `shard ${job.shard}: start checkpoint ${job.startCheckpoint?.slice(0, 12)} is for shard ${start.meta.shard} slice ${start.meta.slice}, expected slice ${job.fromSlice - 1}`);
   if (!start && job.fromSlice !== 0) throw new SisaError('STATE', `shard ${job.shard}: no checkpoint to restart slice ${job.fromSlice} from`);
@@ -59,10 +64,21 @@ export async function runShardJob(job: ShardJob, backend: LoadedBackend, onSlice
     fromSlice: job.fromSlice,
     start,
     onSlice: async (ckpt) => {
+      const ts = performance.now();
       checkpoints.push(await storeCheckpoint(ws.checkpointsDir, encodeCheckpoint(ckpt)));
       modelHash = paramsHash(ckpt.params);
+      saving += performance.now() - ts;
       onSlice?.(ckpt.meta.slice);
     },
   });
-  return { shard: job.shard, fromSlice: job.fromSlice, checkpoints, modelHash, backend: backend.name, seconds: (performance.now() - t0) / 1000 };
+  const end = performance.now();
+  return {
+    shard: job.shard,
+    fromSlice: job.fromSlice,
+    checkpoints,
+    modelHash,
+    backend: backend.name,
+    seconds: (end - t0) / 1000,
+    timings: { loadData: (t1 - t0) / 1000, restore: (t2 - t1) / 1000, train: (end - t2 - saving) / 1000, save: saving / 1000 },
+  };
 }

@@ -4,7 +4,7 @@ import { garbageCollect } from '../state/gc.js';
 import { LearnerConfig, loadState, saveState, type ModelInfo, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { DEFAULT_LEARNER } from '../models/learner.js';
-import { isBackendChoice, BACKEND_CHOICES } from '../models/backend.js';
+import { isBackendChoice, BACKEND_CHOICES } from '../models/backendChoice.js';
 import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from './pool.js';
 import { refitAfterChange } from '../fairness/store.js';

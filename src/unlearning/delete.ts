@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { placeRecord } from '../data/assign.js';
 import { filterRows, readRowsFile, sliceHashes, writeRowsFile, type Rows } from '../data/shardFile.js';
-import { choiceFor } from '../models/backend.js';
+import { choiceFor } from '../models/backendChoice.js';
 import { runJobs, checkConcurrency } from '../orchestration/train.js';
 import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
 import type { ShardJob } from '../orchestration/shardJob.js';
@@ -38,6 +38,12 @@ export interface DeleteResult {
   retrained: { shard: number; fromSlice: number; ids: number; seconds: number; modelVersion: number }[];
   logEntry: number | null;
   seconds: number;
+  /**
+   * Where the time went (seconds): locating the ids, rewriting shard and held-out files, starting the
+   * worker and its backend, restoring the checkpoint, retraining, saving checkpoints, committing the
+   * manifest and log. Retrain phases are summed over shards (they may overlap in time).
+   */
+  timings: { locate: number; rewrite: number; startWorkers: number; restore: number; retrain: number; save: number; commit: number };
   fairness?: { refitted: boolean; error?: string };
 }
 
@@ -93,11 +99,13 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   requireTrained(state);
   const ids = [...new Set(o.ids.map((s) => s.trim()).filter((s) => s.length > 0))];
   if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
+  const tLocate = performance.now();
   const plan = await planDeletion(state, ws.root, ids);
+  const timings = { locate: (performance.now() - tLocate) / 1000, rewrite: 0, startWorkers: 0, restore: 0, retrain: 0, save: 0, commit: 0 };
   if (o.strict && plan.notFound.length > 0)
     throw new SisaError('NOT_FOUND', `${plan.notFound.length} id(s) not found (${plan.notFound.slice(0, 5).join(', ')}${plan.notFound.length > 5 ? ', …' : ''}); nothing was deleted (--strict)`);
 
-  const result: DeleteResult = { requested: ids.length, deleted: [], notFound: plan.notFound, heldout: [], retrained: [], logEntry: null, seconds: 0 };
+  const result: DeleteResult = { requested: ids.length, deleted: [], notFound: plan.notFound, heldout: [], retrained: [], logEntry: null, seconds: 0, timings };
   if (plan.shards.size === 0 && plan.heldout.size === 0) {
     result.seconds = (performance.now() - t0) / 1000;
     return result;
@@ -107,6 +115,7 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   const concurrency = checkConcurrency(o.concurrency);
   const next: State = structuredClone(state);
   const jobs: ShardJob[] = [];
+  const tRewrite = performance.now();
   const shardNotes = new Map<number, { before: string; ids: string[]; fromSlice: number }>();
   for (const [shard, p] of [...plan.shards].sort((a, b) => a[0] - b[0])) {
     const kept = filterRows(p.rows, (i) => !p.ids.has(p.rows.ids[i]!));
@@ -137,11 +146,21 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
     result.heldout.push({ split, ids: [...h.ids] });
   }
 
+  timings.rewrite = (performance.now() - tRewrite) / 1000;
   const total = jobs.reduce((s, j) => s + (j.slices - j.fromSlice), 0);
+  const tJobs = performance.now();
   let done = 0;
   const runner = o.runner ?? new WorkerPool(Math.max(1, Math.min(concurrency, jobs.length)), backend, () => o.onProgress?.(++done, total));
   try {
     const results = await runJobs(runner, jobs);
+    const inJobs = results.reduce((s, r) => s + r.seconds, 0);
+    for (const r of results) {
+      timings.restore += r.timings.restore + r.timings.loadData;
+      timings.retrain += r.timings.train;
+      timings.save += r.timings.save;
+    }
+    // Wall time of the job phase not spent inside jobs: worker thread and backend start-up.
+    timings.startWorkers = Math.max(0, (performance.now() - tJobs) / 1000 - inJobs / Math.max(1, Math.min(jobs.length, concurrency)));
     const now = new Date().toISOString();
     for (const r of results) {
       const m = next.models[r.shard]!;
@@ -162,6 +181,7 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
     if (!o.runner) await runner.close();
   }
 
+  const tCommit = performance.now();
   result.deleted = [...[...plan.shards.values()].flatMap((p) => [...p.ids]), ...heldoutNotes.flatMap((h) => h.ids)];
   result.seconds = (performance.now() - t0) / 1000;
   const seq = state.deletions + 1;
@@ -194,6 +214,8 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   await saveState(ws, next);
   await garbageCollect(ws, next);
   result.logEntry = seq;
+  timings.commit = (performance.now() - tCommit) / 1000;
+  result.seconds = (performance.now() - t0) / 1000;
   result.fairness = await refitAfterChange(ws.root);
   return result;
 }
