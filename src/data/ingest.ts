@@ -59,6 +59,9 @@ export interface IngestResult {
   calibration: number;
   columns: { id: string | null; text: string; label: string };
   groups: Record<string, number>;
+  seconds: number;
+  /** Peak resident memory of this process so far (streaming keeps it flat in the file size). */
+  peakRssBytes: number;
 }
 
 const ID_CANDIDATES = ['id', 'rev_id', 'comment_id', '_id', ''];
@@ -91,6 +94,7 @@ function validateOptions(o: IngestOptions): void {
 }
 
 export async function ingest(o: IngestOptions): Promise<IngestResult> {
+  const t0 = performance.now();
   validateOptions(o);
   const ws = workspace(o.workdir);
   const previous = await tryLoadState(ws);
@@ -288,5 +292,7 @@ export async function ingest(o: IngestOptions): Promise<IngestResult> {
     calibration: calFile?.rows ?? 0,
     columns: cols,
     groups: groupCounts,
+    seconds: (performance.now() - t0) / 1000,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
 }

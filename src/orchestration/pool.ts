@@ -35,6 +35,15 @@ export class WorkerPool implements JobRunner {
     return worker;
   }
 
+  /** Starts `n` workers and their backends ahead of the first job (hides start-up latency). */
+  warm(n = 1): void {
+    while (this.all.length < Math.min(n, this.concurrency)) {
+      const w = this.acquire();
+      w.postMessage({ type: 'warm' });
+      this.idle.push(w);
+    }
+  }
+
   run(job: ShardJob): Promise<ShardJobResult> {
     return this.queue.add(() => this.runOn(this.acquire(), job)) as Promise<ShardJobResult>;
   }

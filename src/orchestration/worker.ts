@@ -4,7 +4,7 @@ import { loadBackend, type LoadedBackend } from '../models/backend.js';
 import { SisaError } from '../util/errors.js';
 import { runShardJob, type ShardJob } from './shardJob.js';
 
-export type ToWorker = { type: 'job'; id: number; job: ShardJob };
+export type ToWorker = { type: 'job'; id: number; job: ShardJob } | { type: 'warm' };
 export type FromWorker =
   | { type: 'progress'; id: number; shard: number; slice: number }
   | { type: 'done'; id: number; result: Awaited<ReturnType<typeof runShardJob>> }
@@ -15,6 +15,12 @@ const backendChoice = (workerData as { backend: string }).backend;
 let backend: Promise<LoadedBackend> | null = null;
 
 port.on('message', async (msg: ToWorker) => {
+  if (msg.type === 'warm') {
+    // Start loading the backend now, while the main thread is still preparing the job.
+    backend ??= loadBackend(backendChoice);
+    backend.catch(() => undefined);
+    return;
+  }
   try {
     backend ??= loadBackend(backendChoice);
     const result = await runShardJob(msg.job, await backend, (slice) =>

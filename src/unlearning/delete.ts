@@ -99,6 +99,30 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   requireTrained(state);
   const ids = [...new Set(o.ids.map((s) => s.trim()).filter((s) => s.length > 0))];
   if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
+  const backend = o.backend ?? choiceFor(state.training.backend);
+  const concurrency = checkConcurrency(o.concurrency);
+  // Start a worker and its backend now; it loads while the ids are located and the shard rewritten.
+  const pool = o.runner ? null : new WorkerPool(concurrency, backend, () => o.onProgress?.(++done, total));
+  let done = 0;
+  let total = 0;
+  pool?.warm(1);
+  try {
+    return await deleteWith(o, ws, state, ids, pool ?? o.runner!, t0, concurrency, (n) => (total = n));
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function deleteWith(
+  o: DeleteOptions,
+  ws: ReturnType<typeof workspace>,
+  state: State & { training: NonNullable<State['training']> },
+  ids: string[],
+  runner: JobRunner,
+  t0: number,
+  concurrency: number,
+  setTotal: (n: number) => void,
+): Promise<DeleteResult> {
   const tLocate = performance.now();
   const plan = await planDeletion(state, ws.root, ids);
   const timings = { locate: (performance.now() - tLocate) / 1000, rewrite: 0, startWorkers: 0, restore: 0, retrain: 0, save: 0, commit: 0 };
@@ -111,8 +135,6 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
     return result;
   }
 
-  const backend = o.backend ?? choiceFor(state.training.backend);
-  const concurrency = checkConcurrency(o.concurrency);
   const next: State = structuredClone(state);
   const jobs: ShardJob[] = [];
   const tRewrite = performance.now();
@@ -147,10 +169,8 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   }
 
   timings.rewrite = (performance.now() - tRewrite) / 1000;
-  const total = jobs.reduce((s, j) => s + (j.slices - j.fromSlice), 0);
+  setTotal(jobs.reduce((s, j) => s + (j.slices - j.fromSlice), 0));
   const tJobs = performance.now();
-  let done = 0;
-  const runner = o.runner ?? new WorkerPool(Math.max(1, Math.min(concurrency, jobs.length)), backend, () => o.onProgress?.(++done, total));
   try {
     const results = await runJobs(runner, jobs);
     const inJobs = results.reduce((s, r) => s + r.seconds, 0);
@@ -177,8 +197,6 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   } catch (err) {
     await garbageCollect(ws, state); // drop the new shard files and checkpoints; the committed state is unchanged
     throw err;
-  } finally {
-    if (!o.runner) await runner.close();
   }
 
   const tCommit = performance.now();

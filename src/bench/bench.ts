@@ -1,0 +1,248 @@
+/**
+ * `sisa bench`: measures sisa side by side with its peers, in one process tree, on the same data and
+ * split, and prints ratios and a verdict per target. Every sisa number that a user would pay through
+ * the CLI (train, delete, ingest) is measured by running the real CLI as a child process, start-up
+ * included; prediction throughput is measured in-process through the library.
+ */
+import { spawn } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { placeRecord } from '../data/assign.js';
+import { readRowsFile } from '../data/shardFile.js';
+import { writeCorpusCsv } from '../demo/corpus.js';
+import { loadEnsemble, predictTexts } from '../models/ensemble.js';
+import { loadState } from '../state/manifest.js';
+import { workspace } from '../state/workspace.js';
+import { mulberry32 } from '../util/rng.js';
+import { SisaError } from '../util/errors.js';
+import { runFasttext, runSklearn, writeSplitFiles, type PeerOutcome } from './peers.js';
+
+const SISA_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'sisa.js');
+
+export interface BenchOptions {
+  data?: string;
+  synthetic?: number;
+  shards: number;
+  slices: number;
+  repeat: number;
+  seed: number;
+  /** Extra ingest flags for --data (label column and mapping). */
+  ingestArgs: string[];
+  scale: boolean;
+  keep?: string;
+  log?: (line: string) => void;
+}
+
+interface Cli {
+  seconds: number;
+  json: any;
+}
+
+async function sisa(args: string[]): Promise<Cli> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SISA_BIN, ...args, '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = (performance.now() - t0) / 1000;
+      if (code !== 0) reject(new SisaError('TRAIN', `bench: sisa ${args[0]} failed: ${err.trim()}`));
+      else resolve({ seconds, json: JSON.parse(out) });
+    });
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+
+export interface Verdict {
+  target: string;
+  measured: string;
+  pass: boolean | null;
+}
+
+export async function runBench(o: BenchOptions): Promise<Record<string, unknown>> {
+  const log = o.log ?? (() => undefined);
+  const root = o.keep ? path.resolve(o.keep) : await fsp.mkdtemp(path.join(os.tmpdir(), 'sisa-bench-'));
+  await fsp.mkdir(root, { recursive: true });
+  try {
+    let input = o.data;
+    let ingestArgs = o.ingestArgs;
+    if (o.synthetic) {
+      input = path.join(root, `synthetic-${o.synthetic}.csv`);
+      log(`generating ${o.synthetic} synthetic rows…`);
+      await writeCorpusCsv(input, { rows: o.synthetic, seed: o.seed });
+      ingestArgs = [];
+    }
+    if (!input) throw new SisaError('USAGE', 'bench needs --data FILE or --synthetic N');
+    const ws = path.join(root, 'ws');
+    const common = ['--workdir', ws];
+
+    log('ingest…');
+    const ing = await sisa(['ingest', input, ...common, '--shards', String(o.shards), '--slices', String(o.slices), '--test', '0.2', '--seed', String(o.seed), '--force', ...ingestArgs]);
+    const rows = ing.json.rows as number;
+    log('train…');
+    const tr = await sisa(['train', ...common]);
+    const examples = tr.json.examples as number;
+    const ev = await sisa(['evaluate', ...common, '--aggregate', 'mean']);
+
+    // Peers on the same split: export the shards' rows as training data and the test split as test data.
+    log('peers…');
+    const state = await loadState(workspace(ws));
+    const trainRows: { text: string; label: number }[] = [];
+    for (const s of state.shards) {
+      const r = await readRowsFile(path.join(ws, 'shards', s.file));
+      r.texts.forEach((text, i) => trainRows.push({ text, label: r.labels[i]! }));
+    }
+    const testData = await readRowsFile(path.join(ws, 'shards', state.heldout.test.file));
+    const testRows = testData.texts.map((text, i) => ({ text, label: testData.labels[i]! }));
+    const files = await writeSplitFiles(path.join(root, 'peers'), trainRows, testRows);
+    const sklearn = await runSklearn(files, path.join(root, 'peers'));
+    const ft1 = await runFasttext(files, path.join(root, 'peers'), 1);
+    const ftAll = await runFasttext(files, path.join(root, 'peers'), os.availableParallelism());
+
+    // Prediction throughput, in-process: featurise and score the test texts, repeated to ≥ 100k rows.
+    log('predict…');
+    const texts: string[] = [];
+    while (texts.length < 100000) texts.push(...testData.texts);
+    const predictRate = async (workdir: string) => {
+      const wsp = workspace(workdir);
+      const ens = await loadEnsemble(wsp, await loadState(wsp));
+      predictTexts(ens, texts.slice(0, 2000), 'vote'); // warm-up
+      const t0 = performance.now();
+      predictTexts(ens, texts, 'vote');
+      return texts.length / ((performance.now() - t0) / 1000);
+    };
+    const predict8 = await predictRate(ws);
+    const ws32 = path.join(root, 'ws32');
+    await sisa(['ingest', input, '--workdir', ws32, '--shards', '32', '--slices', '1', '--test', '0.2', '--seed', String(o.seed), '--force', ...ingestArgs]);
+    await sisa(['train', '--workdir', ws32, '--epochs', '1']);
+    const predict32 = await predictRate(ws32);
+
+    // Unlearning: single random training ids, one CLI call each, then one batch of 100.
+    log('unlearning…');
+    const rand = mulberry32(o.seed ^ 0xbeef);
+    const candidates: string[] = [];
+    for (const s of state.shards) {
+      const r = await readRowsFile(path.join(ws, 'shards', s.file));
+      candidates.push(...r.ids);
+    }
+    const pick = () => candidates.splice(Math.floor(rand() * candidates.length), 1)[0]!;
+    const singles: { seconds: number; inProcess: number; fromSlice: number; timings: Record<string, number> }[] = [];
+    for (let i = 0; i < o.repeat; i++) {
+      const id = pick();
+      const d = await sisa(['delete', ...common, '--id', id]);
+      singles.push({ seconds: d.seconds, inProcess: d.json.seconds, fromSlice: d.json.retrained[0]?.fromSlice ?? -1, timings: d.json.timings });
+    }
+    const batchIds = Array.from({ length: Math.min(100, candidates.length) }, pick);
+    const idsFile = path.join(root, 'batch-ids.txt');
+    await fsp.writeFile(idsFile, batchIds.join('\n'));
+    const batch = await sisa(['delete', ...common, '--ids-file', idsFile]);
+
+    const S = o.shards;
+    const R = o.slices;
+    const ideal = (S * 2 * R) / (R + 1);
+    const deleteMedian = median(singles.map((s) => s.seconds));
+    const speedup = tr.seconds / deleteMedian;
+    const breakdown = Object.fromEntries(Object.keys(singles[0]?.timings ?? {}).map((k) => [k, median(singles.map((s) => s.timings[k]!))]));
+    const fixedCost = deleteMedian - (breakdown.retrain ?? 0) - (breakdown.restore ?? 0) - (breakdown.save ?? 0);
+
+    let scale: { rows: number; trainSeconds: number; secondsPerMillionRows: number }[] | null = null;
+    if (o.scale) {
+      scale = [];
+      for (const n of [100000, 300000, 1000000]) {
+        log(`scale: ${n} rows…`);
+        const f = path.join(root, `scale-${n}.csv`);
+        await writeCorpusCsv(f, { rows: n, seed: o.seed });
+        const w = path.join(root, `scale-ws-${n}`);
+        await sisa(['ingest', f, '--workdir', w, '--shards', String(S), '--slices', String(R), '--test', '0.2', '--force']);
+        const t = await sisa(['train', '--workdir', w]);
+        scale.push({ rows: n, trainSeconds: t.seconds, secondsPerMillionRows: (t.seconds / n) * 1e6 });
+        await fsp.rm(w, { recursive: true, force: true });
+        await fsp.rm(f, { force: true });
+      }
+    }
+
+    const peerJson = (p: PeerOutcome) => ('absent' in p ? null : p);
+    const reason = (p: PeerOutcome) => ('absent' in p ? p.reason : undefined);
+    const trainRate = examples / tr.seconds;
+    const verdicts: Verdict[] = [];
+    if (!('absent' in ft1)) verdicts.push({ target: 'train examples/s ≥ 50% of single-thread fastText', measured: `${((trainRate / ft1.examplesPerSec) * 100).toFixed(0)}%`, pass: trainRate >= 0.5 * ft1.examplesPerSec });
+    if (!('absent' in sklearn)) verdicts.push({ target: 'test AUC within 0.005 of scikit-learn', measured: `${(ev.json.auc - sklearn.auc >= 0 ? '+' : '') + (ev.json.auc - sklearn.auc).toFixed(4)}`, pass: ev.json.auc >= sklearn.auc - 0.005 });
+    verdicts.push({ target: `unlearning speed-up ≥ 0.8 × ideal S·2R/(R+1) = ${ideal.toFixed(1)} (S=${S}, R=${R}, ${rows} rows)`, measured: `${speedup.toFixed(2)} = ${(speedup / ideal).toFixed(2)} × ideal`, pass: speedup >= 0.8 * ideal });
+    verdicts.push({ target: 'ingest ≥ 50k rows/s', measured: `${Math.round(rows / ing.seconds)} rows/s`, pass: rows / ing.seconds >= 50000 });
+    verdicts.push({ target: `ingest peak RSS ≤ 1 GiB${rows >= 1_000_000 ? '' : ' (target set for 1M rows)'}`, measured: `${(ing.json.peakRssBytes / 2 ** 20).toFixed(0)} MiB`, pass: ing.json.peakRssBytes <= 2 ** 30 });
+    verdicts.push({ target: 'ensemble prediction ≥ 100k rows/s at S = 8', measured: `${Math.round(predict8)} rows/s`, pass: predict8 >= 100000 });
+    if (scale) {
+      const growth = scale[2]!.trainSeconds / scale[0]!.trainSeconds;
+      verdicts.push({ target: 'train time grows no worse than linearly (1M vs 100k rows ≤ 10×, with 10% slack)', measured: `${growth.toFixed(2)}×`, pass: growth <= 11 });
+    }
+
+    return {
+      data: o.synthetic ? `synthetic ${o.synthetic} rows` : path.resolve(input),
+      rows,
+      shards: S,
+      slices: R,
+      machine: { cpus: os.availableParallelism(), node: process.version },
+      train: { examplesPerSec: trainRate, examples, seconds: tr.seconds, inProcessSeconds: tr.json.seconds, backend: tr.json.backend },
+      sisaAuc: ev.json.auc,
+      sisaAccuracy: ev.json.accuracy,
+      peers: {
+        sklearn: peerJson(sklearn) ?? { examplesPerSec: null, auc: null, reason: reason(sklearn) },
+        fasttext: peerJson(ft1) ?? { examplesPerSec: null, auc: null, reason: reason(ft1) },
+        fasttextAllThreads: peerJson(ftAll) ?? { examplesPerSec: null, auc: null, reason: reason(ftAll) },
+      },
+      ratios: {
+        trainVsSklearn: 'absent' in sklearn ? null : trainRate / sklearn.examplesPerSec,
+        trainVsFasttext1: 'absent' in ft1 ? null : trainRate / ft1.examplesPerSec,
+        trainVsFasttextAll: 'absent' in ftAll ? null : trainRate / ftAll.examplesPerSec,
+      },
+      unlearning: {
+        trainSeconds: tr.seconds,
+        deleteMedianSeconds: deleteMedian,
+        deleteSeconds: singles.map((s) => s.seconds),
+        speedup,
+        ideal,
+        ratio: speedup / ideal,
+        fixedCostSeconds: fixedCost,
+        breakdown,
+        batch100: { seconds: batch.seconds, shardsRetrained: batch.json.retrained.length, speedup: tr.seconds / batch.seconds },
+      },
+      ingest: { rowsPerSec: rows / ing.seconds, seconds: ing.seconds, peakRssBytes: ing.json.peakRssBytes },
+      predict: { rowsPerSec: predict8, rowsPerSecS32: predict32 },
+      scale,
+      verdicts,
+    };
+  } finally {
+    if (!o.keep) await fsp.rm(root, { recursive: true, force: true });
+  }
+}
+
+export function benchTable(r: any): string {
+  const f = (x: number | null | undefined, d = 0) => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
+  const peer = (p: any) => (p.examplesPerSec === null ? `absent: ${p.reason}` : `${f(p.examplesPerSec)} ex/s, AUC ${f(p.auc, 4)}, accuracy ${f(p.accuracy, 4)}`);
+  const lines = [
+    `data: ${r.data} (${f(r.rows)} rows), ${r.shards} shards × ${r.slices} slices, ${r.machine.cpus} cores, ${r.machine.node}`,
+    '',
+    `training   sisa (${r.train.backend})     ${f(r.train.examplesPerSec)} ex/s, AUC ${f(r.sisaAuc, 4)}, accuracy ${f(r.sisaAccuracy, 4)}  (${f(r.train.examples)} examples in ${f(r.train.seconds, 2)} s, CLI)`,
+    `           scikit-learn SGD      ${peer(r.peers.sklearn)}   sisa/peer ${f(r.ratios.trainVsSklearn, 3)}`,
+    `           fastText, 1 thread    ${peer(r.peers.fasttext)}   sisa/peer ${f(r.ratios.trainVsFasttext1, 2)}`,
+    `           fastText, all threads ${peer(r.peers.fasttextAllThreads)}   sisa/peer ${f(r.ratios.trainVsFasttextAll, 2)}`,
+    `unlearning full train ${f(r.unlearning.trainSeconds, 2)} s; delete --id median ${f(r.unlearning.deleteMedianSeconds, 2)} s → speed-up ${f(r.unlearning.speedup, 2)} (ideal ${f(r.unlearning.ideal, 2)}, ratio ${f(r.unlearning.ratio, 2)})`,
+    `           fixed cost per deletion (outside restore/retrain/save) ${f(r.unlearning.fixedCostSeconds, 2)} s; batch of 100 ids ${f(r.unlearning.batch100.seconds, 2)} s (${r.unlearning.batch100.shardsRetrained} shards)`,
+    `           breakdown (median s): ${Object.entries(r.unlearning.breakdown).map(([k, v]) => `${k} ${f(v as number, 3)}`).join(', ')}`,
+    `ingest     ${f(r.ingest.rowsPerSec)} rows/s, peak RSS ${f(r.ingest.peakRssBytes / 2 ** 20)} MiB`,
+    `predict    ${f(r.predict.rowsPerSec)} rows/s at S = 8, ${f(r.predict.rowsPerSecS32)} rows/s at S = 32`,
+    ...(r.scale ? [`scale      ${r.scale.map((s: any) => `${f(s.rows)} rows: ${f(s.trainSeconds, 1)} s (${f(s.secondsPerMillionRows, 1)} s per 1M rows)`).join('; ')}`] : []),
+    '',
+    ...r.verdicts.map((v: Verdict) => `${v.pass === null ? '  -  ' : v.pass ? 'PASS ' : 'FAIL '} ${v.target}: ${v.measured}`),
+  ];
+  return lines.join('\n');
+}
