@@ -14,6 +14,24 @@ export type Aggregate = 'vote' | 'mean';
 export interface Ensemble {
   features: FeatureConfig;
   models: { shard: number; version: number; params: TensorBlob[] }[];
+  /**
+   * For all-linear ensembles: weights interleaved bucket-major (w[bucket·S + model]) and biases, so
+   * that scoring reads one cache line per feature for all S models instead of S scattered ones.
+   */
+  linear: { weights: Float32Array; biases: Float32Array } | null;
+}
+
+function interleave(models: Ensemble['models']): Ensemble['linear'] {
+  const ws = models.map((m) => m.params.find((p) => p.name === 'w')?.data);
+  if (ws.some((w) => !w)) return null;
+  const S = models.length;
+  const V = ws[0]!.length;
+  const weights = new Float32Array(V * S);
+  ws.forEach((w, m) => {
+    for (let b = 0; b < V; b++) weights[b * S + m] = w![b]!;
+  });
+  const biases = Float32Array.from(models, (m) => m.params.find((p) => p.name === 'b')!.data[0]!);
+  return { weights, biases };
 }
 
 export async function loadEnsemble(ws: Workspace, state: State): Promise<Ensemble> {
@@ -21,7 +39,7 @@ export async function loadEnsemble(ws: Workspace, state: State): Promise<Ensembl
   const models = await Promise.all(
     state.models.map(async (m) => ({ shard: m.shard, version: m.version, params: (await loadCheckpoint(ws.checkpointsDir, m.checkpoints.at(-1)!)).params })),
   );
-  return { features: state.config.features, models };
+  return { features: state.config.features, models, linear: interleave(models) };
 }
 
 export type SparseBatch = Pick<Rows, 'offsets' | 'indices' | 'values'> & { n: number };
@@ -45,7 +63,21 @@ export function featurize(texts: readonly string[], features: FeatureConfig): Sp
 
 /** Each constituent's probability for each row: result[model][row]. */
 export function memberProbabilities(ens: Ensemble, batch: SparseBatch): Float32Array[] {
-  return ens.models.map((m) => predictProba(m.params, batch, batch.n));
+  if (!ens.linear) return ens.models.map((m) => predictProba(m.params, batch, batch.n));
+  const S = ens.models.length;
+  const { weights, biases } = ens.linear;
+  const out = ens.models.map(() => new Float32Array(batch.n));
+  const z = new Float64Array(S);
+  for (let r = 0; r < batch.n; r++) {
+    z.set(biases);
+    for (let j = batch.offsets[r]!; j < batch.offsets[r + 1]!; j++) {
+      const base = batch.indices[j]! * S;
+      const v = batch.values[j]!;
+      for (let m = 0; m < S; m++) z[m]! += weights[base + m]! * v;
+    }
+    for (let m = 0; m < S; m++) out[m]![r] = 1 / (1 + Math.exp(-z[m]!));
+  }
+  return out;
 }
 
 /** Number of models voting positive (probability ≥ 0.5) for each row. */

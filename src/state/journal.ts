@@ -1,0 +1,97 @@
+/**
+ * The operation journal: `manifests/journal.jsonl`, append-only and fsynced. Every state-changing
+ * operation appends `begin` before it touches anything and `end` after its commit and clean-up; a
+ * clean failure appends `abort`. A `begin` without an end means the process died mid-operation: every
+ * command then refuses to run until `sisa recover` has finished or rolled it back.
+ *
+ * Deletion requests are kept, while pending, in `manifests/pending/<seq>.json`, written before the
+ * journal line, so an accepted request survives a crash and `recover` completes it.
+ */
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { SisaError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
+import type { Workspace } from './workspace.js';
+
+export type OpKind = 'ingest' | 'train' | 'delete' | 'fairness-fit' | 'recover';
+
+const Line = z.object({
+  seq: z.number().int(),
+  op: z.enum(['ingest', 'train', 'delete', 'fairness-fit', 'recover']),
+  phase: z.enum(['begin', 'end', 'abort']),
+  time: z.string(),
+  pid: z.number().int(),
+  note: z.string().optional(),
+});
+export type JournalLine = z.infer<typeof Line>;
+
+const journalPath = (ws: Workspace) => path.join(ws.manifestsDir, 'journal.jsonl');
+export const pendingDir = (ws: Workspace) => path.join(ws.manifestsDir, 'pending');
+export const pendingPath = (ws: Workspace, seq: number) => path.join(pendingDir(ws), `${String(seq).padStart(6, '0')}.json`);
+
+async function append(ws: Workspace, line: JournalLine): Promise<void> {
+  await fsp.mkdir(ws.manifestsDir, { recursive: true });
+  const fh = await fsp.open(journalPath(ws), 'a');
+  try {
+    await fh.appendFile(JSON.stringify(line) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function readJournal(ws: Workspace): Promise<JournalLine[]> {
+  let text: string;
+  try {
+    text = await fsp.readFile(journalPath(ws), 'utf8');
+  } catch {
+    return [];
+  }
+  const out: JournalLine[] = [];
+  for (const raw of text.split('\n')) {
+    if (!raw.trim()) continue;
+    try {
+      out.push(Line.parse(JSON.parse(raw)));
+    } catch {
+      // A torn last line (crash during append) is an unfinished begin at worst; skip it.
+    }
+  }
+  return out;
+}
+
+/** The operation that began and never ended, if any. */
+export async function pendingOperation(ws: Workspace): Promise<JournalLine | null> {
+  const lines = await readJournal(ws);
+  const open = new Map<number, JournalLine>();
+  for (const l of lines) {
+    if (l.phase === 'begin') open.set(l.seq, l);
+    else open.delete(l.seq);
+  }
+  return [...open.values()].at(-1) ?? null;
+}
+
+export async function refuseIfPending(ws: Workspace): Promise<void> {
+  const p = await pendingOperation(ws);
+  if (p)
+    throw new SisaError('STATE', `an interrupted '${p.op}' (started ${p.time} by process ${p.pid}) must be recovered first: run 'sisa recover'`);
+}
+
+export interface Operation {
+  seq: number;
+  end(note?: string): Promise<void>;
+  abort(note?: string): Promise<void>;
+}
+
+export async function beginOperation(ws: Workspace, op: OpKind, pendingRequest?: unknown): Promise<Operation> {
+  const lines = await readJournal(ws);
+  const seq = (lines.at(-1)?.seq ?? 0) + 1;
+  if (pendingRequest !== undefined) await writeFileAtomic(pendingPath(ws, seq), JSON.stringify(pendingRequest) + '\n');
+  const stamp = () => ({ seq, op, time: new Date().toISOString(), pid: process.pid });
+  await append(ws, { ...stamp(), phase: 'begin' });
+  const finish = async (phase: 'end' | 'abort', note?: string) => {
+    await fsp.rm(pendingPath(ws, seq), { force: true });
+    await append(ws, { ...stamp(), phase, ...(note ? { note } : {}) });
+  };
+  return { seq, end: (note) => finish('end', note), abort: (note) => finish('abort', note) };
+}
