@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { cliJson, makeCorpus, runCli, snapshot, tempDir } from './helpers.js';
+import { cliJson, makeCorpus, nothingPending, runCli, snapshot, tempDir } from './helpers.js';
 
 async function expectFailure(args: string[], ws: string, pattern: RegExp): Promise<void> {
   const snap = await snapshot(ws);
@@ -12,6 +12,7 @@ async function expectFailure(args: string[], ws: string, pattern: RegExp): Promi
   assert.match(r.stderr, /^sisa: error: [^\n]+\n$/, `one-line error, got: ${r.stderr}`);
   assert.match(r.stderr, pattern);
   assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+  assert.ok(await nothingPending(ws), 'no operation left pending');
 }
 
 describe('bad input', () => {

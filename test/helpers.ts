@@ -47,7 +47,11 @@ export async function makeCorpus(dir: string, o: Partial<CorpusOptions> = {}): P
   return file;
 }
 
-/** sha256 of every file under a folder, keyed by relative path: a snapshot to compare before/after. */
+/**
+ * sha256 of every file under a folder, keyed by relative path: a snapshot to compare before/after.
+ * The operation journal and the lock files are left out: a failed command appends begin/abort to the
+ * journal by design (tests check separately that nothing is left pending).
+ */
 export async function snapshot(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   async function walk(d: string): Promise<void> {
@@ -59,8 +63,10 @@ export async function snapshot(dir: string): Promise<Record<string, string>> {
     }
     for (const e of entries) {
       const p = path.join(d, e.name);
+      const rel = path.relative(dir, p);
+      if (/(^|\/)manifests\/(journal\.jsonl|lock\.pid|lock)$/.test(rel) || /(^|\/)manifests\/lock(\/|$)/.test(rel)) continue;
       if (e.isDirectory()) await walk(p);
-      else out[path.relative(dir, p)] = createHash('sha256').update(await fsp.readFile(p)).digest('hex');
+      else out[rel] = createHash('sha256').update(await fsp.readFile(p)).digest('hex');
     }
   }
   await walk(dir);
@@ -69,4 +75,21 @@ export async function snapshot(dir: string): Promise<Record<string, string>> {
 
 export async function readState(workdir: string): Promise<any> {
   return JSON.parse(await fsp.readFile(path.join(workdir, 'manifests', 'state.json'), 'utf8'));
+}
+
+/** True when the workspace journal has no operation left unfinished. */
+export async function nothingPending(workdir: string): Promise<boolean> {
+  let text = '';
+  try {
+    text = await fsp.readFile(path.join(workdir, 'manifests', 'journal.jsonl'), 'utf8');
+  } catch {
+    return true;
+  }
+  const open = new Set<number>();
+  for (const line of text.split('\n').filter(Boolean)) {
+    const l = JSON.parse(line) as { seq: number; phase: string };
+    if (l.phase === 'begin') open.add(l.seq);
+    else open.delete(l.seq);
+  }
+  return open.size === 0;
 }

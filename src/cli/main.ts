@@ -26,7 +26,15 @@ function common<T>(y: Argv<T>) {
   return y
     .option('workdir', { type: 'string', default: '.', describe: 'Workspace folder (data in DIR/shards, state in DIR/manifests)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON document on stdout' })
-    .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar or notes on stderr' });
+    .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar or notes on stderr' })
+    .option('wait', { type: 'boolean', default: false, describe: 'If another sisa process holds the workspace, wait for it instead of failing' });
+}
+
+/** Read-only commands refuse, like writers, while an interrupted operation awaits 'sisa recover'. */
+async function refuseIfInterrupted(workdir: string): Promise<void> {
+  const { refuseIfPending } = await import('../state/journal.js');
+  const { workspace } = await import('../state/workspace.js');
+  await refuseIfPending(workspace(workdir));
 }
 
 function learnerFlags<T>(y: Argv<T>) {
@@ -73,6 +81,7 @@ export function buildCli(argv: string[]) {
         const groups = await resolveGroups((a['group-terms'] ?? []).map(String), (a['group-col'] ?? []).map(String));
         const bar = progress(a, 'ingest', 'rows');
         const r = await ingest({
+          wait: a.wait,
           groups,
           input: a.file,
           workdir: a.workdir,
@@ -119,6 +128,7 @@ export function buildCli(argv: string[]) {
         const { train } = await import('../orchestration/train.js');
         const bar = progress(a, 'train', 'slices');
         const r = await train({
+          wait: a.wait,
           workdir: a.workdir,
           backend: a.backend,
           concurrency: a.concurrency,
@@ -147,6 +157,7 @@ export function buildCli(argv: string[]) {
           .option('id-col', { type: 'string' })
           .option('text-col', { type: 'string' }),
       async (a) => {
+        await refuseIfInterrupted(a.workdir);
         const { predictFile } = await import('../evaluation/predictFile.js');
         const preds = await predictFile(a.workdir, a.file, a.aggregate as Aggregate, { format: a.format, idCol: a['id-col'], textCol: a['text-col'] }, a.fair as FairMethod | undefined);
         if (a.json) emit(a, { aggregate: a.aggregate, predictions: preds }, () => '');
@@ -165,6 +176,7 @@ export function buildCli(argv: string[]) {
           .option('data', { type: 'string', describe: 'A labelled file to evaluate on instead of the test split' })
           .option('split', { choices: ['test', 'calibration'] as const, default: 'test' as const }),
       async (a) => {
+        await refuseIfInterrupted(a.workdir);
         const { evaluate } = await import('../evaluation/evaluate.js');
         const r = await evaluate({
           workdir: a.workdir,
@@ -193,7 +205,8 @@ export function buildCli(argv: string[]) {
         learnerFlags(common(y))
           .option('id', { type: 'string', array: true, describe: 'Record id to forget (repeatable)' })
           .option('ids-file', { type: 'string', describe: 'File with one id per line' })
-          .option('strict', { type: 'boolean', default: false, describe: 'Fail, deleting nothing, if any id is unknown' }),
+          .option('strict', { type: 'boolean', default: false, describe: 'Fail, deleting nothing, if any id is unknown' })
+          .option('hash-ids', { type: 'boolean', default: false, describe: 'Record salted hashes of the ids in the deletion receipt, not the ids' }),
       async (a) => {
         const ids = (a.id ?? []).map(String);
         if (a['ids-file']) {
@@ -208,7 +221,7 @@ export function buildCli(argv: string[]) {
         if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
         const { deleteRecords } = await import('../unlearning/delete.js');
         const bar = progress(a, 'retrain', 'slices');
-        const r = await deleteRecords({ workdir: a.workdir, ids, strict: a.strict, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) });
+        const r = await deleteRecords({ workdir: a.workdir, ids, strict: a.strict, hashIds: a['hash-ids'], wait: a.wait, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
         if (r.notFound.length) note(a, `not found: ${r.notFound.length} id(s): ${r.notFound.slice(0, 10).join(', ')}${r.notFound.length > 10 ? ', …' : ''}`);
         emit(a, r, () =>
@@ -235,7 +248,8 @@ export function buildCli(argv: string[]) {
         const { loadState } = await import('../state/manifest.js');
         const { workspace } = await import('../state/workspace.js');
         const ws = workspace(a.workdir);
-        const fit = a.action === 'fit' ? await fitFairness({ workdir: a.workdir, attribute: a.attribute, tolerance: a['eo-tolerance'] }) : await loadFit(ws);
+        if (a.action === 'show') await refuseIfInterrupted(a.workdir);
+        const fit = a.action === 'fit' ? await fitFairness({ workdir: a.workdir, attribute: a.attribute, tolerance: a['eo-tolerance'], wait: a.wait }) : await loadFit(ws);
         if (!fit) throw stateError("no fitted fairness post-processor; run 'sisa fairness fit'");
         const stale = isStale(fit, await loadState(ws));
         emit(a, { ...fit, stale }, () =>
@@ -263,6 +277,7 @@ export function buildCli(argv: string[]) {
           .option('eval-positive-values', { type: 'string' })
           .option('eval-label-threshold', { type: 'number' }),
       async (a) => {
+        await refuseIfInterrupted(a.workdir);
         const { reportMarkdown, writeReport } = await import('../fairness/report.js');
         const { report, files } = await writeReport({
           workdir: a.workdir,
@@ -276,6 +291,31 @@ export function buildCli(argv: string[]) {
           evalColumns: { textCol: a['eval-text-col'], labelCol: a['eval-label-col'], positiveValues: list(a['eval-positive-values']), labelThreshold: a['eval-label-threshold'] },
         });
         emit(a, { ...report, files }, () => reportMarkdown(report) + `\nwrote ${files.join(', ')}`);
+      },
+    )
+    .command(
+      'recover',
+      'Finish or roll back an operation that was interrupted (kill -9, power loss, full disk)',
+      (y) => common(y),
+      async (a) => {
+        const { recover } = await import('../state/recover.js');
+        const r = await recover({ workdir: a.workdir, wait: a.wait });
+        emit(a, r, () =>
+          r.interrupted
+            ? `interrupted ${r.interrupted.op} (started ${r.interrupted.startedAt} by process ${r.interrupted.pid}): ${r.action}. ${r.note}${r.removedFiles.length ? `\nremoved ${r.removedFiles.length} uncommitted file(s)` : ''}`
+            : `nothing to recover${r.removedFiles.length ? ` (removed ${r.removedFiles.length} stray file(s))` : ''}`,
+        );
+      },
+    )
+    .command(
+      'verify',
+      'Check hashes, receipts, that no deleted id remains anywhere and that every model excludes them; --deep retrains and compares',
+      (y) => common(y).option('deep', { type: 'boolean', default: false, describe: 'Also retrain every shard from scratch and compare weights' }),
+      async (a) => {
+        const { verify } = await import('../state/verify.js');
+        const r = await verify({ workdir: a.workdir, deep: a.deep });
+        emit(a, r, () => r.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n'));
+        if (!r.ok) throw new SisaError('STATE', `verify found ${r.problems.length} problem(s): ${r.problems.join(' | ')}`);
       },
     )
     .command(
@@ -316,6 +356,7 @@ export function buildCli(argv: string[]) {
       'Shards, slices, rows, model versions, deletions and backend',
       (y) => common(y),
       async (a) => {
+        await refuseIfInterrupted(a.workdir);
         const { status } = await import('../state/status.js');
         const s = await status(a.workdir);
         emit(a, s, () =>

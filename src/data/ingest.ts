@@ -9,12 +9,14 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_FEATURES, hashText, validateFeatureConfig, type FeatureConfig } from '../features/hashing.js';
 import { groupFlagger } from '../fairness/groups.js';
-import { loadDeletedIds } from '../unlearning/log.js';
+import { deletedIdMatcher } from '../unlearning/log.js';
 import { saveState, tryLoadState, type GroupSpec, type LabelRule, type ShardInfo, type State } from '../state/manifest.js';
 import { garbageCollect } from '../state/gc.js';
 import { workspace } from '../state/workspace.js';
 import { inputError, stateError, usageError } from '../util/errors.js';
 import { sha256File } from '../util/fsx.js';
+import { crashPoint } from '../util/faults.js';
+import { runOperation } from '../state/operation.js';
 import { placeRecord } from './assign.js';
 import { parseLabel } from './labels.js';
 import { detectFormat, readRecords } from './readers.js';
@@ -39,6 +41,8 @@ export interface IngestOptions {
   features?: FeatureConfig;
   groups?: GroupSpec[];
   onProgress?: (rowsRead: number) => void;
+  /** Wait for another sisa process holding the workspace. */
+  wait?: boolean;
 }
 
 export interface InvalidRow {
@@ -94,8 +98,12 @@ function validateOptions(o: IngestOptions): void {
 }
 
 export async function ingest(o: IngestOptions): Promise<IngestResult> {
-  const t0 = performance.now();
   validateOptions(o);
+  return runOperation(o.workdir, 'ingest', { wait: o.wait }, () => ingestLocked(o));
+}
+
+async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
+  const t0 = performance.now();
   const ws = workspace(o.workdir);
   const previous = await tryLoadState(ws);
   if (previous && !o.force)
@@ -111,7 +119,7 @@ export async function ingest(o: IngestOptions): Promise<IngestResult> {
   const groupNames = groups.map((g) => g.name);
   const flagGroups = groupFlagger(groups);
   // A record deleted earlier must not come back when the same file is ingested again.
-  const tombstones = previous ? await loadDeletedIds(ws, previous) : new Set<string>();
+  const isDeleted = previous ? await deletedIdMatcher(ws, previous) : () => false;
 
   await fsp.mkdir(ws.shardsDir, { recursive: true });
   const fingerprint = await sha256File(o.input).catch(() => {
@@ -193,7 +201,7 @@ export async function ingest(o: IngestOptions): Promise<IngestResult> {
         reject(rec.row, parsed.reason);
         continue;
       }
-      if (tombstones.has(id)) {
+      if (isDeleted(id)) {
         previouslyDeleted += 1;
         continue;
       }
@@ -240,6 +248,7 @@ export async function ingest(o: IngestOptions): Promise<IngestResult> {
     await Promise.all(written.map((f) => fsp.rm(path.join(ws.shardsDir, f.file), { force: true })));
     throw err;
   }
+  crashPoint('ingest:files-written');
   const shardInfos: ShardInfo[] = written.slice(0, o.shards).map((f, s) => ({
     ...f,
     shard: s,
@@ -279,6 +288,7 @@ export async function ingest(o: IngestOptions): Promise<IngestResult> {
     revision: (previous?.revision ?? 0) + 1,
   };
   await saveState(ws, state);
+  crashPoint('ingest:committed');
   await garbageCollect(ws, state);
   return {
     fingerprint,

@@ -29,6 +29,7 @@ import {
 } from 'apache-arrow';
 import { commitTempFile, fsyncFile, tempPathFor } from '../util/fsx.js';
 import { errorMessage, stateError } from '../util/errors.js';
+import { crashPoint } from '../util/faults.js';
 
 export const GROUP_PREFIX = 'group:';
 
@@ -215,6 +216,7 @@ export class ShardFileWriter {
     await fsyncFile(this.tmp);
     const sha256 = this.hash.digest('hex');
     const file = `${this.prefix}-${sha256.slice(0, 12)}.arrow`;
+    crashPoint('shard:before-rename');
     await commitTempFile(this.tmp, path.join(this.dir, file));
     return { file, sha256, rows: this.rows };
   }

@@ -18,6 +18,8 @@ import { fairnessMetrics } from './metrics.js';
 import { applyMethod, fitMethod, FAIR_METHODS, type FairMethod } from './postprocess.js';
 import { ANY } from './terms.js';
 import { readLog } from '../unlearning/log.js';
+import { runOperation } from '../state/operation.js';
+import { crashPoint } from '../util/faults.js';
 
 const FittedSchema = z.object({ method: z.enum(FAIR_METHODS), tables: z.array(z.array(z.array(z.number()))), lpError: z.number() });
 const FitSchema = z.object({
@@ -87,9 +89,15 @@ export interface FitOptions {
   workdir: string;
   attribute?: string;
   tolerance?: number;
+  wait?: boolean;
 }
 
 export async function fitFairness(o: FitOptions): Promise<FairnessFit> {
+  return runOperation(o.workdir, 'fairness-fit', { wait: o.wait }, () => fitFairnessLocked(o));
+}
+
+/** The fit itself, for callers that already hold the workspace (train and delete refit after commit). */
+async function fitFairnessLocked(o: FitOptions): Promise<FairnessFit> {
   const ws = workspace(o.workdir);
   const state = await loadState(ws);
   requireTrained(state);
@@ -111,6 +119,7 @@ export async function fitFairness(o: FitOptions): Promise<FairnessFit> {
     calibrationRows: cal.ids.length,
     methods,
   };
+  crashPoint('fairness:before-write');
   await writeFileAtomic(ws.fairnessPath, JSON.stringify(fit) + '\n');
   await recordHistory(ws, state, ens, fit);
   return fit;
@@ -152,7 +161,7 @@ export async function refitIfPossible(workdir: string): Promise<FairnessFit | nu
   const ws = workspace(workdir);
   const state = await loadState(ws);
   if (!state.heldout.calibration || state.config.groups.length === 0 || !state.training) return null;
-  return fitFairness({ workdir });
+  return fitFairnessLocked({ workdir });
 }
 
 /** Refits after a committed change; a failure here must not undo the change, so it is reported instead. */

@@ -10,6 +10,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage, stateError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fsx.js';
+import { crashPoint } from '../util/faults.js';
 
 const MAGIC = 'SISACKP1';
 
@@ -85,6 +86,7 @@ export async function storeCheckpoint(dir: string, bytes: Uint8Array): Promise<s
   const sha = createHash('sha256').update(bytes).digest('hex');
   const file = checkpointPath(dir, sha);
   if (!(await exists(file))) await writeFileAtomic(file, bytes);
+  crashPoint('checkpoint:stored');
   return sha;
 }
 

@@ -1,13 +1,15 @@
 /** `sisa train`: train every shard's model from scratch, slice by slice, then commit the manifest. */
 import os from 'node:os';
 import { garbageCollect } from '../state/gc.js';
-import { LearnerConfig, loadState, saveState, type ModelInfo, type State } from '../state/manifest.js';
+import { LearnerConfig, lineageOf, loadState, saveState, type ModelInfo, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { DEFAULT_LEARNER } from '../models/learner.js';
 import { isBackendChoice, BACKEND_CHOICES } from '../models/backendChoice.js';
 import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from './pool.js';
 import { refitAfterChange } from '../fairness/store.js';
+import { runOperation } from '../state/operation.js';
+import { crashPoint } from '../util/faults.js';
 import type { ShardJob, ShardJobResult } from './shardJob.js';
 
 export interface TrainOptions {
@@ -18,6 +20,7 @@ export interface TrainOptions {
   onProgress?: (done: number, total: number) => void;
   /** Runs jobs elsewhere (a queue); defaults to local worker threads. */
   runner?: JobRunner;
+  wait?: boolean;
 }
 
 export interface TrainResult {
@@ -71,6 +74,10 @@ export async function runJobs(runner: JobRunner, jobs: ShardJob[]): Promise<Shar
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
+  return runOperation(o.workdir, 'train', { wait: o.wait }, () => trainLocked(o));
+}
+
+async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const ws = workspace(o.workdir);
   const state = await loadState(ws);
@@ -111,11 +118,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     checkpoints: r.checkpoints,
     modelHash: r.modelHash,
     dataSha256: state.shards[r.shard]!.sha256,
+    lineage: lineageOf(state.shards[r.shard]!),
     trainedAt: now,
     seconds: r.seconds,
   }));
   const next: State = { ...state, training: { backend: backends[0]!, learner, trainedAt: now }, models, revision: state.revision + 1 };
+  crashPoint('train:jobs-done');
   await saveState(ws, next);
+  crashPoint('train:committed');
   await garbageCollect(ws, next);
   const seconds = (performance.now() - t0) / 1000;
   const examples = scheduledExamples(state, learner);

@@ -7,6 +7,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { State } from './manifest.js';
 import type { Workspace } from './workspace.js';
+import { crashPoint } from '../util/faults.js';
 
 export function referencedShardFiles(state: State): Set<string> {
   const files = new Set(state.shards.map((s) => s.file));
@@ -34,6 +35,7 @@ export async function garbageCollect(ws: Workspace, state: State): Promise<{ rem
     if (f.endsWith('.arrow') && !keepShards.has(f)) {
       await fsp.rm(path.join(ws.shardsDir, f), { force: true });
       removed.push(path.join('shards', f));
+      crashPoint('gc:removed-file');
     }
   }
   const keepCkpt = referencedCheckpoints(state);
@@ -41,6 +43,15 @@ export async function garbageCollect(ws: Workspace, state: State): Promise<{ rem
     if (f.endsWith('.ckpt') && !keepCkpt.has(f.slice(0, -'.ckpt'.length))) {
       await fsp.rm(path.join(ws.checkpointsDir, f), { force: true });
       removed.push(path.join('shards', 'checkpoints', f));
+    }
+  }
+  // Temporary files of writes that never completed (a crash between write and rename).
+  for (const dir of [ws.shardsDir, ws.checkpointsDir, ws.manifestsDir, ws.deletionsDir]) {
+    for (const f of await listDir(dir)) {
+      if (f.startsWith('.') && f.endsWith('.tmp')) {
+        await fsp.rm(path.join(dir, f), { force: true });
+        removed.push(path.join(path.relative(ws.root, dir), f));
+      }
     }
   }
   return { removed };

@@ -95,3 +95,17 @@ export async function beginOperation(ws: Workspace, op: OpKind, pendingRequest?:
   };
   return { seq, end: (note) => finish('end', note), abort: (note) => finish('abort', note) };
 }
+
+/** Closes an interrupted operation's journal entry (used by recover). */
+export async function closeOperation(ws: Workspace, line: JournalLine, phase: 'end' | 'abort', note: string): Promise<void> {
+  await fsp.rm(pendingPath(ws, line.seq), { force: true });
+  await append(ws, { seq: line.seq, op: line.op, phase, time: new Date().toISOString(), pid: process.pid, note });
+}
+
+export async function readPending<T>(ws: Workspace, seq: number): Promise<T | null> {
+  try {
+    return JSON.parse(await fsp.readFile(pendingPath(ws, seq), 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}

@@ -8,7 +8,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { errorMessage, stateError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { sha256, writeFileAtomic } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
 
 const LabelRule = z.discriminatedUnion('kind', [
@@ -55,6 +55,8 @@ const ModelInfo = z.object({
   modelHash: z.string(),
   /** Content hash of the shard file the model was trained on. */
   dataSha256: z.string(),
+  /** Per checkpoint i: hash of the content hashes of slices 0..i it was trained on (see lineageOf). */
+  lineage: z.array(z.string()),
   trainedAt: z.string(),
   seconds: z.number().nonnegative(),
 });
@@ -135,4 +137,9 @@ export async function saveState(ws: Workspace, state: State): Promise<void> {
 export function requireTrained(state: State): asserts state is State & { training: NonNullable<State['training']> } {
   if (!state.training || state.models.length !== state.shards.length)
     throw stateError("no trained models in this workspace; run 'sisa train' first");
+}
+
+/** The data lineage of each checkpoint of a shard: a hash of the slice content hashes 0..i. */
+export function lineageOf(shard: ShardInfo): string[] {
+  return shard.slices.map((_, i) => sha256(shard.slices.slice(0, i + 1).map((x) => x.hash).join(',')));
 }

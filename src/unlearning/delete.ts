@@ -14,10 +14,12 @@ import { runJobs, checkConcurrency } from '../orchestration/train.js';
 import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
 import type { ShardJob } from '../orchestration/shardJob.js';
 import { garbageCollect } from '../state/gc.js';
-import { loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
+import { lineageOf, loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { SisaError, usageError } from '../util/errors.js';
-import { writeEntry, type DeletionEntry } from './log.js';
+import { entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from './log.js';
+import { runOperation } from '../state/operation.js';
+import { crashPoint } from '../util/faults.js';
 import { refitAfterChange } from '../fairness/store.js';
 
 export interface DeleteOptions {
@@ -28,6 +30,17 @@ export interface DeleteOptions {
   concurrency?: number;
   runner?: JobRunner;
   onProgress?: (done: number, total: number) => void;
+  /** Record salted hashes of the ids in the deletion receipt instead of the ids. */
+  hashIds?: boolean;
+  wait?: boolean;
+}
+
+/** What `manifests/pending/` keeps of an accepted request until it is applied. */
+export interface PendingDeletion {
+  ids: string[];
+  strict: boolean;
+  hashIds: boolean;
+  requestedAt: string;
 }
 
 export interface DeleteResult {
@@ -93,12 +106,23 @@ export async function planDeletion(state: State, workdir: string, ids: readonly 
 }
 
 export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
+  const ids = [...new Set(o.ids.map((s) => s.trim()).filter((s) => s.length > 0))];
+  if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
+  // The request is written to manifests/pending/ before anything else, so it survives a crash.
+  const pending: PendingDeletion = { ids, strict: o.strict ?? false, hashIds: o.hashIds ?? false, requestedAt: new Date().toISOString() };
+  return runOperation(o.workdir, 'delete', { wait: o.wait, pending }, () => {
+    crashPoint('delete:request-accepted');
+    return applyDeletion({ ...o, ids, strict: pending.strict, hashIds: pending.hashIds }, pending.requestedAt);
+  });
+}
+
+/** Applies a deletion request; the caller holds the workspace (used by delete and by recover). */
+export async function applyDeletion(o: DeleteOptions, requestedAt: string): Promise<DeleteResult> {
   const t0 = performance.now();
   const ws = workspace(o.workdir);
   const state = await loadState(ws);
   requireTrained(state);
-  const ids = [...new Set(o.ids.map((s) => s.trim()).filter((s) => s.length > 0))];
-  if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
+  const ids = o.ids;
   const backend = o.backend ?? choiceFor(state.training.backend);
   const concurrency = checkConcurrency(o.concurrency);
   // Start a worker and its backend now; it loads while the ids are located and the shard rewritten.
@@ -107,7 +131,7 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   let total = 0;
   pool?.warm(1);
   try {
-    return await deleteWith(o, ws, state, ids, pool ?? o.runner!, t0, concurrency, (n) => (total = n));
+    return await deleteWith(o, ws, state, ids, pool ?? o.runner!, t0, concurrency, (n) => (total = n), requestedAt);
   } finally {
     await pool?.close();
   }
@@ -122,6 +146,7 @@ async function deleteWith(
   t0: number,
   concurrency: number,
   setTotal: (n: number) => void,
+  requestedAt: string,
 ): Promise<DeleteResult> {
   const tLocate = performance.now();
   const plan = await planDeletion(state, ws.root, ids);
@@ -167,6 +192,7 @@ async function deleteWith(
     heldoutNotes.push({ split, ids: [...h.ids], sha256Before: h.ref.sha256, sha256After: written.sha256 });
     result.heldout.push({ split, ids: [...h.ids] });
   }
+  crashPoint('delete:files-rewritten');
 
   timings.rewrite = (performance.now() - tRewrite) / 1000;
   setTotal(jobs.reduce((s, j) => s + (j.slices - j.fromSlice), 0));
@@ -188,6 +214,7 @@ async function deleteWith(
       m.version += 1;
       m.modelHash = r.modelHash;
       m.dataSha256 = next.shards[r.shard]!.sha256;
+      m.lineage = lineageOf(next.shards[r.shard]!);
       m.trainedAt = now;
       m.seconds = r.seconds;
       if (r.backend !== state.training.backend)
@@ -199,22 +226,28 @@ async function deleteWith(
     throw err;
   }
 
+  crashPoint('delete:retrained');
   const tCommit = performance.now();
   result.deleted = [...[...plan.shards.values()].flatMap((p) => [...p.ids]), ...heldoutNotes.flatMap((h) => h.ids)];
   result.seconds = (performance.now() - t0) / 1000;
   const seq = state.deletions + 1;
+  const salt = o.hashIds ? await idSalt(ws, true) : null;
+  const receiptIds = (xs: string[]) => (salt ? xs.map((id) => hashId(salt, id)) : xs);
   const entry: DeletionEntry = {
     seq,
     time: new Date().toISOString(),
+    prevSha256: await entrySha256(ws, seq - 1),
+    idsHashed: salt !== null,
+    startedAt: requestedAt,
     requested: ids.length,
-    deleted: result.deleted,
-    notFound: result.notFound,
+    deleted: receiptIds(result.deleted),
+    notFound: receiptIds(result.notFound),
     shards: result.retrained.map((r) => {
       const note = shardNotes.get(r.shard)!;
       return {
         shard: r.shard,
         fromSlice: r.fromSlice,
-        ids: note.ids,
+        ids: receiptIds(note.ids),
         shardSha256Before: note.before,
         shardSha256After: next.shards[r.shard]!.sha256,
         fromCheckpoint: note.fromSlice > 0 ? state.models[r.shard]!.checkpoints[note.fromSlice - 1]! : null,
@@ -223,14 +256,17 @@ async function deleteWith(
         seconds: r.seconds,
       };
     }),
-    heldout: heldoutNotes,
+    heldout: heldoutNotes.map((h) => ({ ...h, ids: receiptIds(h.ids) })),
     seconds: result.seconds,
   };
   await writeEntry(ws, entry);
+  crashPoint('delete:receipt-written');
   next.deletions = seq;
   next.revision = state.revision + 1;
   await saveState(ws, next);
+  crashPoint('delete:committed');
   await garbageCollect(ws, next);
+  crashPoint('delete:collected');
   result.logEntry = seq;
   timings.commit = (performance.now() - tCommit) / 1000;
   result.seconds = (performance.now() - t0) / 1000;

@@ -9,11 +9,17 @@ import { z } from 'zod';
 import type { State } from '../state/manifest.js';
 import type { Workspace } from '../state/workspace.js';
 import { errorMessage, stateError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { randomBytes } from 'node:crypto';
+import { sha256, writeFileAtomic } from '../util/fsx.js';
 
 export const DeletionEntrySchema = z.object({
   seq: z.number().int().positive(),
   time: z.string(),
+  /** sha256 of the previous entry's file (null for the first): the log is a hash chain. */
+  prevSha256: z.string().nullable(),
+  /** Ids are salted sha256 hashes (--hash-ids), so the receipt does not itself hold personal data. */
+  idsHashed: z.boolean(),
+  startedAt: z.string(),
   requested: z.number().int().nonnegative(),
   deleted: z.array(z.string()),
   notFound: z.array(z.string()),
@@ -43,6 +49,43 @@ export async function writeEntry(ws: Workspace, entry: DeletionEntry): Promise<v
   await writeFileAtomic(entryPath(ws, entry.seq), JSON.stringify(DeletionEntrySchema.parse(entry), null, 2) + '\n');
 }
 
+/** sha256 of an entry's file, the link the next entry carries. */
+export async function entrySha256(ws: Workspace, seq: number): Promise<string | null> {
+  if (seq < 1) return null;
+  try {
+    return sha256(await fsp.readFile(entryPath(ws, seq)));
+  } catch {
+    throw stateError(`${entryPath(ws, seq)}: deletion log entry is missing; the log chain is broken (run 'sisa verify')`);
+  }
+}
+
+const saltPath = (ws: Workspace) => path.join(ws.manifestsDir, 'salt');
+
+/** The workspace's secret salt for hashing ids in receipts; created on first use. */
+export async function idSalt(ws: Workspace, create: boolean): Promise<string | null> {
+  try {
+    return (await fsp.readFile(saltPath(ws), 'utf8')).trim();
+  } catch {
+    if (!create) return null;
+    const salt = randomBytes(32).toString('hex');
+    await writeFileAtomic(saltPath(ws), salt + '\n');
+    return salt;
+  }
+}
+
+export function hashId(salt: string, id: string): string {
+  return sha256(`${salt}\u0000${id}`);
+}
+
+/** A predicate telling whether an id was deleted earlier (by raw id, or by salted hash). */
+export async function deletedIdMatcher(ws: Workspace, state: State): Promise<(id: string) => boolean> {
+  const raw = new Set<string>();
+  const hashed = new Set<string>();
+  for (const e of await readLog(ws, state)) for (const id of e.deleted) (e.idsHashed ? hashed : raw).add(id);
+  const salt = hashed.size ? await idSalt(ws, false) : null;
+  return (id) => raw.has(id) || (salt !== null && hashed.has(hashId(salt, id)));
+}
+
 export async function readEntry(ws: Workspace, seq: number): Promise<DeletionEntry> {
   const p = entryPath(ws, seq);
   try {
@@ -58,8 +101,3 @@ export async function readLog(ws: Workspace, state: State): Promise<DeletionEntr
   return out;
 }
 
-export async function loadDeletedIds(ws: Workspace, state: State): Promise<Set<string>> {
-  const ids = new Set<string>();
-  for (const e of await readLog(ws, state)) for (const id of e.deleted) ids.add(id);
-  return ids;
-}

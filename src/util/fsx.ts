@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
+import { crashPoint } from './faults.js';
 
 /** fsync a directory so that a rename inside it survives power loss. */
 async function fsyncDir(dir: string): Promise<void> {
@@ -37,7 +38,9 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
     throw err;
   }
   await fh.close();
+  crashPoint('write:before-rename');
   await commitTempFile(tmp, target);
+  crashPoint('write:after-rename');
 }
 
 /** Moves an already fsynced temporary file into place and makes the rename durable. */
