@@ -13,19 +13,20 @@ export const sharedData = path.resolve(repoRoot, '..', 'shared', 'data');
 
 export interface CliResult {
   code: number;
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { cwd?: string; input?: string } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: { cwd?: string; input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [sisaBin, ...args], { cwd: opts.cwd ?? repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [sisaBin, ...args], { cwd: opts.cwd ?? repoRoot, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on('close', (code, signal) => resolve({ code: code ?? -1, signal, stdout, stderr }));
     child.stdin.end(opts.input ?? '');
   });
 }

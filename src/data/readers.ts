@@ -11,7 +11,8 @@ import { createInterface } from 'node:readline';
 import { parse as parseCsv } from 'csv-parse';
 import { RecordBatchReader } from 'apache-arrow';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
-import { inputError, errorMessage } from '../util/errors.js';
+import { Transform } from 'node:stream';
+import { inputError, errorMessage, SisaError } from '../util/errors.js';
 
 export type InputFormat = 'csv' | 'jsonl' | 'parquet' | 'arrow';
 
@@ -30,6 +31,58 @@ export function detectFormat(file: string, explicit?: string): InputFormat {
   if (ext === '.parquet' || ext === '.pq') return 'parquet';
   if (ext === '.arrow' || ext === '.ipc' || ext === '.feather' || ext === '.arrows') return 'arrow';
   throw inputError(`${file}: cannot tell the format from the extension '${ext}'; pass --format csv|jsonl|parquet|arrow`);
+}
+
+/**
+ * Passes bytes through unchanged while checking they are valid UTF-8: Node would otherwise replace
+ * bad bytes with U+FFFD silently, and the text stored in a shard would not be the text in the file.
+ */
+function utf8Check(file: string): Transform {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let line = 1;
+  const fail = (at: number) => inputError(`${file}: invalid UTF-8 in line ${at}; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)`);
+  // '\n' never occurs inside a multi-byte sequence, so the chunk's lines can be checked one by one.
+  const firstBadLine = (chunk: Buffer): number => {
+    let start = 0;
+    for (let l = line; start <= chunk.length; l++) {
+      const nl = chunk.indexOf(10, start);
+      const end = nl === -1 ? chunk.length : nl;
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(chunk.subarray(start, end));
+      } catch {
+        return l;
+      }
+      if (nl === -1) break;
+      start = nl + 1;
+    }
+    return line;
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      try {
+        decoder.decode(chunk, { stream: true });
+      } catch {
+        cb(fail(firstBadLine(chunk)));
+        return;
+      }
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) line++;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      try {
+        decoder.decode();
+        cb();
+      } catch {
+        cb(fail(line));
+      }
+    },
+  });
+}
+
+function utf8Stream(file: string): Transform {
+  const check = utf8Check(file);
+  createReadStream(file).on('error', (e) => check.destroy(e)).pipe(check);
+  return check;
 }
 
 export async function* readRecords(file: string, format: InputFormat): AsyncGenerator<RawRecord> {
@@ -73,7 +126,7 @@ async function* readCsv(file: string): AsyncGenerator<RawRecord> {
     row += 1;
     skipped.push({ row, error: `does not parse as CSV (line ${err.lines ?? '?'}: ${err.message})` });
   });
-  createReadStream(file).on('error', (e) => parser.destroy(e)).pipe(parser);
+  utf8Stream(file).on('error', (e) => parser.destroy(e)).pipe(parser);
   try {
     for await (const rec of parser as AsyncIterable<{ record: Record<string, unknown>; info: { records: number } }>) {
       while (skipped.length) yield skipped.shift()!;
@@ -81,13 +134,14 @@ async function* readCsv(file: string): AsyncGenerator<RawRecord> {
       yield { row, fields: rec.record };
     }
   } catch (err) {
+    if (err instanceof SisaError) throw err;
     throw inputError(`${file}: CSV parse error after row ${row}: ${errorMessage(err)}`, err);
   }
   while (skipped.length) yield skipped.shift()!;
 }
 
 async function* readJsonl(file: string): AsyncGenerator<RawRecord> {
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  const lines = createInterface({ input: utf8Stream(file).setEncoding('utf8'), crlfDelay: Infinity });
   let row = 0;
   for await (let line of lines) {
     if (row === 0 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);

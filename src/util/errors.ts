@@ -23,12 +23,30 @@ export const usageError = (msg: string): SisaError => new SisaError('USAGE', msg
 export const inputError = (msg: string, cause?: unknown): SisaError => new SisaError('INPUT', msg, { cause });
 export const stateError = (msg: string, cause?: unknown): SisaError => new SisaError('STATE', msg, { cause });
 
-/** Exit codes: 1 for a user-caused failure, 2 for usage, 70 (EX_SOFTWARE) for bugs. */
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EIO: 'input/output error',
+  EMFILE: 'too many open files',
+};
+
+/** An operating-system failure (full disk, permissions) is the environment's, not a bug: one line, exit 1. */
+export function systemErrorMessage(err: unknown): string | null {
+  const e = err as NodeJS.ErrnoException;
+  if (!e || typeof e.code !== 'string' || !(e.code in SYSTEM_ERRORS)) return null;
+  return `${SYSTEM_ERRORS[e.code]}${e.path ? ` (${e.path})` : ''}; nothing was committed, the workspace is as it was`;
+}
+
+/** Exit codes: 1 for a user-caused or environment failure, 2 for usage, 70 (EX_SOFTWARE) for bugs. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof SisaError) return err.code === 'USAGE' ? 2 : 1;
+  if (systemErrorMessage(err)) return 1;
   return 70;
 }
 
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return systemErrorMessage(err) ?? (err instanceof Error ? err.message : String(err));
 }

@@ -5,12 +5,23 @@
  */
 const counts = new Map<string, number>();
 
-export function crashPoint(name: string): void {
-  const spec = process.env.SISA_CRASH_AT;
-  if (!spec) return;
+function hit(spec: string | undefined, name: string): boolean {
+  if (!spec) return false;
   const [point, nth] = spec.split('@');
-  if (point !== name) return;
-  const n = (counts.get(name) ?? 0) + 1;
-  counts.set(name, n);
-  if (n === Number(nth ?? 1)) process.kill(process.pid, 'SIGKILL');
+  if (point !== name) return false;
+  const key = `${spec}`;
+  const n = (counts.get(key) ?? 0) + 1;
+  counts.set(key, n);
+  return n === Number(nth ?? 1);
+}
+
+/**
+ * Also SISA_DISK_FULL_AT=name[@n]: at that point the write fails with ENOSPC, as on a full disk, so
+ * tests can check that a failed write leaves the stored state intact.
+ */
+export function crashPoint(name: string): void {
+  if (hit(process.env.SISA_CRASH_AT, name)) process.kill(process.pid, 'SIGKILL');
+  if (hit(process.env.SISA_DISK_FULL_AT, name)) {
+    throw Object.assign(new Error(`ENOSPC: no space left on device, write (at ${name})`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+  }
 }
