@@ -117,6 +117,8 @@ async function* readCsv(file: string): AsyncGenerator<RawRecord> {
     delimiter,
     info: true,
     skip_empty_lines: true,
+    // Files stitched together from several sources mix line endings; accept both everywhere.
+    record_delimiter: ['\r\n', '\n'],
     // A row that does not parse (wrong column count, stray quote) is reported and counted, not fatal
     // by itself: the ingest decides whether invalid rows refuse the whole file.
     skip_records_with_error: true,
