@@ -37,8 +37,21 @@ async function refuseIfInterrupted(workdir: string): Promise<void> {
   await refuseIfPending(workspace(workdir));
 }
 
-function learnerFlags<T>(y: Argv<T>) {
+function queueFlags<T>(y: Argv<T>) {
   return y
+    .option('queue', { type: 'string', describe: 'Run shard jobs on BullMQ at this Redis URL (redis://host:6379) instead of locally' })
+    .option('queue-name', { type: 'string', describe: 'BullMQ queue name (default sisa-shards)' });
+}
+
+/** A queue runner when --queue is given; the caller closes it. */
+async function queueRunner(a: { queue?: string; 'queue-name'?: string }, onProgress: (shard: number, slice: number) => void) {
+  if (!a.queue) return undefined;
+  const { QueueRunner } = await import('../orchestration/queue.js');
+  return new QueueRunner({ url: a.queue, name: a['queue-name'] }, onProgress);
+}
+
+function learnerFlags<T>(y: Argv<T>) {
+  return queueFlags(y)
     .option('backend', { type: 'string', describe: `Compute backend: ${BACKEND_CHOICES.join('|')} (default: auto, or the one the models were trained with)` })
     .option('concurrency', { type: 'number', describe: `Shards trained at once, each in a worker thread (default: cores = ${os.availableParallelism()})` });
 }
@@ -127,14 +140,17 @@ export function buildCli(argv: string[]) {
       async (a) => {
         const { train } = await import('../orchestration/train.js');
         const bar = progress(a, 'train', 'slices');
+        let done = 0;
+        const runner = await queueRunner(a, () => bar.update(++done, Math.max(done, 1)));
         const r = await train({
+          runner,
           wait: a.wait,
           workdir: a.workdir,
           backend: a.backend,
           concurrency: a.concurrency,
           learner: { optimizer: a.optimizer, epochs: a.epochs, learningRate: a['learning-rate'], batchSize: a['batch-size'], hidden: a.hidden, l2: a.l2 },
           onProgress: (d, t) => bar.update(d, t),
-        });
+        }).finally(() => runner?.close());
         bar.stop();
         note(a, `backend: ${r.backend}`);
         emit(a, r, () =>
@@ -221,7 +237,9 @@ export function buildCli(argv: string[]) {
         if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
         const { deleteRecords } = await import('../unlearning/delete.js');
         const bar = progress(a, 'retrain', 'slices');
-        const r = await deleteRecords({ workdir: a.workdir, ids, strict: a.strict, hashIds: a['hash-ids'], wait: a.wait, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) });
+        let done = 0;
+        const runner = await queueRunner(a, () => bar.update(++done, Math.max(done, 1)));
+        const r = await deleteRecords({ runner, workdir: a.workdir, ids, strict: a.strict, hashIds: a['hash-ids'], wait: a.wait, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) }).finally(() => runner?.close());
         bar.stop();
         if (r.notFound.length) note(a, `not found: ${r.notFound.length} id(s): ${r.notFound.slice(0, 10).join(', ')}${r.notFound.length > 10 ? ', …' : ''}`);
         emit(a, r, () =>
@@ -294,6 +312,36 @@ export function buildCli(argv: string[]) {
       },
     )
     .command(
+      'worker',
+      'Process shard jobs from a BullMQ queue (run on any machine that sees the workspaces at the same path)',
+      (y) =>
+        y
+          .option('queue', { type: 'string', demandOption: true, describe: 'Redis URL, e.g. redis://10.0.0.5:6379' })
+          .option('queue-name', { type: 'string' })
+          .option('concurrency', { type: 'number', default: os.availableParallelism(), describe: 'Jobs at once, each in a worker thread' })
+          .option('backend', { type: 'string', default: 'auto', describe: `${BACKEND_CHOICES.join('|')}` })
+          .option('lock-duration', { type: 'number', default: 30000, describe: 'ms before a job of a dead worker is handed to another' })
+          .option('quiet', { type: 'boolean', default: false }),
+      async (a) => {
+        const { startQueueWorker } = await import('../orchestration/queue.js');
+        const handle = await startQueueWorker({
+          url: a.queue,
+          name: a['queue-name'],
+          concurrency: a.concurrency,
+          backend: a.backend,
+          lockDuration: a['lock-duration'],
+          log: (l) => note(a, `[${new Date().toISOString()}] ${l}`),
+        });
+        await new Promise<void>((resolve) => {
+          const stop = () => resolve();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+        note(a, 'worker stopping: finishing active jobs');
+        await handle.close();
+      },
+    )
+    .command(
       'recover',
       'Finish or roll back an operation that was interrupted (kill -9, power loss, full disk)',
       (y) => common(y),
@@ -353,12 +401,14 @@ export function buildCli(argv: string[]) {
     )
     .command(
       'status',
-      'Shards, slices, rows, model versions, deletions and backend',
-      (y) => common(y),
+      'Shards, slices, rows, model versions, deletions and backend (with --queue: queued/active/failed jobs)',
+      (y) => queueFlags(common(y)),
       async (a) => {
         await refuseIfInterrupted(a.workdir);
         const { status } = await import('../state/status.js');
-        const s = await status(a.workdir);
+        const base = await status(a.workdir);
+        const queue = a.queue ? await (await import('../orchestration/queue.js')).queueStatus({ url: a.queue, name: a['queue-name'] }, base.workdir) : undefined;
+        const s = { ...base, ...(queue ? { queue } : {}) };
         emit(a, s, () =>
           [
             `workspace ${s.workdir} (revision ${s.revision})`,
@@ -367,6 +417,12 @@ export function buildCli(argv: string[]) {
             s.trained ? `trained on backend ${s.backend}, last training ${s.lastTraining}` : 'not trained yet',
             `deletions: ${s.deletions.records} record(s) in ${s.deletions.batches} batch(es)${s.deletions.last ? `, last ${s.deletions.last}` : ''}`,
             table(['shard', 'rows', 'slices', 'version', 'model hash'], s.shards.map((x) => [x.shard, x.rows, x.slices.join('/'), x.modelVersion ?? '-', x.modelHash?.slice(0, 16) ?? '-'])),
+            ...(queue
+              ? [
+                  `queue ${queue.queue}: ${Object.entries(queue.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+                  ...queue.shards.map((j) => `  shard ${j.shard}: ${j.state} (attempts ${j.attempts})${j.failedReason ? ` — ${j.failedReason}` : ''}`),
+                ]
+              : []),
           ].join('\n'),
         );
       },

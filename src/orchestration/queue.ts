@@ -1,0 +1,149 @@
+/**
+ * Distributed mode: shard jobs on BullMQ (Redis) instead of local worker threads. The command that
+ * needs the work (train, delete) enqueues one job per shard and waits; `sisa worker` processes on any
+ * machine that sees the workspace at the same path (a shared filesystem). Jobs carry the shard's
+ * content hash and the checkpoint they start from; a worker whose inputs do not match refuses the job
+ * for good (no retry can fix it), other failures retry with backoff, and a worker that dies mid-job
+ * leaves the job to BullMQ's stalled-job handling, which hands it to another worker. The waiting command
+ * commits the manifest only after every job succeeded, exactly as in local mode.
+ */
+import { randomUUID } from 'node:crypto';
+import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis as IORedis } from 'ioredis';
+import { SisaError, usageError } from '../util/errors.js';
+import { WorkerPool, type JobRunner } from './pool.js';
+import type { ShardJob, ShardJobResult } from './shardJob.js';
+
+export const DEFAULT_QUEUE_NAME = 'sisa-shards';
+
+export interface QueueTarget {
+  url: string;
+  name?: string;
+}
+
+function connect(url: string): IORedis {
+  if (!/^rediss?:\/\//.test(url)) throw usageError(`--queue must be a redis:// or rediss:// URL, got '${url}'`);
+  // BullMQ needs blocking commands to wait indefinitely.
+  return new IORedis(url, { maxRetriesPerRequest: null, enableOfflineQueue: true });
+}
+
+/** Runs shard jobs on the queue and waits for each to finish. */
+export class QueueRunner implements JobRunner {
+  private readonly queue: Queue;
+  private readonly events: QueueEvents;
+  private readonly runId = randomUUID().slice(0, 8);
+  private readonly connections: IORedis[] = [];
+
+  constructor(
+    target: QueueTarget,
+    private readonly onProgress?: (shard: number, slice: number) => void,
+  ) {
+    const name = target.name ?? DEFAULT_QUEUE_NAME;
+    const c1 = connect(target.url);
+    const c2 = connect(target.url);
+    this.connections.push(c1, c2);
+    this.queue = new Queue(name, { connection: c1 });
+    this.events = new QueueEvents(name, { connection: c2 });
+    this.events.on('progress', ({ data }) => {
+      const p = data as { shard?: number; slice?: number };
+      if (typeof p?.shard === 'number' && typeof p.slice === 'number') this.onProgress?.(p.shard, p.slice);
+    });
+  }
+
+  async run(job: ShardJob): Promise<ShardJobResult> {
+    await this.events.waitUntilReady();
+    const added = await this.queue.add(job.fromSlice === 0 ? 'train' : 'retrain', job, {
+      jobId: `${this.runId}-shard-${job.shard}`,
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 500 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+    try {
+      return (await added.waitUntilFinished(this.events)) as ShardJobResult;
+    } catch (err) {
+      throw new SisaError('TRAIN', `shard ${job.shard}: job failed on the queue: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.events.close();
+    await this.queue.close();
+    for (const c of this.connections) c.disconnect();
+  }
+}
+
+export interface QueueWorkerOptions extends QueueTarget {
+  concurrency: number;
+  backend: string;
+  /** How long a job's lock lasts without renewal before the job counts as stalled (ms). */
+  lockDuration?: number;
+  log?: (line: string) => void;
+}
+
+/** `sisa worker`: processes shard jobs from the queue in local worker threads until closed. */
+export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close(): Promise<void> }> {
+  const log = o.log ?? (() => undefined);
+  const active = new Map<number, Job>();
+  const pool = new WorkerPool(o.concurrency, o.backend, (shard, slice) => {
+    void active.get(shard)?.updateProgress({ shard, slice });
+  });
+  const connection = connect(o.url);
+  const lockDuration = o.lockDuration ?? 30_000;
+  const worker = new Worker(
+    o.name ?? DEFAULT_QUEUE_NAME,
+    async (job: Job<ShardJob>) => {
+      const data = job.data;
+      log(`start ${job.id} shard ${data.shard} from slice ${data.fromSlice} (${data.workdir})`);
+      active.set(data.shard, job);
+      try {
+        const result = await pool.run(data);
+        log(`done ${job.id} shard ${data.shard} in ${result.seconds.toFixed(2)} s`);
+        return result;
+      } catch (err) {
+        log(`failed ${job.id} shard ${data.shard}: ${err instanceof Error ? err.message : String(err)}`);
+        // Inputs that do not match (hash, checkpoint) will not match on a retry either.
+        if (err instanceof SisaError && err.code === 'STATE') throw new UnrecoverableError(err.message);
+        throw err;
+      } finally {
+        active.delete(data.shard);
+      }
+    },
+    { connection, concurrency: o.concurrency, lockDuration, stalledInterval: Math.max(1000, Math.floor(lockDuration / 2)), maxStalledCount: 2 },
+  );
+  await worker.waitUntilReady();
+  log(`worker ready on ${o.name ?? DEFAULT_QUEUE_NAME} (concurrency ${o.concurrency}, backend ${o.backend})`);
+  return {
+    async close() {
+      await worker.close();
+      await pool.close();
+      connection.disconnect();
+    },
+  };
+}
+
+export interface QueueStatus {
+  queue: string;
+  counts: Record<string, number>;
+  shards: { workdir: string; shard: number; state: string; attempts: number; failedReason?: string }[];
+}
+
+export async function queueStatus(target: QueueTarget, workdir?: string): Promise<QueueStatus> {
+  const connection = connect(target.url);
+  const queue = new Queue(target.name ?? DEFAULT_QUEUE_NAME, { connection });
+  try {
+    const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed');
+    const shards: QueueStatus['shards'] = [];
+    for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) {
+      for (const job of await queue.getJobs([state], 0, 1000)) {
+        const data = job.data as ShardJob;
+        if (workdir && data.workdir !== workdir) continue;
+        shards.push({ workdir: data.workdir, shard: data.shard, state, attempts: job.attemptsMade, ...(job.failedReason ? { failedReason: job.failedReason } : {}) });
+      }
+    }
+    return { queue: queue.name, counts, shards: shards.sort((a, b) => a.shard - b.shard) };
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Distributed mode through the CLI: a real redis-server on loopback, two `sisa worker` processes, one
+ * killed with SIGKILL while it holds a job. Uses SISA_TEST_REDIS (set by .ci/run) or starts its own
+ * redis-server on 127.0.0.1; skipped, saying why, where Debian's redis-server is not installed.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { placeRecord } from '../src/data/assign.js';
+import { cliJson, makeCorpus, readState, runCli, sisaBin, snapshot, tempDir } from './helpers.js';
+
+const haveRedis = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined;
+const skip = process.env.SISA_TEST_REDIS || haveRedis ? false : 'redis-server not installed (Debian: apt-get install redis-server; .ci/run installs it)';
+
+describe('BullMQ queue mode', { skip }, () => {
+  let redis: ChildProcess | null = null;
+  let url: string;
+  const workers: ChildProcess[] = [];
+  const queueName = `sisa-test-${process.pid}`;
+  let dir: string;
+
+  before(async () => {
+    if (process.env.SISA_TEST_REDIS) url = process.env.SISA_TEST_REDIS;
+    else {
+      const port = 20000 + (process.pid % 20000);
+      redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      url = `redis://127.0.0.1:${port}`;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    dir = await tempDir();
+  });
+
+  after(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    redis?.kill('SIGTERM');
+  });
+
+  function startWorker(name: string): { proc: ChildProcess; log: () => string } {
+    let log = '';
+    const proc = spawn(process.execPath, [sisaBin, 'worker', '--queue', url, '--queue-name', queueName, '--concurrency', '1', '--lock-duration', '3000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    workers.push(proc);
+    void name;
+    return { proc, log: () => log };
+  }
+
+  async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it('trains 8 shards on two workers, survives one being killed mid-job, and equals a local train', async () => {
+    const corpus = await makeCorpus(dir, { rows: 6000 });
+    const wsQueue = path.join(dir, 'queue');
+    const wsLocal = path.join(dir, 'local');
+    const args = ['--shards', '8', '--slices', '2', '--seed', '3', '--quiet'];
+    await cliJson(['ingest', corpus, '--workdir', wsQueue, ...args]);
+    await cliJson(['ingest', corpus, '--workdir', wsLocal, ...args]);
+    // Enough epochs that a job lasts long enough to be killed in the middle of it.
+    await cliJson(['train', '--workdir', wsLocal, '--epochs', '30', '--quiet']);
+
+    const w1 = startWorker('w1');
+    const w2 = startWorker('w2');
+    await until(() => w1.log().includes('worker ready') && w2.log().includes('worker ready'), 20000, 'workers');
+    const trainRun = runCli(['train', '--workdir', wsQueue, '--queue', url, '--queue-name', queueName, '--epochs', '30', '--json', '--quiet']);
+    await until(() => /start \S+ shard \d+/.test(w1.log()), 30000, 'worker 1 to take a job');
+    w1.proc.kill('SIGKILL');
+    const r = await trainRun;
+    assert.equal(r.code, 0, r.stderr);
+    const queued = await readState(wsQueue);
+    const local = await readState(wsLocal);
+    assert.equal(queued.models.length, 8, 'every shard has a model');
+    assert.deepEqual(queued.models.map((m: { modelHash: string }) => m.modelHash), local.models.map((m: { modelHash: string }) => m.modelHash), 'identical to a local train');
+    const killedShard = Number(/start \S+ shard (\d+)/.exec(w1.log())![1]);
+    assert.match(w2.log(), new RegExp(`done \\S+ shard ${killedShard} `), 'the surviving worker finished the killed worker’s job');
+
+    // Deleting ids in two shards retrains exactly those two shards, on the queue.
+    const ids: string[] = [];
+    const shards = new Set<number>();
+    for (let i = 0; ids.length < 2 && i < 6000; i++) {
+      const p = placeRecord(`d${i}`, queued.config);
+      if (p.split === 'train' && !shards.has(p.shard)) {
+        shards.add(p.shard);
+        ids.push(`d${i}`);
+      }
+    }
+    const del = await cliJson(['delete', '--workdir', wsQueue, '--queue', url, '--queue-name', queueName, ...ids.flatMap((id) => ['--id', id]), '--quiet']);
+    assert.deepEqual(new Set(del.retrained.map((x: { shard: number }) => x.shard)), shards);
+    const afterDelete = await readState(wsQueue);
+    for (let s = 0; s < 8; s++) if (!shards.has(s)) assert.deepEqual(afterDelete.models[s], queued.models[s], `shard ${s} untouched`);
+    const st = await cliJson(['status', '--workdir', wsQueue, '--queue', url, '--queue-name', queueName]);
+    assert.equal(typeof st.queue.counts.completed, 'number');
+    assert.equal((await cliJson(['verify', '--workdir', wsQueue])).ok, true);
+  });
+
+  it('a job that keeps failing fails the waiting command with the shard and reason, leaving the workspace unchanged', async () => {
+    const corpus = await makeCorpus(dir, { rows: 1200, seed: 5 });
+    const ws = path.join(dir, 'broken');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '3', '--slices', '2', '--quiet']);
+    const st = await readState(ws);
+    const file = path.join(ws, 'shards', st.shards[1].file);
+    await fsp.writeFile(file, (await fsp.readFile(file)).subarray(0, 1000)); // the shard file is damaged
+    const snap = await snapshot(ws);
+    if (!workers.some((w) => w.exitCode === null && !w.killed)) {
+      const w = startWorker('w3');
+      await until(() => w.log().includes('worker ready'), 20000, 'worker');
+    }
+    const r = await runCli(['train', '--workdir', ws, '--queue', url, '--queue-name', queueName, '--quiet']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^sisa: error: shard 1: job failed on the queue: .*content hash .* does not match the manifest[^\n]*\n$/);
+    assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+  });
+
+  it('rejects a queue URL that is not redis://', async () => {
+    const r = await runCli(['worker', '--queue', 'http://127.0.0.1:1']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--queue must be a redis:\/\/ or rediss:\/\/ URL/);
+  });
+});
