@@ -17,7 +17,8 @@ import { inputError, stateError, usageError } from '../util/errors.js';
 import { sha256File } from '../util/fsx.js';
 import { crashPoint } from '../util/faults.js';
 import { runOperation } from '../state/operation.js';
-import { placeRecord } from './assign.js';
+import { placeRecord, type Placement } from './assign.js';
+import { FeaturePool, type CsrBatch } from '../features/pool.js';
 import { parseLabel } from './labels.js';
 import { detectFormat, readRecords } from './readers.js';
 import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from './shardFile.js';
@@ -73,6 +74,7 @@ const TEXT_CANDIDATES = ['text', 'comment_text', 'comment', 'tweet', 'content', 
 const LABEL_CANDIDATES = ['label', 'toxic', 'is_toxic', 'toxicity', 'target', 'class'];
 const MAX_ID_LENGTH = 1024;
 const FLUSH_ROWS = 8192;
+const BATCH_ROWS = 4096;
 const MAX_REPORTED = 20;
 
 function pickColumn(columns: string[], explicit: string | undefined, candidates: string[], what: string, file: string): string | null {
@@ -151,6 +153,50 @@ async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
     if (invalid.length < MAX_REPORTED) invalid.push({ row, reason });
   };
 
+  // Accepted records go out in batches: hashed on worker threads while the next batch is parsed,
+  // then written strictly in input order (slice hashes and file contents depend on it).
+  type Pending = { id: string; text: string; label: 0 | 1; groups: Record<string, number>; place: Placement };
+  let batch: Pending[] = [];
+  const inFlight: { records: Pending[]; features: Promise<CsrBatch> }[] = [];
+  let pool = null as FeaturePool | null; // started on the first full batch
+  const place = (r: Pending, indices: Int32Array, values: Float32Array) => {
+    const record = { id: r.id, text: r.text, label: r.label, indices, values, groups: r.groups };
+    if (r.place.split === 'train') {
+      const { shard, slice } = r.place;
+      shardRows[shard]!.push({ ...record, slice });
+      sliceHash[shard]![slice]!.update(recordDigest(r.id, r.label, r.text));
+      sliceCount[shard]![slice]! += 1;
+      if (shardRows[shard]!.length >= FLUSH_ROWS) shardWriters[shard]!.write(shardRows[shard]!.take());
+    } else if (r.place.split === 'test') {
+      testRows.push({ ...record, slice: -1 });
+      if (testRows.length >= FLUSH_ROWS) testWriter.write(testRows.take());
+    } else {
+      calRows.push({ ...record, slice: -1 });
+      if (calRows.length >= FLUSH_ROWS) calWriter!.write(calRows.take());
+    }
+  };
+  const drainOne = async () => {
+    const done = inFlight.shift()!;
+    const f = await done.features;
+    done.records.forEach((r, i) => place(r, f.indices.subarray(f.offsets[i]!, f.offsets[i + 1]!), f.values.subarray(f.offsets[i]!, f.offsets[i + 1]!)));
+  };
+  const submitBatch = async () => {
+    if (batch.length === 0) return;
+    const records = batch;
+    batch = [];
+    if (!pool && records.length < BATCH_ROWS) {
+      // A small file: hashing inline is cheaper than starting threads.
+      for (const r of records) {
+        const f = hashText(r.text, features);
+        place(r, f.indices, f.values);
+      }
+      return;
+    }
+    pool ??= new FeaturePool(features);
+    inFlight.push({ records, features: pool.featurize(records.map((r) => r.text)) });
+    if (inFlight.length > 3) await drainOne();
+  };
+
   try {
     for await (const rec of readRecords(o.input, format)) {
       rows += 1;
@@ -207,24 +253,13 @@ async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
       }
       accepted += 1;
       labelCounts[parsed.label]! += 1;
-      const feats = hashText(text, features);
       const flags = flagGroups(text, fields);
       for (const g of groupNames) groupCounts[g]! += flags[g] ?? 0;
-      const place = placeRecord(id, assign);
-      const record = { id, text, label: parsed.label, indices: feats.indices, values: feats.values, groups: flags };
-      if (place.split === 'train') {
-        shardRows[place.shard]!.push({ ...record, slice: place.slice });
-        sliceHash[place.shard]![place.slice]!.update(recordDigest(id, parsed.label, text));
-        sliceCount[place.shard]![place.slice]! += 1;
-        if (shardRows[place.shard]!.length >= FLUSH_ROWS) shardWriters[place.shard]!.write(shardRows[place.shard]!.take());
-      } else if (place.split === 'test') {
-        testRows.push({ ...record, slice: -1 });
-        if (testRows.length >= FLUSH_ROWS) testWriter.write(testRows.take());
-      } else {
-        calRows.push({ ...record, slice: -1 });
-        if (calRows.length >= FLUSH_ROWS) calWriter!.write(calRows.take());
-      }
+      batch.push({ id, text, label: parsed.label, groups: flags, place: placeRecord(id, assign) });
+      if (batch.length >= BATCH_ROWS) await submitBatch();
     }
+    await submitBatch();
+    while (inFlight.length) await drainOne();
     if (!cols) throw inputError(`${o.input}: no data rows`);
     if (invalidCount > 0 && !o.skipInvalid) {
       const shown = invalid.slice(0, 5).map((r) => `row ${r.row}: ${r.reason}`).join('; ');
@@ -238,6 +273,8 @@ async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
   } catch (err) {
     await Promise.all(allWriters.map((w) => w.abort()));
     throw err;
+  } finally {
+    await pool?.close();
   }
 
   const written: WrittenFile[] = [];
