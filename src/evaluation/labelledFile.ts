@@ -3,7 +3,8 @@
  * the workspace's feature hashing, label rule and group definitions. Small enough files only: the
  * result is held in memory.
  */
-import { hashText } from '../features/hashing.js';
+import { FeaturePool, type CsrBatch } from '../features/pool.js';
+import { featurize } from '../models/ensemble.js';
 import { groupFlagger } from '../fairness/groups.js';
 import { parseLabel } from '../data/labels.js';
 import { detectFormat, readRecords } from '../data/readers.js';
@@ -41,7 +42,7 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
         : cfg.labelRule;
   const flag = groupFlagger(cfg.groups.filter((g) => g.kind !== 'column'));
   const groupNames = cfg.groups.filter((g) => g.kind !== 'column').map((g) => g.name);
-  const b = new RowsBuilder(groupNames);
+  const records: { id: string; text: string; label: number; groups: Record<string, number> }[] = [];
   let names: { id: string | null; text: string; label: string | null } | null = null;
   for await (const rec of readRecords(file, detectFormat(file, cols.format))) {
     if (rec.error !== undefined) throw inputError(`${file}: row ${rec.row} ${rec.error}`);
@@ -62,12 +63,31 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
       label = parsed.label;
     }
     const id = names.id === null ? String(rec.row) : String(rec.fields[names.id] ?? rec.row);
-    const f = hashText(text, cfg.features);
-    b.push({ id, text, label, slice: -1, indices: f.indices, values: f.values, groups: flag(text, rec.fields) });
+    records.push({ id, text, label, groups: flag(text, rec.fields) });
   }
   if (!names) throw inputError(`${file}: no data rows`);
+  const features = await featurizeTexts(records.map((r) => r.text), cfg.features);
+  const b = new RowsBuilder(groupNames);
+  records.forEach((r, i) => {
+    const s = features.offsets[i]!;
+    const e = features.offsets[i + 1]!;
+    b.push({ ...r, slice: -1, indices: features.indices.subarray(s, e), values: features.values.subarray(s, e) });
+  });
   return b.take();
 }
+
+/** Hashes texts inline when few, on all cores when many (hashing bounds prediction throughput). */
+export async function featurizeTexts(texts: readonly string[], cfg: State['config']['features']): Promise<CsrBatch> {
+  if (texts.length < PARALLEL_FROM) return featurize(texts, cfg);
+  const pool = new FeaturePool(cfg);
+  try {
+    return await pool.featurizeAll(texts);
+  } finally {
+    await pool.close();
+  }
+}
+
+const PARALLEL_FROM = 8192;
 
 export function loadLabelledFile(state: State, file: string, cols: FileColumns): Promise<Rows> {
   return readInputRows(state, file, cols, true);

@@ -118,7 +118,30 @@ export function aggregate(probs: readonly Float32Array[], how: Aggregate): Score
   return { score, label };
 }
 
-/** Library entry point: scores raw texts with the ensemble. */
+/** Library entry point: scores raw texts with the ensemble (hashing on this thread). */
 export function predictTexts(ens: Ensemble, texts: readonly string[], how: Aggregate = 'vote'): Scored {
   return aggregate(memberProbabilities(ens, featurize(texts, ens.features)), how);
+}
+
+/**
+ * The same for many texts: batches are hashed on worker threads while this thread scores the batches
+ * already hashed, so hashing and scoring overlap.
+ */
+export async function predictTextsParallel(ens: Ensemble, texts: readonly string[], how: Aggregate = 'vote', batch = 4096): Promise<Scored> {
+  if (texts.length < 2 * batch) return predictTexts(ens, texts, how);
+  const { FeaturePool } = await import('../features/pool.js');
+  const pool = new FeaturePool(ens.features);
+  try {
+    const probs = ens.models.map(() => new Float32Array(texts.length));
+    const pending: { at: number; f: ReturnType<typeof pool.featurize> }[] = [];
+    for (let at = 0; at < texts.length; at += batch) pending.push({ at, f: pool.featurize(texts.slice(at, at + batch)) });
+    for (const { at, f } of pending) {
+      const csr = await f;
+      const part = memberProbabilities(ens, { ...csr, n: csr.offsets.length - 1 });
+      part.forEach((p, m) => probs[m]!.set(p, at));
+    }
+    return aggregate(probs, how);
+  } finally {
+    await pool.close();
+  }
 }
