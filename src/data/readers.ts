@@ -115,7 +115,6 @@ async function* readCsv(file: string): AsyncGenerator<RawRecord> {
     columns: (header: string[]) => header.map((h) => h.trim()),
     bom: true,
     delimiter,
-    info: true,
     skip_empty_lines: true,
     // Files stitched together from several sources mix line endings; accept both everywhere.
     record_delimiter: ['\r\n', '\n'],
@@ -130,10 +129,10 @@ async function* readCsv(file: string): AsyncGenerator<RawRecord> {
   });
   utf8Stream(file).on('error', (e) => parser.destroy(e)).pipe(parser);
   try {
-    for await (const rec of parser as AsyncIterable<{ record: Record<string, unknown>; info: { records: number } }>) {
+    for await (const record of parser as AsyncIterable<Record<string, unknown>>) {
       while (skipped.length) yield skipped.shift()!;
       row += 1;
-      yield { row, fields: rec.record };
+      yield { row, fields: record };
     }
   } catch (err) {
     if (err instanceof SisaError) throw err;

@@ -115,9 +115,9 @@ export function fairnessWithIntervals(
   y: ArrayLike<number>,
   yhat: ArrayLike<number>,
   sensitive: ArrayLike<number>,
-  opts: { resamples?: number; seed: number },
+  opts: { resamples?: number; seed: number; score?: ArrayLike<number> | null },
 ): FairnessMetrics & { eoDifferenceCI: Interval; dpDifferenceCI: Interval; accuracyCI: Interval } {
-  const m = fairnessMetrics(y, yhat, sensitive);
+  const m = fairnessMetrics(y, yhat, sensitive, opts.score ?? null);
   const n = y.length;
   const pick = (idx: Int32Array) => {
     const yy = new Uint8Array(n), pp = new Uint8Array(n), gg = new Uint8Array(n);

@@ -160,7 +160,10 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
   for (const split of splits) {
     for (const name of names) {
       const yhat = predictionsFor(name, { ...split, ids: split.rows.ids }, fitted, seed);
-      const m = fairnessWithIntervals(split.rows.labels, yhat, split.group, { resamples, seed });
+      // Scores for the per-group ROC AUC: vote share, probability, or the post-processor's P(flag).
+      const score =
+        name === 'sisa' ? aggregate(split.probs, 'vote').score : name === 'monolithic' ? split.mono! : expectedPositive(fitted.get(name)!, split.probs, split.group);
+      const m = fairnessWithIntervals(split.rows.labels, yhat, split.group, { resamples, seed, score });
       methods.push({
         name,
         split: split.name,
