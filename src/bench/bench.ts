@@ -91,6 +91,9 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     log('train…');
     const tr = await sisa(['train', ...common]);
     const examples = tr.json.examples as number;
+    // The same training on one core: a single-shard retrain can only use one, so this is the
+    // like-for-like baseline for the unlearning speed-up (the models are identical).
+    const trOneCore = await sisa(['train', ...common, '--concurrency', '1']);
     const ev = await sisa(['evaluate', ...common, '--aggregate', 'mean']);
 
     // Peers on the same split: export the shards' rows as training data and the test split as test data.
@@ -150,8 +153,18 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     const S = o.shards;
     const R = o.slices;
     const ideal = (S * 2 * R) / (R + 1);
+    // Under the union schedule (slice i trains on slices 1..i) slice i costs ∝ i, so retraining from a
+    // uniformly drawn slice r costs E[Σ_{i≥r} i] / Σ i of a shard, not (R+1)/(2R).
+    let fraction = 0;
+    for (let r = 1; r <= R; r++) {
+      let tail = 0;
+      for (let i = r; i <= R; i++) tail += i;
+      fraction += tail / ((R * (R + 1)) / 2) / R;
+    }
+    const idealUnion = S / fraction;
     const deleteMedian = median(singles.map((s) => s.seconds));
     const speedup = tr.seconds / deleteMedian;
+    const speedupOneCore = trOneCore.seconds / deleteMedian;
     const breakdown = Object.fromEntries(Object.keys(singles[0]?.timings ?? {}).map((k) => [k, median(singles.map((s) => s.timings[k]!))]));
     const fixedCost = deleteMedian - (breakdown.retrain ?? 0) - (breakdown.restore ?? 0) - (breakdown.save ?? 0);
 
@@ -212,6 +225,10 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         speedup,
         ideal,
         ratio: speedup / ideal,
+        trainOneCoreSeconds: trOneCore.seconds,
+        speedupVsOneCoreTrain: speedupOneCore,
+        idealForUnionSchedule: idealUnion,
+        ratioOneCoreUnion: speedupOneCore / idealUnion,
         fixedCostSeconds: fixedCost,
         breakdown,
         batch100: { seconds: batch.seconds, shardsRetrained: batch.json.retrained.length, speedup: tr.seconds / batch.seconds },
@@ -237,6 +254,7 @@ export function benchTable(r: any): string {
     `           fastText, 1 thread    ${peer(r.peers.fasttext)}   sisa/peer ${f(r.ratios.trainVsFasttext1, 2)}`,
     `           fastText, all threads ${peer(r.peers.fasttextAllThreads)}   sisa/peer ${f(r.ratios.trainVsFasttextAll, 2)}`,
     `unlearning full train ${f(r.unlearning.trainSeconds, 2)} s; delete --id median ${f(r.unlearning.deleteMedianSeconds, 2)} s → speed-up ${f(r.unlearning.speedup, 2)} (ideal ${f(r.unlearning.ideal, 2)}, ratio ${f(r.unlearning.ratio, 2)})`,
+    `           vs a one-core train (${f(r.unlearning.trainOneCoreSeconds, 2)} s): speed-up ${f(r.unlearning.speedupVsOneCoreTrain, 2)}; ideal for the union schedule S/E[cost] ${f(r.unlearning.idealForUnionSchedule, 2)}, ratio ${f(r.unlearning.ratioOneCoreUnion, 2)}`,
     `           fixed cost per deletion (outside restore/retrain/save) ${f(r.unlearning.fixedCostSeconds, 2)} s; batch of 100 ids ${f(r.unlearning.batch100.seconds, 2)} s (${r.unlearning.batch100.shardsRetrained} shards)`,
     `           breakdown (median s): ${Object.entries(r.unlearning.breakdown).map(([k, v]) => `${k} ${f(v as number, 3)}`).join(', ')}`,
     `ingest     ${f(r.ingest.rowsPerSec)} rows/s, peak RSS ${f(r.ingest.peakRssBytes / 2 ** 20)} MiB`,

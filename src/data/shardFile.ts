@@ -334,22 +334,32 @@ function concatList<T extends Int32Array | Float32Array>(
 
 /** A subset of rows, in the original order, keeping those for which `keep(i)` is true. */
 export function filterRows(rows: Rows, keep: (i: number) => boolean): Rows {
-  const b = new RowsBuilder(Object.keys(rows.groups));
-  for (let i = 0; i < rows.ids.length; i++) {
-    if (!keep(i)) continue;
-    const s = rows.offsets[i]!;
-    const e = rows.offsets[i + 1]!;
-    b.push({
-      id: rows.ids[i]!,
-      text: rows.texts[i]!,
-      label: rows.labels[i]!,
-      slice: rows.slices[i]!,
-      indices: rows.indices.subarray(s, e),
-      values: rows.values.subarray(s, e),
-      groups: Object.fromEntries(Object.entries(rows.groups).map(([g, v]) => [g, v[i]!])),
-    });
+  const kept: number[] = [];
+  for (let i = 0; i < rows.ids.length; i++) if (keep(i)) kept.push(i);
+  const offsets = new Int32Array(kept.length + 1);
+  kept.forEach((r, k) => (offsets[k + 1] = offsets[k]! + rows.offsets[r + 1]! - rows.offsets[r]!));
+  const indices = new Int32Array(offsets[kept.length]!);
+  const values = new Float32Array(offsets[kept.length]!);
+  // Copy runs of consecutive kept rows in one go: a deletion keeps almost everything.
+  for (let k = 0; k < kept.length; ) {
+    let end = k + 1;
+    while (end < kept.length && kept[end] === kept[end - 1]! + 1) end++;
+    const from = rows.offsets[kept[k]!]!;
+    const to = rows.offsets[kept[end - 1]! + 1]!;
+    indices.set(rows.indices.subarray(from, to), offsets[k]!);
+    values.set(rows.values.subarray(from, to), offsets[k]!);
+    k = end;
   }
-  return b.take();
+  return {
+    ids: kept.map((i) => rows.ids[i]!),
+    texts: kept.map((i) => rows.texts[i]!),
+    labels: Uint8Array.from(kept, (i) => rows.labels[i]!),
+    slices: Int16Array.from(kept, (i) => rows.slices[i]!),
+    offsets,
+    indices,
+    values,
+    groups: Object.fromEntries(Object.entries(rows.groups).map(([g, v]) => [g, Uint8Array.from(kept, (i) => v[i]!)])),
+  };
 }
 
 /** The bytes a record contributes to its slice's content hash. */
@@ -357,16 +367,23 @@ export function recordDigest(id: string, label: number, text: string): string {
   return `${id}\u0000${label}\u0000${text}\u0001`;
 }
 
-/** Content hash of the records of one slice (ids, labels, texts, in file order). */
-export function sliceHashes(rows: Rows, slices: number): { rows: number; hash: string }[] {
-  const hashes = Array.from({ length: slices }, () => createHash('sha256'));
+/**
+ * Content hash of the records of each slice (ids, labels, texts, in file order). With `only`, slices
+ * outside it are not hashed (their entry is null): a deletion re-hashes just the slices it changed.
+ */
+export function sliceHashes(rows: Rows, slices: number): { rows: number; hash: string }[];
+export function sliceHashes(rows: Rows, slices: number, only: ReadonlySet<number>): ({ rows: number; hash: string } | null)[];
+export function sliceHashes(rows: Rows, slices: number, only?: ReadonlySet<number>): ({ rows: number; hash: string } | null)[] {
+  const hashes = Array.from({ length: slices }, (_, s) => (!only || only.has(s) ? createHash('sha256') : null));
   const counts = new Array<number>(slices).fill(0);
   for (let i = 0; i < rows.ids.length; i++) {
     const s = rows.slices[i]!;
+    const h = hashes[s];
+    if (!h) continue;
     counts[s]! += 1;
-    hashes[s]!.update(recordDigest(rows.ids[i]!, rows.labels[i]!, rows.texts[i]!));
+    h.update(recordDigest(rows.ids[i]!, rows.labels[i]!, rows.texts[i]!));
   }
-  return hashes.map((h, s) => ({ rows: counts[s]!, hash: h.digest('hex') }));
+  return hashes.map((h, s) => (h ? { rows: counts[s]!, hash: h.digest('hex') } : null));
 }
 
 /** Concatenates row blocks (same group attributes) into one. */

@@ -169,7 +169,10 @@ async function deleteWith(
     const written = await writeRowsFile(ws.shardsDir, `shard-${String(shard).padStart(3, '0')}`, kept, Object.keys(kept.groups));
     const info = next.shards[shard]!;
     shardNotes.set(shard, { before: info.sha256, ids: [...p.ids], fromSlice: p.fromSlice });
-    Object.assign(info, written, { slices: sliceHashes(kept, state.config.slices).map((s, slice) => ({ slice, ...s })) });
+    // Only the slices that lost records change; the others keep their recorded hashes.
+    const touched = new Set([...p.ids].map((id) => p.rows.slices[p.rows.ids.indexOf(id)]!));
+    const rehashed = sliceHashes(kept, state.config.slices, touched);
+    Object.assign(info, written, { slices: info.slices.map((old, slice) => ({ slice, ...(rehashed[slice] ?? { rows: old.rows, hash: old.hash }) })) });
     const model = state.models[shard]!;
     jobs.push({
       workdir: ws.root,
