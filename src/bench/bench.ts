@@ -115,7 +115,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     // score them with the ensemble, on the test texts repeated to ≥ 100k rows.
     log('predict…');
     const texts: string[] = [];
-    while (texts.length < 100000) texts.push(...testData.texts);
+    // (a loop, not push(...xs): a spread of a large array overflows the call stack)
+    while (texts.length < 100000) for (const t of testData.texts) texts.push(t);
     const predictRate = async (workdir: string) => {
       const wsp = workspace(workdir);
       const ens = await loadEnsemble(wsp, await loadState(wsp));
@@ -136,7 +137,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     const candidates: string[] = [];
     for (const s of state.shards) {
       const r = await readRowsFile(path.join(ws, 'shards', s.file));
-      candidates.push(...r.ids);
+      for (const id of r.ids) candidates.push(id);
     }
     const pick = () => candidates.splice(Math.floor(rand() * candidates.length), 1)[0]!;
     const singles: { seconds: number; inProcess: number; fromSlice: number; timings: Record<string, number> }[] = [];

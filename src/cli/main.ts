@@ -232,7 +232,7 @@ export function buildCli(argv: string[]) {
           } catch (err) {
             throw new SisaError('INPUT', `${a['ids-file']}: cannot read ids file (${errorMessage(err)})`);
           }
-          ids.push(...text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0));
+          for (const line of text.split(/\r?\n/)) if (line.trim()) ids.push(line.trim());
         }
         if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
         const { deleteRecords } = await import('../unlearning/delete.js');

@@ -196,6 +196,24 @@ export function hashText(text: string, cfg: FeatureConfig): SparseRow {
   return { indices, values };
 }
 
+/** Hashes many texts into one CSR block: row i's features are indices/values[offsets[i] .. offsets[i+1]). */
+export function hashTexts(texts: readonly string[], cfg: FeatureConfig): { offsets: Int32Array; indices: Int32Array; values: Float32Array } {
+  const parts = texts.map((t) => hashText(t, cfg));
+  const offsets = new Int32Array(parts.length + 1);
+  let nnz = 0;
+  parts.forEach((p, i) => {
+    nnz += p.indices.length;
+    offsets[i + 1] = nnz;
+  });
+  const indices = new Int32Array(nnz);
+  const values = new Float32Array(nnz);
+  parts.forEach((p, i) => {
+    indices.set(p.indices, offsets[i]!);
+    values.set(p.values, offsets[i]!);
+  });
+  return { offsets, indices, values };
+}
+
 export function validateFeatureConfig(cfg: FeatureConfig): string | null {
   if (!Number.isInteger(cfg.buckets) || cfg.buckets < 2 || (cfg.buckets & (cfg.buckets - 1)) !== 0 || cfg.buckets > 1 << 24)
     return `--buckets must be a power of two between 2 and 2^24, got ${cfg.buckets}`;

@@ -2,7 +2,7 @@
  * The SISA ensemble at prediction time: the S constituent models, loaded once from their latest
  * checkpoints, each scoring rows in plain JS (no tfjs start-up cost), aggregated by vote or mean.
  */
-import { hashText, type FeatureConfig } from '../features/hashing.js';
+import { hashTexts, type FeatureConfig } from '../features/hashing.js';
 import type { Rows } from '../data/shardFile.js';
 import { requireTrained, type State } from '../state/manifest.js';
 import type { Workspace } from '../state/workspace.js';
@@ -45,20 +45,7 @@ export async function loadEnsemble(ws: Workspace, state: State): Promise<Ensembl
 export type SparseBatch = Pick<Rows, 'offsets' | 'indices' | 'values'> & { n: number };
 
 export function featurize(texts: readonly string[], features: FeatureConfig): SparseBatch {
-  const offsets = new Int32Array(texts.length + 1);
-  const parts = texts.map((t) => hashText(t, features));
-  let nnz = 0;
-  parts.forEach((p, i) => {
-    nnz += p.indices.length;
-    offsets[i + 1] = nnz;
-  });
-  const indices = new Int32Array(nnz);
-  const values = new Float32Array(nnz);
-  parts.forEach((p, i) => {
-    indices.set(p.indices, offsets[i]!);
-    values.set(p.values, offsets[i]!);
-  });
-  return { offsets, indices, values, n: texts.length };
+  return { ...hashTexts(texts, features), n: texts.length };
 }
 
 /** Each constituent's probability for each row: result[model][row]. */

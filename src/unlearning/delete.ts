@@ -83,7 +83,7 @@ export async function planDeletion(state: State, workdir: string, ids: readonly 
     if (key.startsWith('shard:')) ref = state.shards[Number(key.slice(6))]!;
     else ref = key === 'test' ? state.heldout.test : state.heldout.calibration;
     if (!ref) {
-      plan.notFound.push(...wanted);
+      for (const id of wanted) plan.notFound.push(id);
       continue;
     }
     const rows = await readRowsFile(path.join(ws.shardsDir, ref.file), ref.sha256);
