@@ -73,7 +73,8 @@ const ID_CANDIDATES = ['id', 'rev_id', 'comment_id', '_id', ''];
 const TEXT_CANDIDATES = ['text', 'comment_text', 'comment', 'tweet', 'content', 'body'];
 const LABEL_CANDIDATES = ['label', 'toxic', 'is_toxic', 'toxicity', 'target', 'class'];
 const MAX_ID_LENGTH = 1024;
-const FLUSH_ROWS = 8192;
+/** Rows buffered across all open files before they are written: bounds memory whatever the shard count. */
+const BUFFERED_ROWS = 49152;
 const BATCH_ROWS = 4096;
 const MAX_REPORTED = 20;
 
@@ -129,6 +130,7 @@ async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
   });
   const assign = { seed: o.seed, test: o.test, calibration: o.calibration, shards: o.shards, slices: o.slices };
 
+  const flushRows = Math.max(512, Math.floor(BUFFERED_ROWS / (o.shards + 2)));
   const shardWriters = Array.from({ length: o.shards }, (_, s) => new ShardFileWriter(ws.shardsDir, `shard-${String(s).padStart(3, '0')}`, groupNames));
   const shardRows = Array.from({ length: o.shards }, () => new RowsBuilder(groupNames));
   const sliceHash: Hash[][] = Array.from({ length: o.shards }, () => Array.from({ length: o.slices }, () => createHash('sha256')));
@@ -166,13 +168,13 @@ async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
       shardRows[shard]!.push({ ...record, slice });
       sliceHash[shard]![slice]!.update(recordDigest(r.id, r.label, r.text));
       sliceCount[shard]![slice]! += 1;
-      if (shardRows[shard]!.length >= FLUSH_ROWS) shardWriters[shard]!.write(shardRows[shard]!.take());
+      if (shardRows[shard]!.length >= flushRows) shardWriters[shard]!.write(shardRows[shard]!.take());
     } else if (r.place.split === 'test') {
       testRows.push({ ...record, slice: -1 });
-      if (testRows.length >= FLUSH_ROWS) testWriter.write(testRows.take());
+      if (testRows.length >= flushRows) testWriter.write(testRows.take());
     } else {
       calRows.push({ ...record, slice: -1 });
-      if (calRows.length >= FLUSH_ROWS) calWriter!.write(calRows.take());
+      if (calRows.length >= flushRows) calWriter!.write(calRows.take());
     }
   };
   const drainOne = async () => {
