@@ -92,7 +92,7 @@ export function buildCli(argv: string[]) {
         const { resolveGroups } = await import('../fairness/terms.js');
         const { ingest } = await import('../data/ingest.js');
         const groups = await resolveGroups((a['group-terms'] ?? []).map(String), (a['group-col'] ?? []).map(String));
-        const bar = progress(a, 'ingest', 'rows');
+        const bar = progress(a, 'ingest', 'rows read', true);
         const r = await ingest({
           wait: a.wait,
           groups,

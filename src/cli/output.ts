@@ -21,11 +21,14 @@ export interface Progress {
   stop(): void;
 }
 
-/** A progress bar on a terminal; nothing when stdout is not a TTY or with --quiet. */
-export function progress(flags: OutputFlags, label: string, unit: string): Progress {
+/**
+ * A progress bar on a terminal; nothing when stdout is not a TTY or with --quiet. With `counter`, the
+ * total is unknown (a streamed file) and only the count is shown.
+ */
+export function progress(flags: OutputFlags, label: string, unit: string, counter = false): Progress {
   if (flags.quiet || !process.stdout.isTTY || !process.stderr.isTTY) return { update() {}, stop() {} };
   const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {value}/{total} ${unit}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    { format: counter ? `${label}: {value} ${unit}` : `${label} [{bar}] {value}/{total} ${unit}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   let started = false;
