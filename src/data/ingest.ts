@@ -20,6 +20,7 @@ import { runOperation } from '../state/operation.js';
 import { placeRecord, type Placement } from './assign.js';
 import { FeaturePool, type CsrBatch } from '../features/pool.js';
 import { parseLabel } from './labels.js';
+import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from './columns.js';
 import { detectFormat, readRecords } from './readers.js';
 import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from './shardFile.js';
 
@@ -69,23 +70,11 @@ export interface IngestResult {
   peakRssBytes: number;
 }
 
-const ID_CANDIDATES = ['id', 'rev_id', 'comment_id', '_id', ''];
-const TEXT_CANDIDATES = ['text', 'comment_text', 'comment', 'tweet', 'content', 'body'];
-const LABEL_CANDIDATES = ['label', 'toxic', 'is_toxic', 'toxicity', 'target', 'class'];
 const MAX_ID_LENGTH = 1024;
 /** Rows buffered across all open files before they are written: bounds memory whatever the shard count. */
 const BUFFERED_ROWS = 49152;
 const BATCH_ROWS = 4096;
 const MAX_REPORTED = 20;
-
-function pickColumn(columns: string[], explicit: string | undefined, candidates: string[], what: string, file: string): string | null {
-  if (explicit !== undefined) {
-    if (!columns.includes(explicit))
-      throw inputError(`${file}: ${what} column '${explicit}' not found (columns: ${columns.map((c) => `'${c}'`).join(', ')})`);
-    return explicit;
-  }
-  return candidates.find((c) => columns.includes(c)) ?? null;
-}
 
 function validateOptions(o: IngestOptions): void {
   const intIn = (v: number, lo: number, hi: number) => Number.isInteger(v) && v >= lo && v <= hi;
@@ -210,13 +199,11 @@ async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
       const fields = rec.fields;
       if (!cols) {
         const names = Object.keys(fields);
-        const text = pickColumn(names, o.textCol, TEXT_CANDIDATES, 'text', o.input);
-        const label = pickColumn(names, o.labelCol, LABEL_CANDIDATES, 'label', o.input);
-        if (!text) throw inputError(`${o.input}: no text column found; pass --text-col (columns: ${names.map((c) => `'${c}'`).join(', ')})`);
-        if (!label) throw inputError(`${o.input}: no label column found; pass --label-col (columns: ${names.map((c) => `'${c}'`).join(', ')})`);
+        const text = requireColumn(names, o.textCol, TEXT_CANDIDATES, 'text', o.input);
+        const label = requireColumn(names, o.labelCol, LABEL_CANDIDATES, 'label', o.input);
         for (const g of groups)
           if (g.kind === 'column' && !names.includes(g.column)) throw inputError(`${o.input}: group column '${g.column}' not found`);
-        cols = { id: pickColumn(names, o.idCol, ID_CANDIDATES, 'id', o.input), text, label };
+        cols = { id: findColumn(names, o.idCol, ID_CANDIDATES, 'id', o.input), text, label };
       }
       const rawId = cols.id === null ? String(rec.row) : fields[cols.id];
       const id = rawId === null || rawId === undefined ? '' : String(rawId).trim();

@@ -11,6 +11,7 @@ import { detectFormat, readRecords } from '../data/readers.js';
 import { RowsBuilder, type Rows } from '../data/shardFile.js';
 import type { LabelRule, State } from '../state/manifest.js';
 import { inputError } from '../util/errors.js';
+import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
 
 export interface FileColumns {
   idCol?: string;
@@ -19,16 +20,6 @@ export interface FileColumns {
   positiveValues?: string[];
   labelThreshold?: number;
   format?: string;
-}
-
-function resolveColumn(names: string[], explicit: string | undefined, fallbacks: (string | null)[], what: string, file: string, required: boolean): string | null {
-  if (explicit !== undefined) {
-    if (!names.includes(explicit)) throw inputError(`${file}: ${what} column '${explicit}' not found (columns: ${names.map((c) => `'${c}'`).join(', ')})`);
-    return explicit;
-  }
-  const found = fallbacks.find((c): c is string => c !== null && names.includes(c)) ?? null;
-  if (!found && required) throw inputError(`${file}: no ${what} column found; pass --${what}-col (columns: ${names.map((c) => `'${c}'`).join(', ')})`);
-  return found;
 }
 
 export async function readInputRows(state: State, file: string, cols: FileColumns, labelled: boolean): Promise<Rows> {
@@ -48,10 +39,11 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
     if (rec.error !== undefined) throw inputError(`${file}: row ${rec.row} ${rec.error}`);
     if (!names) {
       const keys = Object.keys(rec.fields);
+      // The workspace's own column names first, then the usual ones.
       names = {
-        id: resolveColumn(keys, cols.idCol, [cfg.idCol, 'id', 'rev_id'], 'id', file, false),
-        text: resolveColumn(keys, cols.textCol, [cfg.textCol, 'text', 'comment_text', 'comment', 'tweet'], 'text', file, true)!,
-        label: labelled ? resolveColumn(keys, cols.labelCol, [cfg.labelCol, 'label', 'toxic', 'class'], 'label', file, true) : null,
+        id: findColumn(keys, cols.idCol, [cfg.idCol, ...ID_CANDIDATES], 'id', file),
+        text: requireColumn(keys, cols.textCol, [cfg.textCol, ...TEXT_CANDIDATES], 'text', file),
+        label: labelled ? requireColumn(keys, cols.labelCol, [cfg.labelCol, ...LABEL_CANDIDATES], 'label', file) : null,
       };
     }
     const rawText = rec.fields[names.text];

@@ -61,8 +61,8 @@ export interface DeleteResult {
 }
 
 export interface DeletionPlan {
-  /** shard → (ids found there, earliest slice among them). */
-  shards: Map<number, { ids: Set<string>; fromSlice: number; rows: Rows }>;
+  /** shard → (ids found there, the slices holding them, the earliest of those). */
+  shards: Map<number, { ids: Set<string>; slices: Set<number>; fromSlice: number; rows: Rows }>;
   heldout: Map<'test' | 'calibration', { ids: Set<string>; rows: Rows; ref: FileRef }>;
   notFound: string[];
 }
@@ -89,17 +89,17 @@ export async function planDeletion(state: State, workdir: string, ids: readonly 
     const rows = await readRowsFile(path.join(ws.shardsDir, ref.file), ref.sha256);
     const position = new Map(rows.ids.map((id, i) => [id, i]));
     const found = new Set<string>();
-    let fromSlice = Infinity;
+    const slices = new Set<number>();
     for (const id of wanted) {
       const i = position.get(id);
       if (i === undefined) plan.notFound.push(id);
       else {
         found.add(id);
-        fromSlice = Math.min(fromSlice, rows.slices[i]!);
+        slices.add(rows.slices[i]!);
       }
     }
     if (found.size === 0) continue;
-    if (key.startsWith('shard:')) plan.shards.set(Number(key.slice(6)), { ids: found, fromSlice, rows });
+    if (key.startsWith('shard:')) plan.shards.set(Number(key.slice(6)), { ids: found, slices, fromSlice: Math.min(...slices), rows });
     else plan.heldout.set(key as 'test' | 'calibration', { ids: found, rows, ref });
   }
   return plan;
@@ -170,8 +170,7 @@ async function deleteWith(
     const info = next.shards[shard]!;
     shardNotes.set(shard, { before: info.sha256, ids: [...p.ids], fromSlice: p.fromSlice });
     // Only the slices that lost records change; the others keep their recorded hashes.
-    const touched = new Set([...p.ids].map((id) => p.rows.slices[p.rows.ids.indexOf(id)]!));
-    const rehashed = sliceHashes(kept, state.config.slices, touched);
+    const rehashed = sliceHashes(kept, state.config.slices, p.slices);
     Object.assign(info, written, { slices: info.slices.map((old, slice) => ({ slice, ...(rehashed[slice] ?? { rows: old.rows, hash: old.hash }) })) });
     const model = state.models[shard]!;
     jobs.push({
