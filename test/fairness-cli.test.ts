@@ -95,3 +95,30 @@ describe('FairSISA through the CLI', () => {
     assert.ok(bytes.length > 20000, `a screenshot with content: ${bytes.length} bytes`);
   });
 });
+
+describe('sensitive groups from a column', () => {
+  it('are used by predict --fair, and a file without that column is refused', async () => {
+    const dir = await tempDir();
+    const rows = Array.from({ length: 600 }, (_, i) => {
+      const member = i % 3 === 0 ? 1 : 0;
+      const toxic = i % 2;
+      return `g${i},"${toxic ? 'you idiot' : 'nice day'} word${i % 17}",${toxic},${member}`;
+    });
+    const data = path.join(dir, 'data.csv');
+    await fsp.writeFile(data, 'id,text,label,minority\n' + rows.join('\n') + '\n');
+    const ws = path.join(dir, 'ws');
+    const ing = await cliJson(['ingest', data, '--workdir', ws, '--group-col', 'minority', '--calibration', '0.2', '--shards', '2', '--slices', '2', '--quiet']);
+    assert.equal(ing.groups.minority, 200);
+    assert.equal(ing.groups.any, 200);
+    await cliJson(['train', '--workdir', ws, '--quiet']);
+    const withCol = path.join(dir, 'with.csv');
+    await fsp.writeFile(withCol, 'id,text,minority\na,nice day,1\nb,you idiot,0\n');
+    const p = await cliJson(['predict', withCol, '--workdir', ws, '--fair', 'votes']);
+    assert.equal(p.predictions.length, 2);
+    const without = path.join(dir, 'without.csv');
+    await fsp.writeFile(without, 'id,text\na,nice day\n');
+    const r = await runCli(['predict', without, '--workdir', ws, '--fair', 'votes']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /without\.csv: sensitive-group column 'minority' not found; fairness needs it/);
+  });
+});

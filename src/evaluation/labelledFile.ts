@@ -22,7 +22,11 @@ export interface FileColumns {
   format?: string;
 }
 
-export async function readInputRows(state: State, file: string, cols: FileColumns, labelled: boolean): Promise<Rows> {
+/**
+ * `requireGroupColumns`: the caller needs the sensitive attributes (fair prediction, a fairness report), so
+ * a group defined by a column that this file lacks is an error rather than "nobody is in the group".
+ */
+export async function readInputRows(state: State, file: string, cols: FileColumns, labelled: boolean, requireGroupColumns = false): Promise<Rows> {
   const cfg = state.config;
   const rule: LabelRule = cols.positiveValues
     ? { kind: 'positive-values', values: cols.positiveValues }
@@ -31,14 +35,17 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
       : cols.labelCol !== undefined
         ? { kind: 'auto' }
         : cfg.labelRule;
-  const flag = groupFlagger(cfg.groups.filter((g) => g.kind !== 'column'));
-  const groupNames = cfg.groups.filter((g) => g.kind !== 'column').map((g) => g.name);
+  const flag = groupFlagger(cfg.groups);
+  const groupNames = cfg.groups.map((g) => g.name);
   const records: { id: string; text: string; label: number; groups: Record<string, number> }[] = [];
   let names: { id: string | null; text: string; label: string | null } | null = null;
   for await (const rec of readRecords(file, detectFormat(file, cols.format))) {
     if (rec.error !== undefined) throw inputError(`${file}: row ${rec.row} ${rec.error}`);
     if (!names) {
       const keys = Object.keys(rec.fields);
+      if (requireGroupColumns)
+        for (const g of cfg.groups)
+          if (g.kind === 'column' && !keys.includes(g.column)) throw inputError(`${file}: sensitive-group column '${g.column}' not found; fairness needs it`);
       // The workspace's own column names first, then the usual ones.
       names = {
         id: findColumn(keys, cols.idCol, [cfg.idCol, ...ID_CANDIDATES], 'id', file),
@@ -81,6 +88,6 @@ export async function featurizeTexts(texts: readonly string[], cfg: State['confi
 
 const PARALLEL_FROM = 8192;
 
-export function loadLabelledFile(state: State, file: string, cols: FileColumns): Promise<Rows> {
-  return readInputRows(state, file, cols, true);
+export function loadLabelledFile(state: State, file: string, cols: FileColumns, requireGroupColumns = false): Promise<Rows> {
+  return readInputRows(state, file, cols, true, requireGroupColumns);
 }

@@ -23,7 +23,7 @@ export async function predictFile(workdir: string, file: string, how: Aggregate,
     if (isStale(fit, state)) throw stateError("the fairness post-processor was fitted on older models; run 'sisa fairness fit'");
   }
   const ens = await loadEnsemble(ws, state);
-  const rows = await readInputRows(state, file, cols, false);
+  const rows = await readInputRows(state, file, cols, false, fair !== undefined);
   const probs = memberProbabilities(ens, { ...rows, n: rows.ids.length });
   const agg = aggregate(probs, how);
   const labels = fair ? methodPredictions(fit, fair, probs, rows, attributeValues(state, rows, fit!.attribute), fit!.seed) : agg.label;

@@ -153,7 +153,7 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
     mono: mono ? predictProba(mono, rows, rows.ids.length) : null,
   });
   const splits: Split[] = [load('calibration', await heldoutRows(ws, state, 'calibration')), load('test', await heldoutRows(ws, state, 'test'))];
-  if (o.evalFile) splits.push(load(`eval:${path.basename(o.evalFile)}`, await loadLabelledFile(state, o.evalFile, o.evalColumns ?? {})));
+  if (o.evalFile) splits.push(load(`eval:${path.basename(o.evalFile)}`, await loadLabelledFile(state, o.evalFile, o.evalColumns ?? {}, true)));
 
   const names: MethodName[] = [...(mono ? (['monolithic'] as const) : []), 'sisa', ...FAIR_METHODS];
   const methods: MethodEntry[] = [];
