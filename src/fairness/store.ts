@@ -164,6 +164,15 @@ export async function refitIfPossible(workdir: string): Promise<FairnessFit | nu
   return fitFairnessLocked({ workdir });
 }
 
+/** Refits only when the stored fit no longer matches the models (or is missing); used by recover. */
+export async function refitIfStale(workdir: string): Promise<{ refitted: boolean; error?: string }> {
+  const ws = workspace(workdir);
+  const state = await loadState(ws);
+  const fit = await loadFit(ws).catch(() => null);
+  if (fit && !isStale(fit, state)) return { refitted: false };
+  return refitAfterChange(workdir);
+}
+
 /** Refits after a committed change; a failure here must not undo the change, so it is reported instead. */
 export async function refitAfterChange(workdir: string): Promise<{ refitted: boolean; error?: string }> {
   try {

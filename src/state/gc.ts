@@ -9,18 +9,19 @@ import type { State } from './manifest.js';
 import type { Workspace } from './workspace.js';
 import { crashPoint } from '../util/faults.js';
 
-export function referencedShardFiles(state: State): Set<string> {
+export function referencedShardFiles(state: State | null): Set<string> {
+  if (!state) return new Set();
   const files = new Set(state.shards.map((s) => s.file));
   files.add(state.heldout.test.file);
   if (state.heldout.calibration) files.add(state.heldout.calibration.file);
   return files;
 }
 
-export function referencedCheckpoints(state: State): Set<string> {
-  return new Set(state.models.flatMap((m) => m.checkpoints));
+export function referencedCheckpoints(state: State | null): Set<string> {
+  return new Set(state?.models.flatMap((m) => m.checkpoints) ?? []);
 }
 
-async function listDir(dir: string): Promise<string[]> {
+export async function listDir(dir: string): Promise<string[]> {
   try {
     return await fsp.readdir(dir);
   } catch {
@@ -28,7 +29,8 @@ async function listDir(dir: string): Promise<string[]> {
   }
 }
 
-export async function garbageCollect(ws: Workspace, state: State): Promise<{ removed: string[] }> {
+/** `state` null: nothing is committed yet (a first ingest died), so every data file goes. */
+export async function garbageCollect(ws: Workspace, state: State | null): Promise<{ removed: string[] }> {
   const removed: string[] = [];
   const keepShards = referencedShardFiles(state);
   for (const f of await listDir(ws.shardsDir)) {

@@ -3,8 +3,7 @@
  * disk). The manifest is the only commit point, so rolling back is removing what the interrupted
  * operation wrote without committing; an accepted deletion request is never rolled back but applied.
  */
-import * as fsp from 'node:fs/promises';
-import { refitAfterChange } from '../fairness/store.js';
+import { refitIfStale } from '../fairness/store.js';
 import { applyDeletion, type DeleteResult, type PendingDeletion } from '../unlearning/delete.js';
 import { SisaError } from '../util/errors.js';
 import { garbageCollect } from './gc.js';
@@ -41,21 +40,11 @@ export async function recover(o: { workdir: string; wait?: boolean }): Promise<R
       }
     }
     if (p && result.action === 'none') result.action = 'rolled back';
+    // With no committed state (the very first ingest died), every data file is uncommitted.
     const state = await tryLoadState(ws);
-    if (state) {
-      result.removedFiles = (await garbageCollect(ws, state)).removed;
-      if (p?.op === 'delete' || p?.op === 'train') await refitAfterChange(ws.root);
-    } else if (p) {
-      // The very first ingest died before its commit: nothing in the workspace is committed.
-      for (const dir of [ws.shardsDir]) {
-        for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
-          if (f.endsWith('.arrow') || f.endsWith('.tmp')) {
-            await fsp.rm(`${dir}/${f}`, { force: true });
-            result.removedFiles.push(`shards/${f}`);
-          }
-        }
-      }
-    }
+    if (state || p) result.removedFiles = (await garbageCollect(ws, state)).removed;
+    // A crash between a commit and the refit that follows it leaves the fairness fit stale.
+    if (state?.training) await refitIfStale(ws.root);
     if (p) {
       result.note ||= result.action === 'completed' ? 'the pending deletion request was applied' : `the interrupted ${p.op} was rolled back; the workspace is as it was before it started${p.op === 'delete' ? '' : `; run 'sisa ${p.op === 'fairness-fit' ? 'fairness fit' : p.op}' again`}`;
       await closeOperation(ws, p, result.action === 'rejected' ? 'abort' : 'end', `recovered: ${result.action}`);

@@ -2,7 +2,6 @@
  * `sisa verify`: checks that the workspace is what the manifest says and that every deletion holds.
  * Exits non-zero on any problem. `--deep` also retrains every shard from scratch and compares weights.
  */
-import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { readRowsFile } from '../data/shardFile.js';
@@ -13,7 +12,7 @@ import { errorMessage } from '../util/errors.js';
 import { sha256 } from '../util/fsx.js';
 import { pendingDir, pendingOperation } from './journal.js';
 import { lineageOf, loadState, type State } from './manifest.js';
-import { referencedCheckpoints, referencedShardFiles } from './gc.js';
+import { listDir, referencedCheckpoints, referencedShardFiles } from './gc.js';
 import { workspace, type Workspace } from './workspace.js';
 
 export interface Check {
@@ -26,10 +25,6 @@ export interface VerifyResult {
   ok: boolean;
   checks: Check[];
   problems: string[];
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  return fsp.readdir(dir).catch(() => []);
 }
 
 export async function verify(o: { workdir: string; deep?: boolean }): Promise<VerifyResult> {
@@ -62,7 +57,7 @@ export async function verify(o: { workdir: string; deep?: boolean }): Promise<Ve
   }
   for (const sha of referencedCheckpoints(state)) {
     try {
-      const actual = createHash('sha256').update(await fsp.readFile(checkpointPath(ws.checkpointsDir, sha))).digest('hex');
+      const actual = sha256(await fsp.readFile(checkpointPath(ws.checkpointsDir, sha)));
       if (actual !== sha) fileProblems.push(`checkpoint ${sha.slice(0, 12)}: content does not match its name`);
     } catch {
       fileProblems.push(`checkpoint ${sha.slice(0, 12)}: missing`);
