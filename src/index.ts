@@ -1,17 +1,30 @@
-/** The sisa library: everything the CLI does is available here. */
-export { ingest, type IngestOptions, type IngestResult } from './data/ingest.js';
+/**
+ * The sisa library: every use case the CLI runs is exported here, with the same options and the same
+ * guarantees (locking, journal, recovery). The CLI is a thin layer of flags and printing over these.
+ */
+// Use cases (src/app)
+export { ingest, type IngestOptions, type IngestResult } from './app/ingest.js';
+export { train, type TrainOptions, type TrainResult } from './app/train.js';
+export { deleteRecords, planDeletion, type DeleteOptions, type DeleteResult, type DeletionPlan } from './app/delete.js';
+export { evaluate, type EvaluateOptions, type EvaluateResult } from './app/evaluate.js';
+export { predictFile, type Prediction } from './app/predictFile.js';
+export { fitFairness, loadFit, isStale, loadHistory, type FitOptions, type FairnessFit, type FairnessHistory } from './app/fairnessFit.js';
+export { buildReport, writeReport, reportMarkdown, reportHtml, type ReportOptions, type Report } from './app/report.js';
+export { recover, type RecoverResult } from './app/recover.js';
+export { verify, type VerifyResult, type Check } from './app/verify.js';
+export { status, type StatusResult } from './app/status.js';
+// Queue mode (BullMQ)
+export { QueueRunner, startQueueWorker, queueStatus, DEFAULT_QUEUE_NAME, type QueueTarget, type QueueWorkerOptions, type QueueStatus } from './orchestration/queue.js';
+// Data, features, models
 export { readRowsFile, type Rows } from './data/shardFile.js';
 export { placeRecord, type Placement } from './data/assign.js';
 export { hashText, tokenize, DEFAULT_FEATURES, type FeatureConfig } from './features/hashing.js';
-export { train, type TrainOptions, type TrainResult } from './orchestration/train.js';
-export { deleteRecords, planDeletion, type DeleteOptions, type DeleteResult } from './unlearning/delete.js';
-export { readLog, type DeletionEntry } from './unlearning/log.js';
-export { evaluate, type EvaluateOptions, type EvaluateResult } from './evaluation/evaluate.js';
-export { predictFile } from './evaluation/predictFile.js';
 export { loadEnsemble, predictTexts, aggregate, memberProbabilities, voteCounts, type Ensemble, type Aggregate } from './models/ensemble.js';
 export { loadBackend } from './models/backend.js';
+// State
 export { loadState, type State } from './state/manifest.js';
+export { readLog, type DeletionEntry } from './state/deletionLog.js';
 export { workspace, type Workspace } from './state/workspace.js';
-export { status } from './state/status.js';
+// Tools
 export { generateCorpus, writeCorpusCsv } from './demo/corpus.js';
 export { SisaError } from './util/errors.js';

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { placeRecord } from '../src/data/assign.js';
-import { planDeletion } from '../src/unlearning/delete.js';
+import { planDeletion } from '../src/app/delete.js';
 import { loadState } from '../src/state/manifest.js';
 import { workspace } from '../src/state/workspace.js';
 import { generateCorpus } from '../src/demo/corpus.js';

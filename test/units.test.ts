@@ -5,10 +5,10 @@ import fc from 'fast-check';
 import { placeRecord } from '../src/data/assign.js';
 import { filterRows, RowsBuilder, sliceHashes } from '../src/data/shardFile.js';
 import { DEFAULT_FEATURES, hashText, tokenize } from '../src/features/hashing.js';
-import { rocAuc } from '../src/evaluation/metrics.js';
+import { rocAuc } from '../src/util/metrics.js';
 import { decodeCheckpoint, encodeCheckpoint, paramsHash } from '../src/models/checkpoint.js';
 import { aggregate } from '../src/models/ensemble.js';
-import { termMatcher } from '../src/fairness/groups.js';
+import { termMatcher } from '../src/data/groups.js';
 
 describe('feature hashing', () => {
   it('tokenises social-media text: entities decoded, mentions and URLs collapsed', () => {

@@ -7,7 +7,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { rocAuc } from '../evaluation/metrics.js';
+import { rocAuc } from '../util/metrics.js';
 
 const run = promisify(execFile);
 

@@ -90,7 +90,7 @@ export function buildCli(argv: string[]) {
           .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' }),
       async (a) => {
         const { resolveGroups } = await import('../fairness/terms.js');
-        const { ingest } = await import('../data/ingest.js');
+        const { ingest } = await import('../app/ingest.js');
         const groups = await resolveGroups((a['group-terms'] ?? []).map(String), (a['group-col'] ?? []).map(String));
         const bar = progress(a, 'ingest', 'rows read', true);
         const r = await ingest({
@@ -138,7 +138,7 @@ export function buildCli(argv: string[]) {
           .option('hidden', { type: 'number', describe: 'Hidden units (0 = logistic regression)' })
           .option('l2', { type: 'number', describe: 'L2 weight decay' }),
       async (a) => {
-        const { train } = await import('../orchestration/train.js');
+        const { train } = await import('../app/train.js');
         const bar = progress(a, 'train', 'slices');
         let done = 0;
         const runner = await queueRunner(a, () => bar.update(++done, Math.max(done, 1)));
@@ -174,7 +174,7 @@ export function buildCli(argv: string[]) {
           .option('text-col', { type: 'string' }),
       async (a) => {
         await refuseIfInterrupted(a.workdir);
-        const { predictFile } = await import('../evaluation/predictFile.js');
+        const { predictFile } = await import('../app/predictFile.js');
         const preds = await predictFile(a.workdir, a.file, a.aggregate as Aggregate, { format: a.format, idCol: a['id-col'], textCol: a['text-col'] }, a.fair as FairMethod | undefined);
         if (a.json) emit(a, { aggregate: a.aggregate, predictions: preds }, () => '');
         else {
@@ -193,7 +193,7 @@ export function buildCli(argv: string[]) {
           .option('split', { choices: ['test', 'calibration'] as const, default: 'test' as const }),
       async (a) => {
         await refuseIfInterrupted(a.workdir);
-        const { evaluate } = await import('../evaluation/evaluate.js');
+        const { evaluate } = await import('../app/evaluate.js');
         const r = await evaluate({
           workdir: a.workdir,
           aggregate: a.aggregate as Aggregate,
@@ -235,7 +235,7 @@ export function buildCli(argv: string[]) {
           for (const line of text.split(/\r?\n/)) if (line.trim()) ids.push(line.trim());
         }
         if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
-        const { deleteRecords } = await import('../unlearning/delete.js');
+        const { deleteRecords } = await import('../app/delete.js');
         const bar = progress(a, 'retrain', 'slices');
         let done = 0;
         const runner = await queueRunner(a, () => bar.update(++done, Math.max(done, 1)));
@@ -262,7 +262,7 @@ export function buildCli(argv: string[]) {
           .option('attribute', { type: 'string', describe: "Sensitive attribute (default 'any')" })
           .option('eo-tolerance', { type: 'number', describe: 'Allowed |ΔTPR| and |ΔFPR| between groups (default 0)' }),
       async (a) => {
-        const { fitFairness, isStale, loadFit } = await import('../fairness/store.js');
+        const { fitFairness, isStale, loadFit } = await import('../app/fairnessFit.js');
         const { loadState } = await import('../state/manifest.js');
         const { workspace } = await import('../state/workspace.js');
         const ws = workspace(a.workdir);
@@ -296,7 +296,7 @@ export function buildCli(argv: string[]) {
           .option('eval-label-threshold', { type: 'number' }),
       async (a) => {
         await refuseIfInterrupted(a.workdir);
-        const { reportMarkdown, writeReport } = await import('../fairness/report.js');
+        const { reportMarkdown, writeReport } = await import('../app/report.js');
         const { report, files } = await writeReport({
           workdir: a.workdir,
           out: a.out,
@@ -346,7 +346,7 @@ export function buildCli(argv: string[]) {
       'Finish or roll back an operation that was interrupted (kill -9, power loss, full disk)',
       (y) => common(y),
       async (a) => {
-        const { recover } = await import('../state/recover.js');
+        const { recover } = await import('../app/recover.js');
         const r = await recover({ workdir: a.workdir, wait: a.wait });
         emit(a, r, () =>
           r.interrupted
@@ -360,7 +360,7 @@ export function buildCli(argv: string[]) {
       'Check hashes, receipts, that no deleted id remains anywhere and that every model excludes them; --deep retrains and compares',
       (y) => common(y).option('deep', { type: 'boolean', default: false, describe: 'Also retrain every shard from scratch and compare weights' }),
       async (a) => {
-        const { verify } = await import('../state/verify.js');
+        const { verify } = await import('../app/verify.js');
         const r = await verify({ workdir: a.workdir, deep: a.deep });
         emit(a, r, () => r.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n'));
         if (!r.ok) throw new SisaError('STATE', `verify found ${r.problems.length} problem(s): ${r.problems.join(' | ')}`);
@@ -405,7 +405,7 @@ export function buildCli(argv: string[]) {
       (y) => queueFlags(common(y)),
       async (a) => {
         await refuseIfInterrupted(a.workdir);
-        const { status } = await import('../state/status.js');
+        const { status } = await import('../app/status.js');
         const base = await status(a.workdir);
         const queue = a.queue ? await (await import('../orchestration/queue.js')).queueStatus({ url: a.queue, name: a['queue-name'] }, base.workdir) : undefined;
         const s = { ...base, ...(queue ? { queue } : {}) };

@@ -4,19 +4,19 @@
  */
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
-import { ingest } from '../data/ingest.js';
-import { evaluate } from '../evaluation/evaluate.js';
+import { ingest } from '../app/ingest.js';
+import { evaluate } from '../app/evaluate.js';
 import { loadEnsemble, predictTexts } from '../models/ensemble.js';
 import { loadState, tryLoadState } from '../state/manifest.js';
 import { stateError } from '../util/errors.js';
 import { workspace } from '../state/workspace.js';
-import { train } from '../orchestration/train.js';
-import { deleteRecords } from '../unlearning/delete.js';
-import { status } from '../state/status.js';
+import { train } from '../app/train.js';
+import { deleteRecords } from '../app/delete.js';
+import { status } from '../app/status.js';
 import { writeCorpusCsv } from './corpus.js';
 import { placeRecord } from '../data/assign.js';
 import { resolveGroups } from '../fairness/terms.js';
-import { buildReport, writeReport } from '../fairness/report.js';
+import { buildReport, writeReport } from '../app/report.js';
 
 export interface DemoOptions {
   workdir: string;

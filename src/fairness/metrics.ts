@@ -5,7 +5,7 @@
  */
 import { quantileSorted } from 'simple-statistics';
 import { mulberry32 } from '../util/rng.js';
-import { rocAuc } from '../evaluation/metrics.js';
+import { rocAuc } from '../util/metrics.js';
 
 export interface GroupRates {
   count: number;

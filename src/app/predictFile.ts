@@ -1,11 +1,11 @@
 /** `sisa predict`: scores every row of a file with the ensemble, optionally through a fair post-processor. */
 import { aggregate, loadEnsemble, memberProbabilities, type Aggregate } from '../models/ensemble.js';
-import { attributeValues, isStale, loadFit, methodPredictions } from '../fairness/store.js';
+import { attributeValues, isStale, loadFit, methodPredictions } from './fairnessFit.js';
 import type { FairMethod } from '../fairness/postprocess.js';
 import { loadState, requireTrained } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { stateError } from '../util/errors.js';
-import { readInputRows, type FileColumns } from './labelledFile.js';
+import { readInputRows, type FileColumns } from './inputFile.js';
 
 export interface Prediction {
   id: string;

@@ -8,8 +8,8 @@ import { createHash, type Hash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_FEATURES, hashText, validateFeatureConfig, type FeatureConfig } from '../features/hashing.js';
-import { groupFlagger } from '../fairness/groups.js';
-import { deletedIdMatcher } from '../unlearning/log.js';
+import { groupFlagger } from '../data/groups.js';
+import { deletedIdMatcher } from '../state/deletionLog.js';
 import { saveState, tryLoadState, type GroupSpec, type LabelRule, type ShardInfo, type State } from '../state/manifest.js';
 import { garbageCollect } from '../state/gc.js';
 import { workspace } from '../state/workspace.js';
@@ -17,12 +17,12 @@ import { inputError, stateError, usageError } from '../util/errors.js';
 import { sha256File } from '../util/fsx.js';
 import { crashPoint } from '../util/faults.js';
 import { runOperation } from '../state/operation.js';
-import { placeRecord, type Placement } from './assign.js';
+import { placeRecord, type Placement } from '../data/assign.js';
 import { FeaturePool, type CsrBatch } from '../features/pool.js';
-import { parseLabel } from './labels.js';
-import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from './columns.js';
-import { detectFormat, readRecords } from './readers.js';
-import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from './shardFile.js';
+import { parseLabel } from '../data/labels.js';
+import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
+import { detectFormat, readRecords } from '../data/readers.js';
+import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from '../data/shardFile.js';
 
 export interface IngestOptions {
   input: string;

@@ -8,7 +8,7 @@
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { concatRows, readRowsFile, type Rows } from '../data/shardFile.js';
-import { loadLabelledFile, type FileColumns } from '../evaluation/labelledFile.js';
+import { loadLabelledFile, type FileColumns } from './inputFile.js';
 import { loadBackend, choiceFor } from '../models/backend.js';
 import { predictProba, trainShard } from '../models/learner.js';
 import type { TensorBlob } from '../models/checkpoint.js';
@@ -19,11 +19,11 @@ import { usageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { hashUnit } from '../util/rng.js';
 import { groupRatesChart, historyChart, renderSvg, shardAccuracyChart, tradeoffChart } from './charts.js';
-import { fairnessMetrics, fairnessWithIntervals, type GroupRates, type Interval } from './metrics.js';
-import { applyMethod, expectedPositive, expectedRates, fitMethod, FAIR_METHODS, type FairMethod, type FittedMethod } from './postprocess.js';
-import { attributeValues, fitFairness, heldoutRows, isStale, loadFit, loadHistory, type FairnessFit } from './store.js';
-import { ANY } from './terms.js';
-import { confusion, binaryMetrics } from '../evaluation/metrics.js';
+import { fairnessMetrics, fairnessWithIntervals, type GroupRates, type Interval } from '../fairness/metrics.js';
+import { applyMethod, expectedPositive, expectedRates, fitMethod, FAIR_METHODS, type FairMethod, type FittedMethod } from '../fairness/postprocess.js';
+import { attributeValues, fitFairness, heldoutRows, isStale, loadFit, loadHistory, type FairnessFit } from './fairnessFit.js';
+import { ANY } from '../fairness/terms.js';
+import { confusion, binaryMetrics } from '../util/metrics.js';
 
 export interface ReportOptions {
   workdir: string;

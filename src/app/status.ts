@@ -1,7 +1,7 @@
 /** `sisa status`: a summary of the workspace from the manifest alone (no data files are read). */
-import { loadState } from './manifest.js';
-import { workspace } from './workspace.js';
-import { readLog } from '../unlearning/log.js';
+import { loadState } from '../state/manifest.js';
+import { workspace } from '../state/workspace.js';
+import { readLog } from '../state/deletionLog.js';
 
 export interface StatusResult {
   workdir: string;

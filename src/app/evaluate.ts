@@ -5,8 +5,8 @@ import { aggregate, loadEnsemble, memberProbabilities, type Aggregate } from '..
 import { loadState, requireTrained } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { stateError } from '../util/errors.js';
-import { loadLabelledFile } from './labelledFile.js';
-import { binaryMetrics, confusion, rocAuc } from './metrics.js';
+import { loadLabelledFile } from './inputFile.js';
+import { binaryMetrics, confusion, rocAuc } from '../util/metrics.js';
 
 export interface EvaluateOptions {
   workdir: string;

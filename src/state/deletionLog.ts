@@ -6,8 +6,8 @@
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { State } from '../state/manifest.js';
-import type { Workspace } from '../state/workspace.js';
+import type { State } from './manifest.js';
+import type { Workspace } from './workspace.js';
 import { errorMessage, stateError } from '../util/errors.js';
 import { randomBytes } from 'node:crypto';
 import { sha256, writeFileAtomic } from '../util/fsx.js';

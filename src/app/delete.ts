@@ -10,17 +10,17 @@ import path from 'node:path';
 import { placeRecord } from '../data/assign.js';
 import { filterRows, readRowsFile, sliceHashes, writeRowsFile, type Rows } from '../data/shardFile.js';
 import { choiceFor } from '../models/backendChoice.js';
-import { runJobs, checkConcurrency } from '../orchestration/train.js';
+import { runJobs, checkConcurrency } from '../orchestration/jobs.js';
 import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
 import type { ShardJob } from '../orchestration/shardJob.js';
 import { garbageCollect } from '../state/gc.js';
 import { lineageOf, loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { SisaError, usageError } from '../util/errors.js';
-import { entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from './log.js';
+import { entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from '../state/deletionLog.js';
 import { runOperation } from '../state/operation.js';
 import { crashPoint } from '../util/faults.js';
-import { refitAfterChange } from '../fairness/store.js';
+import { refitAfterChange } from './fairnessFit.js';
 
 export interface DeleteOptions {
   workdir: string;

@@ -14,10 +14,10 @@ import { loadState, requireTrained, type State } from '../state/manifest.js';
 import { workspace, type Workspace } from '../state/workspace.js';
 import { errorMessage, stateError, usageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import { fairnessMetrics } from './metrics.js';
-import { applyMethod, fitMethod, FAIR_METHODS, type FairMethod } from './postprocess.js';
-import { ANY } from './terms.js';
-import { readLog } from '../unlearning/log.js';
+import { fairnessMetrics } from '../fairness/metrics.js';
+import { applyMethod, fitMethod, FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
+import { ANY } from '../fairness/terms.js';
+import { readLog } from '../state/deletionLog.js';
 import { runOperation } from '../state/operation.js';
 import { crashPoint } from '../util/faults.js';
 

@@ -5,7 +5,7 @@
  */
 import { FeaturePool, type CsrBatch } from '../features/pool.js';
 import { featurize } from '../models/ensemble.js';
-import { groupFlagger } from '../fairness/groups.js';
+import { groupFlagger } from '../data/groups.js';
 import { parseLabel } from '../data/labels.js';
 import { detectFormat, readRecords } from '../data/readers.js';
 import { RowsBuilder, type Rows } from '../data/shardFile.js';

@@ -3,14 +3,14 @@
  * disk). The manifest is the only commit point, so rolling back is removing what the interrupted
  * operation wrote without committing; an accepted deletion request is never rolled back but applied.
  */
-import { refitIfStale } from '../fairness/store.js';
-import { applyDeletion, type DeleteResult, type PendingDeletion } from '../unlearning/delete.js';
+import { refitIfStale } from './fairnessFit.js';
+import { applyDeletion, type DeleteResult, type PendingDeletion } from './delete.js';
 import { SisaError } from '../util/errors.js';
-import { garbageCollect } from './gc.js';
-import { closeOperation, pendingOperation, readPending } from './journal.js';
-import { withWorkspaceLock } from './lock.js';
-import { tryLoadState } from './manifest.js';
-import { workspace } from './workspace.js';
+import { garbageCollect } from '../state/gc.js';
+import { closeOperation, pendingOperation, readPending } from '../state/journal.js';
+import { withWorkspaceLock } from '../state/lock.js';
+import { tryLoadState } from '../state/manifest.js';
+import { workspace } from '../state/workspace.js';
 
 export interface RecoverResult {
   interrupted: { op: string; startedAt: string; pid: number } | null;

@@ -7,13 +7,13 @@ import path from 'node:path';
 import { readRowsFile } from '../data/shardFile.js';
 import { checkpointPath, decodeCheckpoint, paramsHash } from '../models/checkpoint.js';
 import { choiceFor } from '../models/backendChoice.js';
-import { deletedIdMatcher, entryPath, readEntry } from '../unlearning/log.js';
+import { deletedIdMatcher, entryPath, readEntry } from '../state/deletionLog.js';
 import { errorMessage } from '../util/errors.js';
 import { sha256 } from '../util/fsx.js';
-import { pendingDir, pendingOperation } from './journal.js';
-import { lineageOf, loadState, type State } from './manifest.js';
-import { listDir, referencedCheckpoints, referencedShardFiles } from './gc.js';
-import { workspace, type Workspace } from './workspace.js';
+import { pendingDir, pendingOperation } from '../state/journal.js';
+import { lineageOf, loadState, type State } from '../state/manifest.js';
+import { listDir, referencedCheckpoints, referencedShardFiles } from '../state/gc.js';
+import { workspace, type Workspace } from '../state/workspace.js';
 
 export interface Check {
   name: string;
