@@ -1,0 +1,39 @@
+import type { Argv } from 'yargs';
+import { usageError } from '../../util/errors.js';
+import { emit, note } from '../output.js';
+import { common } from '../flags.js';
+export function benchCommand(y: Argv): Argv {
+  return y.command(
+      'bench',
+      'Benchmark training, unlearning, ingest and prediction against scikit-learn and fastText on the same split',
+      (y) =>
+        common(y)
+          .option('data', { type: 'string', describe: 'Labelled data file (with --label-col/--positive-values as for ingest)' })
+          .option('synthetic', { type: 'number', describe: 'Generate N synthetic rows instead of --data' })
+          .option('shards', { type: 'number', default: 8 })
+          .option('slices', { type: 'number', default: 4 })
+          .option('repeat', { type: 'number', default: 5, describe: 'Single-id deletions to time (median)' })
+          .option('seed', { type: 'number', default: 7 })
+          .option('label-col', { type: 'string' })
+          .option('positive-values', { type: 'string' })
+          .option('scale', { type: 'boolean', default: false, describe: 'Also time train at 100k, 300k and 1M synthetic rows (minutes)' })
+          .option('keep', { type: 'string', describe: 'Keep the bench workspaces in this folder' }),
+      async (a) => {
+        const { runBench, benchTable } = await import('../../bench/bench.js');
+        if (!a.data && !a.synthetic) throw usageError('bench needs --data FILE or --synthetic N');
+        const r = await runBench({
+          data: a.data,
+          synthetic: a.synthetic,
+          shards: a.shards,
+          slices: a.slices,
+          repeat: a.repeat,
+          seed: a.seed,
+          ingestArgs: [...(a['label-col'] ? ['--label-col', a['label-col']] : []), ...(a['positive-values'] ? ['--positive-values', a['positive-values']] : [])],
+          scale: a.scale,
+          keep: a.keep,
+          log: (l) => note(a, l),
+        });
+        emit(a, r, () => benchTable(r));
+      },
+  );
+}

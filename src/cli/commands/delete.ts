@@ -1,0 +1,46 @@
+import type { Argv } from 'yargs';
+import * as fsp from 'node:fs/promises';
+import { errorMessage, SisaError, usageError } from '../../util/errors.js';
+import { emit, fmt, note, progress, table } from '../output.js';
+import { common, queueRunner, learnerFlags } from '../flags.js';
+export function deleteCommand(y: Argv): Argv {
+  return y.command(
+      'delete',
+      'Forget records exactly: retrain only the affected shards from the checkpoint before the affected slice',
+      (y) =>
+        learnerFlags(common(y))
+          .option('id', { type: 'string', array: true, describe: 'Record id to forget (repeatable)' })
+          .option('ids-file', { type: 'string', describe: 'File with one id per line' })
+          .option('strict', { type: 'boolean', default: false, describe: 'Fail, deleting nothing, if any id is unknown' })
+          .option('hash-ids', { type: 'boolean', default: false, describe: 'Record salted hashes of the ids in the deletion receipt, not the ids' }),
+      async (a) => {
+        const ids = (a.id ?? []).map(String);
+        if (a['ids-file']) {
+          let text: string;
+          try {
+            text = await fsp.readFile(a['ids-file'], 'utf8');
+          } catch (err) {
+            throw new SisaError('INPUT', `${a['ids-file']}: cannot read ids file (${errorMessage(err)})`);
+          }
+          for (const line of text.split(/\r?\n/)) if (line.trim()) ids.push(line.trim());
+        }
+        if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
+        const { deleteRecords } = await import('../../app/delete.js');
+        const bar = progress(a, 'retrain', 'slices');
+        let done = 0;
+        const runner = await queueRunner(a, () => bar.update(++done, Math.max(done, 1)));
+        const r = await deleteRecords({ runner, workdir: a.workdir, ids, strict: a.strict, hashIds: a['hash-ids'], wait: a.wait, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) }).finally(() => runner?.close());
+        bar.stop();
+        if (r.notFound.length) note(a, `not found: ${r.notFound.length} id(s): ${r.notFound.slice(0, 10).join(', ')}${r.notFound.length > 10 ? ', …' : ''}`);
+        emit(a, r, () =>
+          [
+            `deleted ${r.deleted.length} of ${r.requested} requested record(s) in ${fmt.secs(r.seconds)}${r.logEntry ? ` (deletion log entry ${r.logEntry})` : ''}`,
+            ...r.heldout.map((h) => `removed ${h.ids.length} from the held-out ${h.split} split`),
+            ...(r.retrained.length
+              ? [table(['shard', 'from slice', 'ids', 'seconds', 'new version'], r.retrained.map((x) => [x.shard, x.fromSlice, x.ids, x.seconds.toFixed(2), x.modelVersion]))]
+              : []),
+          ].join('\n'),
+        );
+      },
+  );
+}

@@ -1,0 +1,16 @@
+import type { Argv } from 'yargs';
+import { common } from '../flags.js';
+export function demoCommand(y: Argv): Argv {
+  return y.command(
+      'demo',
+      'Generate the embedded demo corpus and run ingest → train → evaluate → predict → delete on it',
+      (y) =>
+        common(y)
+          .option('rows', { type: 'number', default: 20000, describe: 'Rows in the generated corpus' })
+          .option('seed', { type: 'number', default: 7 }),
+      async (a) => {
+        const { runDemo } = await import('../../demo/demo.js');
+        await runDemo({ workdir: a.workdir, rows: a.rows, seed: a.seed, json: a.json, quiet: a.quiet });
+      },
+  );
+}

@@ -1,0 +1,31 @@
+import type { Argv } from 'yargs';
+import { stateError } from '../../util/errors.js';
+import { emit, fmt, table } from '../output.js';
+import { common, refuseIfInterrupted } from '../flags.js';
+export function fairnessCommand(y: Argv): Argv {
+  return y.command(
+      'fairness <action>',
+      'Fit the equalized-odds post-processors on the calibration split (done automatically after train and delete)',
+      (y) =>
+        common(y)
+          .positional('action', { choices: ['fit', 'show'] as const, demandOption: true })
+          .option('attribute', { type: 'string', describe: "Sensitive attribute (default 'any')" })
+          .option('eo-tolerance', { type: 'number', describe: 'Allowed |ΔTPR| and |ΔFPR| between groups (default 0)' }),
+      async (a) => {
+        const { fitFairness, isStale, loadFit } = await import('../../app/fairnessFit.js');
+        const { loadState } = await import('../../state/manifest.js');
+        const { workspace } = await import('../../state/workspace.js');
+        const ws = workspace(a.workdir);
+        if (a.action === 'show') await refuseIfInterrupted(a.workdir);
+        const fit = a.action === 'fit' ? await fitFairness({ workdir: a.workdir, attribute: a.attribute, tolerance: a['eo-tolerance'], wait: a.wait }) : await loadFit(ws);
+        if (!fit) throw stateError("no fitted fairness post-processor; run 'sisa fairness fit'");
+        const stale = isStale(fit, await loadState(ws));
+        emit(a, { ...fit, stale }, () =>
+          [
+            `fairness post-processors for attribute '${fit.attribute}', tolerance ${fit.tolerance}, fitted ${fit.fittedAt} on ${fit.calibrationRows} calibration rows${stale ? ' (STALE: models changed since)' : ''}`,
+            table(['method', 'expected calibration error'], fit.methods.map((m) => [m.method, fmt.num(m.lpError, 4)])),
+          ].join('\n'),
+        );
+      },
+  );
+}

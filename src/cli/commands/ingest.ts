@@ -1,0 +1,61 @@
+import type { Argv } from 'yargs';
+import { emit, fmt, progress } from '../output.js';
+import { list, common, fileColumnFlags } from '../flags.js';
+export function ingestCommand(y: Argv): Argv {
+  return y.command(
+      'ingest <file>',
+      'Validate, split, shard and slice a labelled data set into Arrow files',
+      (y) =>
+        fileColumnFlags(common(y))
+          .positional('file', { type: 'string', demandOption: true, describe: 'CSV, JSON Lines, Parquet or Arrow IPC file' })
+          .option('shards', { type: 'number', default: 8, describe: 'Number of shards S' })
+          .option('slices', { type: 'number', default: 4, describe: 'Slices per shard R' })
+          .option('test', { type: 'number', default: 0.2, describe: 'Fraction held out for testing' })
+          .option('calibration', { type: 'number', default: 0, describe: 'Fraction held out for fairness calibration' })
+          .option('seed', { type: 'number', default: 7, describe: 'Seed for splits, shards, slices and training' })
+          .option('buckets', { type: 'number', default: 1 << 18, describe: 'Feature hash buckets (a power of two)' })
+          .option('ngrams', { type: 'number', default: 2, describe: 'Word n-grams from 1 to N' })
+          .option('chars', { type: 'number', default: 5, describe: 'Also character n-grams of length 3..N inside words (0 = off)' })
+          .option('group-terms', { type: 'string', array: true, describe: "Sensitive topic terms: FILE, NAME=FILE, 'builtin' (all topics) or 'builtin:TOPIC' (repeatable)" })
+          .option('group-col', { type: 'string', array: true, describe: 'Column marking the sensitive group (1/true/yes) (repeatable)' })
+          .option('skip-invalid', { type: 'boolean', default: false, describe: 'Skip and count invalid rows instead of refusing the file' })
+          .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' }),
+      async (a) => {
+        const { resolveGroups } = await import('../../fairness/terms.js');
+        const { ingest } = await import('../../app/ingest.js');
+        const groups = await resolveGroups((a['group-terms'] ?? []).map(String), (a['group-col'] ?? []).map(String));
+        const bar = progress(a, 'ingest', 'rows read', true);
+        const r = await ingest({
+          wait: a.wait,
+          groups,
+          input: a.file,
+          workdir: a.workdir,
+          format: a.format,
+          shards: a.shards,
+          slices: a.slices,
+          seed: a.seed,
+          test: a.test,
+          calibration: a.calibration,
+          idCol: a['id-col'],
+          textCol: a['text-col'],
+          labelCol: a['label-col'],
+          positiveValues: list(a['positive-values']),
+          labelThreshold: a['label-threshold'],
+          skipInvalid: a['skip-invalid'],
+          force: a.force,
+          features: { buckets: a.buckets, ngrams: a.ngrams, signed: true, chars: a.chars },
+          onProgress: (n) => bar.update(n, Math.max(n, 1)),
+        });
+        bar.stop();
+        emit(a, r, () =>
+          [
+            `ingested ${fmt.int(r.accepted)} of ${fmt.int(r.rows)} rows (${r.skipped} invalid skipped${r.previouslyDeleted ? `, ${r.previouslyDeleted} previously deleted left out` : ''})`,
+            `columns: id=${r.columns.id ?? '(row number)'} text=${r.columns.text} label=${r.columns.label}`,
+            `test ${fmt.int(r.test)}, calibration ${fmt.int(r.calibration)}, training ${fmt.int(r.shards.reduce((s, x) => s + x.rows, 0))} in ${r.shards.length} shards × ${r.shards[0]?.slices.length} slices`,
+            ...(Object.keys(r.groups).length ? [`sensitive groups (rows): ${Object.entries(r.groups).map(([g, n]) => `${g} ${n}`).join(', ')}`] : []),
+            `fingerprint ${r.fingerprint}`,
+          ].join('\n'),
+        );
+      },
+  );
+}

@@ -1,0 +1,29 @@
+import type { Argv } from 'yargs';
+import type { Aggregate } from '../../models/ensemble.js';
+import type { FairMethod } from '../../fairness/postprocess.js';
+import { emit } from '../output.js';
+import { FAIR_METHODS, common, refuseIfInterrupted } from '../flags.js';
+export function predictCommand(y: Argv): Argv {
+  return y.command(
+      'predict <file>',
+      'Score every row of a file with the ensemble (CSV id,score,label on stdout, or --json)',
+      (y) =>
+        common(y)
+          .positional('file', { type: 'string', demandOption: true })
+          .option('aggregate', { choices: ['vote', 'mean'] as const, default: 'vote' as const, describe: 'Majority vote (ties → toxic) or mean probability' })
+          .option('fair', { choices: FAIR_METHODS, describe: 'Apply a fitted equalized-odds post-processor to the label' })
+          .option('format', { type: 'string' })
+          .option('id-col', { type: 'string' })
+          .option('text-col', { type: 'string' }),
+      async (a) => {
+        await refuseIfInterrupted(a.workdir);
+        const { predictFile } = await import('../../app/predictFile.js');
+        const preds = await predictFile(a.workdir, a.file, a.aggregate as Aggregate, { format: a.format, idCol: a['id-col'], textCol: a['text-col'] }, a.fair as FairMethod | undefined);
+        if (a.json) emit(a, { aggregate: a.aggregate, predictions: preds }, () => '');
+        else {
+          const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+          process.stdout.write('id,score,label\n' + preds.map((p) => `${csvCell(p.id)},${p.score.toFixed(6)},${p.label}`).join('\n') + '\n');
+        }
+      },
+  );
+}

@@ -1,0 +1,19 @@
+import type { Argv } from 'yargs';
+import { emit } from '../output.js';
+import { common } from '../flags.js';
+export function recoverCommand(y: Argv): Argv {
+  return y.command(
+      'recover',
+      'Finish or roll back an operation that was interrupted (kill -9, power loss, full disk)',
+      (y) => common(y),
+      async (a) => {
+        const { recover } = await import('../../app/recover.js');
+        const r = await recover({ workdir: a.workdir, wait: a.wait });
+        emit(a, r, () =>
+          r.interrupted
+            ? `interrupted ${r.interrupted.op} (started ${r.interrupted.startedAt} by process ${r.interrupted.pid}): ${r.action}. ${r.note}${r.removedFiles.length ? `\nremoved ${r.removedFiles.length} uncommitted file(s)` : ''}`
+            : `nothing to recover${r.removedFiles.length ? ` (removed ${r.removedFiles.length} stray file(s))` : ''}`,
+        );
+      },
+  );
+}

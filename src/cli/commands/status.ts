@@ -1,0 +1,33 @@
+import type { Argv } from 'yargs';
+import { emit, fmt, table } from '../output.js';
+import { common, refuseIfInterrupted, queueFlags } from '../flags.js';
+export function statusCommand(y: Argv): Argv {
+  return y.command(
+      'status',
+      'Shards, slices, rows, model versions, deletions and backend (with --queue: queued/active/failed jobs)',
+      (y) => queueFlags(common(y)),
+      async (a) => {
+        await refuseIfInterrupted(a.workdir);
+        const { status } = await import('../../app/status.js');
+        const base = await status(a.workdir);
+        const queue = a.queue ? await (await import('../../orchestration/queue.js')).queueStatus({ url: a.queue, name: a['queue-name'] }, base.workdir) : undefined;
+        const s = { ...base, ...(queue ? { queue } : {}) };
+        emit(a, s, () =>
+          [
+            `workspace ${s.workdir} (revision ${s.revision})`,
+            `data set ${s.dataset.source} (sha256 ${s.dataset.fingerprint.slice(0, 16)}…), ${fmt.int(s.dataset.accepted)} rows`,
+            `${s.config.shards} shards × ${s.config.slices} slices, seed ${s.config.seed}; held out: test ${s.heldout.test}, calibration ${s.heldout.calibration}`,
+            s.trained ? `trained on backend ${s.backend}, last training ${s.lastTraining}` : 'not trained yet',
+            `deletions: ${s.deletions.records} record(s) in ${s.deletions.batches} batch(es)${s.deletions.last ? `, last ${s.deletions.last}` : ''}`,
+            table(['shard', 'rows', 'slices', 'version', 'model hash'], s.shards.map((x) => [x.shard, x.rows, x.slices.join('/'), x.modelVersion ?? '-', x.modelHash?.slice(0, 16) ?? '-'])),
+            ...(queue
+              ? [
+                  `queue ${queue.queue}: ${Object.entries(queue.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+                  ...queue.shards.map((j) => `  shard ${j.shard}: ${j.state} (attempts ${j.attempts})${j.failedReason ? ` — ${j.failedReason}` : ''}`),
+                ]
+              : []),
+          ].join('\n'),
+        );
+      },
+  );
+}

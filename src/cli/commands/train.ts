@@ -1,0 +1,40 @@
+import type { Argv } from 'yargs';
+import { emit, fmt, note, progress, table } from '../output.js';
+import { common, queueRunner, learnerFlags } from '../flags.js';
+export function trainCommand(y: Argv): Argv {
+  return y.command(
+      'train',
+      'Train one model per shard, slice by slice, with a checkpoint after every slice',
+      (y) =>
+        learnerFlags(common(y))
+          .option('epochs', { type: 'number', describe: 'Epochs per slice' })
+          .option('optimizer', { choices: ['adagrad', 'sgd'] as const, describe: 'Optimiser (default adagrad)' })
+          .option('learning-rate', { type: 'number', describe: 'Step size' })
+          .option('batch-size', { type: 'number', describe: 'Examples per step' })
+          .option('hidden', { type: 'number', describe: 'Hidden units (0 = logistic regression)' })
+          .option('l2', { type: 'number', describe: 'L2 weight decay' }),
+      async (a) => {
+        const { train } = await import('../../app/train.js');
+        const bar = progress(a, 'train', 'slices');
+        let done = 0;
+        const runner = await queueRunner(a, () => bar.update(++done, Math.max(done, 1)));
+        const r = await train({
+          runner,
+          wait: a.wait,
+          workdir: a.workdir,
+          backend: a.backend,
+          concurrency: a.concurrency,
+          learner: { optimizer: a.optimizer, epochs: a.epochs, learningRate: a['learning-rate'], batchSize: a['batch-size'], hidden: a.hidden, l2: a.l2 },
+          onProgress: (d, t) => bar.update(d, t),
+        }).finally(() => runner?.close());
+        bar.stop();
+        note(a, `backend: ${r.backend}`);
+        emit(a, r, () =>
+          [
+            `trained ${r.shards.length} shards on backend ${r.backend} in ${fmt.secs(r.seconds)} (${fmt.int(r.examplesPerSec)} examples/s)`,
+            table(['shard', 'version', 'seconds', 'model hash'], r.shards.map((s) => [s.shard, s.modelVersion, s.seconds.toFixed(2), s.modelHash.slice(0, 16)])),
+          ].join('\n'),
+        );
+      },
+  );
+}

@@ -1,0 +1,17 @@
+import type { Argv } from 'yargs';
+import { SisaError } from '../../util/errors.js';
+import { emit } from '../output.js';
+import { common } from '../flags.js';
+export function verifyCommand(y: Argv): Argv {
+  return y.command(
+      'verify',
+      'Check hashes, receipts, that no deleted id remains anywhere and that every model excludes them; --deep retrains and compares',
+      (y) => common(y).option('deep', { type: 'boolean', default: false, describe: 'Also retrain every shard from scratch and compare weights' }),
+      async (a) => {
+        const { verify } = await import('../../app/verify.js');
+        const r = await verify({ workdir: a.workdir, deep: a.deep });
+        emit(a, r, () => r.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n'));
+        if (!r.ok) throw new SisaError('STATE', `verify found ${r.problems.length} problem(s): ${r.problems.join(' | ')}`);
+      },
+  );
+}

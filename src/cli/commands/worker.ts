@@ -1,0 +1,36 @@
+import type { Argv } from 'yargs';
+import os from 'node:os';
+import { BACKEND_CHOICES } from '../../models/backendChoice.js';
+import { note } from '../output.js';
+export function workerCommand(y: Argv): Argv {
+  return y.command(
+      'worker',
+      'Process shard jobs from a BullMQ queue (run on any machine that sees the workspaces at the same path)',
+      (y) =>
+        y
+          .option('queue', { type: 'string', demandOption: true, describe: 'Redis URL, e.g. redis://10.0.0.5:6379' })
+          .option('queue-name', { type: 'string' })
+          .option('concurrency', { type: 'number', default: os.availableParallelism(), describe: 'Jobs at once, each in a worker thread' })
+          .option('backend', { type: 'string', default: 'auto', describe: `${BACKEND_CHOICES.join('|')}` })
+          .option('lock-duration', { type: 'number', default: 30000, describe: 'ms before a job of a dead worker is handed to another' })
+          .option('quiet', { type: 'boolean', default: false }),
+      async (a) => {
+        const { startQueueWorker } = await import('../../orchestration/queue.js');
+        const handle = await startQueueWorker({
+          url: a.queue,
+          name: a['queue-name'],
+          concurrency: a.concurrency,
+          backend: a.backend,
+          lockDuration: a['lock-duration'],
+          log: (l) => note(a, `[${new Date().toISOString()}] ${l}`),
+        });
+        await new Promise<void>((resolve) => {
+          const stop = () => resolve();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+        note(a, 'worker stopping: finishing active jobs');
+        await handle.close();
+      },
+  );
+}
