@@ -26,7 +26,7 @@ export async function startS3(buckets: string[]): Promise<S3TestServer> {
   const directory = await fsp.mkdtemp(path.join(os.tmpdir(), 'sisa-s3rver-'));
   let server: { run(): Promise<AddressInfo>; close(): Promise<void>; httpServer?: Server } | null = null;
   const make = (port: number) =>
-    new S3rver({ address: '127.0.0.1', port, silent: true, directory, configureBuckets: buckets.map((name) => ({ name })), vhostBuckets: false });
+    new S3rver({ address: '127.0.0.1', port, silent: !process.env.S3RVER_LOG, directory, configureBuckets: buckets.map((name) => ({ name })), vhostBuckets: false });
   server = make(0);
   const addr = await server!.run();
   const port = addr.port;

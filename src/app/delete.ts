@@ -14,6 +14,7 @@ import { runJobs, checkConcurrency } from '../orchestration/jobs.js';
 import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
 import type { ShardJob } from '../orchestration/shardJob.js';
 import { garbageCollect } from '../state/gc.js';
+import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
 import { lineageOf, loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { SisaError, usageError } from '../util/errors.js';
@@ -122,6 +123,8 @@ export async function applyDeletion(o: DeleteOptions, requestedAt: string): Prom
   const ws = workspace(o.workdir);
   const state = await loadState(ws);
   requireTrained(state);
+  // A store workspace's cache may lack blobs (another machine ingested, or the cache was cleared).
+  await pullReferenced(ws, state);
   const ids = o.ids;
   const backend = o.backend ?? choiceFor(state.training.backend);
   const concurrency = checkConcurrency(o.concurrency);
@@ -184,6 +187,7 @@ async function deleteWith(
       buckets: state.config.features.buckets,
       seed: state.config.seed,
       slices: state.config.slices,
+      ...(state.store ? { store: state.store } : {}),
     });
   }
   const heldoutNotes: DeletionEntry['heldout'] = [];
@@ -200,6 +204,8 @@ async function deleteWith(
   setTotal(jobs.reduce((s, j) => s + (j.slices - j.fromSlice), 0));
   const tJobs = performance.now();
   try {
+    // Workers elsewhere read the rewritten shard files from the object store.
+    await syncBeforeCommit(ws, next);
     const results = await runJobs(runner, jobs);
     const inJobs = results.reduce((s, r) => s + r.seconds, 0);
     for (const r of results) {
@@ -223,6 +229,8 @@ async function deleteWith(
         process.emitWarning(`shard ${r.shard} was retrained on backend '${r.backend}' but trained on '${state.training.backend}'; weights may differ from a full retrain`);
       result.retrained.push({ shard: r.shard, fromSlice: r.fromSlice, ids: shardNotes.get(r.shard)!.ids.length, seconds: r.seconds, modelVersion: m.version });
     }
+    // Every checkpoint the new state names is in the store with its hash checked, before the commit.
+    await syncBeforeCommit(ws, next);
   } catch (err) {
     await garbageCollect(ws, state); // drop the new shard files and checkpoints; the committed state is unchanged
     throw err;

@@ -12,6 +12,8 @@ import { groupFlagger } from '../data/groups.js';
 import { deletedIdMatcher } from '../state/deletionLog.js';
 import { saveState, tryLoadState, type GroupSpec, type LabelRule, type ShardInfo, type State } from '../state/manifest.js';
 import { garbageCollect } from '../state/gc.js';
+import { syncBeforeCommit } from '../state/remote.js';
+import { parseS3Url } from '../storage/s3Url.js';
 import { workspace } from '../state/workspace.js';
 import { inputError, stateError, usageError } from '../util/errors.js';
 import { sha256File } from '../util/fsx.js';
@@ -43,6 +45,8 @@ export interface IngestOptions {
   features?: FeatureConfig;
   groups?: GroupSpec[];
   onProgress?: (rowsRead: number) => void;
+  /** Object store for the blobs (`s3://bucket/prefix`); the manifests stay in the workspace. */
+  store?: string;
   /** Wait for another sisa process holding the workspace. */
   wait?: boolean;
 }
@@ -100,6 +104,10 @@ async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
   const previous = await tryLoadState(ws);
   if (previous && !o.force)
     throw stateError(`${ws.root} already holds an ingested data set (${previous.dataset.source}); pass --force to replace it`);
+  if (o.store) parseS3Url(o.store); // a malformed URL is refused before the input is read
+  if (previous?.store && o.store && o.store !== previous.store)
+    throw usageError(`--store ${o.store}: this workspace keeps its blobs in ${previous.store}; re-ingest into a new --workdir to change stores`);
+  const store = o.store ?? previous?.store;
   const format = detectFormat(o.input, o.format);
   const features = o.features ?? DEFAULT_FEATURES;
   const labelRule: LabelRule = o.positiveValues
@@ -312,7 +320,15 @@ async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
     models: [],
     deletions: previous?.deletions ?? 0,
     revision: (previous?.revision ?? 0) + 1,
+    ...(store ? { store } : {}),
   };
+  try {
+    await syncBeforeCommit(ws, state);
+  } catch (err) {
+    // Nothing is committed: the new files go, the previous state (if any) stays as it was.
+    await Promise.all(written.map((f) => fsp.rm(path.join(ws.shardsDir, f.file), { force: true })));
+    throw err;
+  }
   await saveState(ws, state);
   crashPoint('ingest:committed');
   await garbageCollect(ws, state);

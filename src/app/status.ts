@@ -2,6 +2,7 @@
 import { loadState } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { readLog } from '../state/deletionLog.js';
+import { configuredEndpoint } from '../storage/s3Url.js';
 
 export interface StatusResult {
   workdir: string;
@@ -14,6 +15,8 @@ export interface StatusResult {
   shards: { shard: number; rows: number; slices: number[]; modelVersion: number | null; modelHash: string | null; trainedAt: string | null }[];
   deletions: { batches: number; records: number; last: string | null };
   revision: number;
+  /** The object store holding the blobs, when the workspace has one (no credentials, ever). */
+  store: { url: string; endpoint: string | null } | null;
 }
 
 export async function status(workdir: string): Promise<StatusResult> {
@@ -57,5 +60,6 @@ export async function status(workdir: string): Promise<StatusResult> {
     }),
     deletions: { batches: log.length, records: log.reduce((n, e) => n + e.deleted.length, 0), last: log.at(-1)?.time ?? null },
     revision: state.revision,
+    store: state.store ? { url: state.store, endpoint: configuredEndpoint() ?? null } : null,
   };
 }

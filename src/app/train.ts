@@ -1,5 +1,6 @@
 /** `sisa train`: train every shard's model from scratch, slice by slice, then commit the manifest. */
 import { garbageCollect } from '../state/gc.js';
+import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
 import { LearnerConfig, lineageOf, loadState, saveState, type ModelInfo, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { isBackendChoice, BACKEND_CHOICES } from '../models/backendChoice.js';
@@ -54,7 +55,10 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     buckets: state.config.features.buckets,
     seed: state.config.seed,
     slices: state.config.slices,
+    ...(state.store ? { store: state.store } : {}),
   }));
+  // Local worker threads read the workspace cache; queue workers fetch from the store themselves.
+  if (!o.runner) await pullReferenced(ws, state, ['shard']);
   const total = jobs.length * state.config.slices;
   let done = 0;
   const runner = o.runner ?? new WorkerPool(Math.min(concurrency, jobs.length), backend, () => o.onProgress?.(++done, total));
@@ -81,6 +85,14 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     seconds: r.seconds,
   }));
   const next: State = { ...state, training: { backend: backends[0]!, learner, trainedAt: now }, models, revision: state.revision + 1 };
+  try {
+    // Every checkpoint the new state names is in the store with its hash checked, before the commit.
+    await syncBeforeCommit(ws, next);
+  } catch (err) {
+    // The store error is the one to report; a sweep that fails too is redone by the next gc.
+    await garbageCollect(ws, state).catch(() => undefined);
+    throw err;
+  }
   crashPoint('train:jobs-done');
   await saveState(ws, next);
   crashPoint('train:committed');

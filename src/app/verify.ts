@@ -14,6 +14,7 @@ import { pendingDir, pendingOperation } from '../state/journal.js';
 import { lineageOf, loadState, type State } from '../state/manifest.js';
 import { listDir, referencedCheckpoints, referencedShardFiles } from '../state/gc.js';
 import { workspace, type Workspace } from '../state/workspace.js';
+import { openStore, pullReferenced, referencedBlobs, storeStrays } from '../state/remote.js';
 
 export interface Check {
   name: string;
@@ -42,6 +43,28 @@ export async function verify(o: { workdir: string; deep?: boolean }): Promise<Ve
   } catch (err) {
     check('manifest', [errorMessage(err)], '');
     return finish(checks);
+  }
+
+  // A store workspace: the bucket holds exactly the blobs the manifest names (superseded ones may hold
+  // deleted records), and the local cache is filled from it (each blob hash-checked) for the checks below.
+  if (state.store) {
+    const storeProblems: string[] = [];
+    let detail = '';
+    try {
+      const s = await storeStrays(ws, state);
+      for (const k of s.missing) storeProblems.push(`${k}: missing from the store`);
+      for (const k of s.strays) storeProblems.push(`${k}: not referenced by the manifest (may hold deleted records; 'sisa recover' removes it)`);
+      const pulled = await pullReferenced(ws, state);
+      detail = `${s.blobs} blobs in ${state.store}, nothing else under the prefix${pulled ? `; ${pulled} fetched into the local cache` : ''}`;
+      if (o.deep && s.missing.length === 0) {
+        const store = await openStore(state.store);
+        for (const b of referencedBlobs(ws, state)) await store.get(b.kind, b.sha256); // throws on a hash mismatch
+        detail += '; every blob in the store matches its hash';
+      }
+    } catch (err) {
+      storeProblems.push(errorMessage(err));
+    }
+    check('store', storeProblems, detail);
   }
 
   // Every file the manifest names exists with the recorded content; nothing else is lying around.

@@ -13,6 +13,8 @@ import { Redis as IORedis } from 'ioredis';
 import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from './pool.js';
 import type { ShardJob, ShardJobResult } from './shardJob.js';
+import { fetchJobInputs, sweepCache, uploadCheckpoints } from './storeCache.js';
+import { isTransient } from '../storage/blobStore.js';
 
 export const DEFAULT_QUEUE_NAME = 'sisa-shards';
 
@@ -79,6 +81,8 @@ export interface QueueWorkerOptions extends QueueTarget {
   /** How long a job's lock lasts without renewal before the job counts as stalled (ms). */
   lockDuration?: number;
   log?: (line: string) => void;
+  /** Folder for blobs fetched from the jobs' object stores (`sisa worker --cache`). */
+  cache?: string;
 }
 
 /** `sisa worker`: processes shard jobs from the queue in local worker threads until closed. */
@@ -94,16 +98,27 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close()
     o.name ?? DEFAULT_QUEUE_NAME,
     async (job: Job<ShardJob>) => {
       const data = job.data;
-      log(`start ${job.id} shard ${data.shard} from slice ${data.fromSlice} (${data.workdir})`);
+      log(`start ${job.id} shard ${data.shard} from slice ${data.fromSlice} (${data.store ?? data.workdir})`);
+      const idle = active.size === 0;
       active.set(data.shard, job);
       try {
-        const result = await pool.run(data);
+        let run = data;
+        if (o.cache && data.store) {
+          if (idle) {
+            const dropped = await sweepCache(data.store, o.cache);
+            if (dropped) log(`dropped ${dropped} cached blob(s) no longer in ${data.store}`);
+          }
+          run = await fetchJobInputs({ ...data, store: data.store }, o.cache);
+        }
+        const result = await pool.run(run);
+        if (o.cache && data.store) await uploadCheckpoints(data.store, o.cache, result.checkpoints);
         log(`done ${job.id} shard ${data.shard} in ${result.seconds.toFixed(2)} s`);
         return result;
       } catch (err) {
         log(`failed ${job.id} shard ${data.shard}: ${err instanceof Error ? err.message : String(err)}`);
         // Inputs that do not match (hash, checkpoint) will not match on a retry either.
-        if (err instanceof SisaError && err.code === 'STATE') throw new UnrecoverableError(err.message);
+        // An unreachable store is not an input problem: BullMQ retries it with backoff.
+        if (err instanceof SisaError && err.code === 'STATE' && !isTransient(err)) throw new UnrecoverableError(err.message);
         throw err;
       } finally {
         active.delete(data.shard);

@@ -26,6 +26,11 @@ export interface ShardJob {
   buckets: number;
   seed: number;
   slices: number;
+  /**
+   * Object store holding the shard file and checkpoints (`s3://bucket/prefix`), when the workspace has
+   * one: a `sisa worker --cache` then fetches its inputs from there by hash and uploads its checkpoints.
+   */
+  store?: string;
 }
 
 export interface ShardJobResult {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { State } from './manifest.js';
 import type { Workspace } from './workspace.js';
 import { crashPoint } from '../util/faults.js';
+import { gcStore } from './remote.js';
 
 export function referencedShardFiles(state: State | null): Set<string> {
   if (!state) return new Set();
@@ -56,5 +57,7 @@ export async function garbageCollect(ws: Workspace, state: State | null): Promis
       }
     }
   }
+  // The object store, when there is one: superseded blobs hold deleted records there too.
+  if (state?.store) removed.push(...(await gcStore(ws, state)));
   return { removed };
 }

@@ -96,6 +96,15 @@ export const StateSchema = z.object({
   deletions: z.number().int().nonnegative(),
   /** Increases on every commit, so that derived artefacts (fairness fits) can tell they are stale. */
   revision: z.number().int().nonnegative(),
+  /**
+   * Object store holding the shard files, held-out files and checkpoints (`s3://bucket/prefix`), when
+   * the workspace was ingested with --store; its local shards/ folder is then only a verified cache.
+   * Never holds credentials: those come from the AWS environment of each process.
+   */
+  store: z
+    .string()
+    .regex(/^s3:\/\/[^/@]+(\/.*)?$/)
+    .optional(),
 });
 export type State = z.infer<typeof StateSchema>;
 

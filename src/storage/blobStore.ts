@@ -38,3 +38,15 @@ export class BlobCorruptError extends SisaError {
     super('STATE', `${ref.kind} blob ${ref.sha256.slice(0, 12)} in ${where} does not match its content hash (got ${actual.slice(0, 12)})`);
   }
 }
+
+/** The store could not be reached (network, 5xx) even after retries: a later attempt may succeed. */
+export class StoreUnavailableError extends SisaError {
+  readonly transient = true;
+  constructor(message: string, cause?: unknown) {
+    super('STATE', message, { cause });
+  }
+}
+
+export function isTransient(err: unknown): boolean {
+  return err instanceof StoreUnavailableError;
+}

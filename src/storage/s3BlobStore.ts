@@ -17,6 +17,7 @@ import { Transform } from 'node:stream';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -25,43 +26,11 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { SisaError, usageError } from '../util/errors.js';
-import { BLOB_KINDS, BlobCorruptError, BlobMissingError, type BlobKind, type BlobRef, type BlobStore } from './blobStore.js';
+import { SisaError } from '../util/errors.js';
+import { configuredEndpoint, formatS3Url, type S3Location } from './s3Url.js';
 
-export interface S3Location {
-  bucket: string;
-  /** Key prefix without leading or trailing slash; '' for the bucket root. */
-  prefix: string;
-}
-
-/** Parses `s3://bucket/prefix`; the URL is what manifests record, so it may hold no credentials. */
-export function parseS3Url(url: string): S3Location {
-  const m = /^s3:\/\/([^/@?#]+)(?:\/(.*))?$/.exec(url);
-  if (!m) throw usageError(`--store must look like s3://bucket/prefix, got '${url.replace(/\/\/[^/]*@/, '//…@')}'`);
-  const bucket = m[1]!;
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw usageError(`--store: '${bucket}' is not a valid S3 bucket name`);
-  const prefix = (m[2] ?? '').replace(/^\/+|\/+$/g, '');
-  if (/[?#]/.test(prefix) || prefix.split('/').some((p) => p === '.' || p === '..')) throw usageError(`--store: invalid prefix '${prefix}'`);
-  return { bucket, prefix };
-}
-
-export function formatS3Url(loc: S3Location): string {
-  return `s3://${loc.bucket}${loc.prefix ? `/${loc.prefix}` : ''}`;
-}
-
-/** The endpoint a user configured, if any, without user info (it is printed in errors and status). */
-export function configuredEndpoint(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const raw = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
-  if (!raw) return undefined;
-  try {
-    const u = new URL(raw);
-    u.username = '';
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    throw usageError(`AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL is not a URL`);
-  }
-}
+export { parseS3Url, formatS3Url, configuredEndpoint, type S3Location } from './s3Url.js';
+import { BLOB_KINDS, BlobCorruptError, BlobMissingError, StoreUnavailableError, type BlobKind, type BlobRef, type BlobStore } from './blobStore.js';
 
 export interface S3BlobStoreOptions {
   /** Attempts per request, including the first (SDK standard retry: backoff with jitter). */
@@ -126,7 +95,7 @@ export class S3BlobStore implements BlobStore {
     if (name === 'CredentialsProviderError') return new SisaError('STATE', `S3 ${op}: no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)`);
     const code = (err as NodeJS.ErrnoException)?.code;
     const detail = code ?? (status ? `HTTP ${status}` : name || 'error');
-    return new SisaError('STATE', `S3 ${op} on ${this.where()} failed after retries: ${detail}; nothing was committed`, { cause: err });
+    return new StoreUnavailableError(`S3 ${op} on ${this.where()} failed after retries: ${detail}; nothing was committed`, err);
   }
 
   async has(kind: BlobKind, sha256: string): Promise<{ size: number } | null> {
@@ -147,9 +116,11 @@ export class S3BlobStore implements BlobStore {
 
   private async assertBucket(op: string): Promise<void> {
     try {
-      await this.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, MaxKeys: 1, Prefix: this.key('shard', '') }));
+      await this.client.send(new HeadBucketCommand({ Bucket: this.loc.bucket }));
     } catch (err) {
-      throw this.fail(op, err);
+      // HEAD responses have no body, so the SDK can only say "NotFound"; for a bucket that means this.
+      const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+      throw this.fail(op, status === 404 ? Object.assign(new Error('NoSuchBucket'), { name: 'NoSuchBucket' }) : err);
     }
   }
 

@@ -19,7 +19,8 @@ export function ingestCommand(y: Argv): Argv {
           .option('group-terms', { type: 'string', array: true, describe: "Sensitive topic terms: FILE, NAME=FILE, 'builtin' (all topics) or 'builtin:TOPIC' (repeatable)" })
           .option('group-col', { type: 'string', array: true, describe: 'Column marking the sensitive group (1/true/yes) (repeatable)' })
           .option('skip-invalid', { type: 'boolean', default: false, describe: 'Skip and count invalid rows instead of refusing the file' })
-          .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' }),
+          .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' })
+          .option('store', { type: 'string', describe: 'Keep shard files and checkpoints in S3-compatible storage, e.g. s3://bucket/prefix (credentials and endpoint from the AWS environment)' }),
       async (a) => {
         const { resolveGroups } = await import('../../fairness/terms.js');
         const { ingest } = await import('../../app/ingest.js');
@@ -43,6 +44,7 @@ export function ingestCommand(y: Argv): Argv {
           labelThreshold: a['label-threshold'],
           skipInvalid: a['skip-invalid'],
           force: a.force,
+          store: a.store,
           features: { buckets: a.buckets, ngrams: a.ngrams, signed: true, chars: a.chars },
           onProgress: (n) => bar.update(n, Math.max(n, 1)),
         });

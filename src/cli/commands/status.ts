@@ -15,6 +15,7 @@ export function statusCommand(y: Argv): Argv {
         emit(a, s, () =>
           [
             `workspace ${s.workdir} (revision ${s.revision})`,
+            ...(s.store ? [`blobs in ${s.store.url}${s.store.endpoint ? ` at ${s.store.endpoint}` : ''} (manifests here; shards/ is a local cache)`] : []),
             `data set ${s.dataset.source} (sha256 ${s.dataset.fingerprint.slice(0, 16)}…), ${fmt.int(s.dataset.accepted)} rows`,
             `${s.config.shards} shards × ${s.config.slices} slices, seed ${s.config.seed}; held out: test ${s.heldout.test}, calibration ${s.heldout.calibration}`,
             s.trained ? `trained on backend ${s.backend}, last training ${s.lastTraining}` : 'not trained yet',

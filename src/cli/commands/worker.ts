@@ -5,7 +5,7 @@ import { note } from '../output.js';
 export function workerCommand(y: Argv): Argv {
   return y.command(
       'worker',
-      'Process shard jobs from a BullMQ queue (run on any machine that sees the workspaces at the same path)',
+      'Process shard jobs from a BullMQ queue (on any machine that sees the workspaces at the same path, or, with --cache, that reaches their object store)',
       (y) =>
         y
           .option('queue', { type: 'string', demandOption: true, describe: 'Redis URL, e.g. redis://10.0.0.5:6379' })
@@ -13,6 +13,7 @@ export function workerCommand(y: Argv): Argv {
           .option('concurrency', { type: 'number', default: os.availableParallelism(), describe: 'Jobs at once, each in a worker thread' })
           .option('backend', { type: 'string', default: 'auto', describe: `${BACKEND_CHOICES.join('|')}` })
           .option('lock-duration', { type: 'number', default: 30000, describe: 'ms before a job of a dead worker is handed to another' })
+          .option('cache', { type: 'string', describe: 'Local folder for blobs fetched by hash from the object store of --store workspaces (no shared folder needed)' })
           .option('quiet', { type: 'boolean', default: false }),
       async (a) => {
         const { startQueueWorker } = await import('../../orchestration/queue.js');
@@ -22,6 +23,7 @@ export function workerCommand(y: Argv): Argv {
           concurrency: a.concurrency,
           backend: a.backend,
           lockDuration: a['lock-duration'],
+          cache: a.cache,
           log: (l) => note(a, `[${new Date().toISOString()}] ${l}`),
         });
         await new Promise<void>((resolve) => {
