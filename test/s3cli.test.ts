@@ -138,3 +138,142 @@ describe('object-store workspaces (ingest --store) on a loopback S3 server', () 
     assert.equal((await cliJson(['verify', '--workdir', ws])).ok, true);
   });
 });
+
+const haveRedis = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined;
+const skipQueue = process.env.SISA_TEST_REDIS || haveRedis ? false : 'redis-server not installed (Debian: apt-get install redis-server; .ci/run installs it)';
+
+describe('queue workers with no workspace (worker --cache) and an S3 store', { skip: skipQueue }, () => {
+  let s3: S3TestServer;
+  let undoEnv: () => void;
+  let redis: ChildProcess | null = null;
+  let url: string;
+  let dir: string;
+  const workers: ChildProcess[] = [];
+  const queueName = `sisa-s3-test-${process.pid}`;
+
+  before(async () => {
+    s3 = await startS3([BUCKET]);
+    undoEnv = useS3Env(s3);
+    if (process.env.SISA_TEST_REDIS) url = process.env.SISA_TEST_REDIS;
+    else {
+      const port = 20000 + ((process.pid + 7) % 20000);
+      redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      url = `redis://127.0.0.1:${port}`;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    dir = await tempDir();
+  });
+  after(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    redis?.kill('SIGTERM');
+    undoEnv();
+    await s3.stop();
+  });
+
+  /** A worker whose working directory and cache are its own folder: it never sees the workspace. */
+  async function startWorker(name: string): Promise<{ proc: ChildProcess; log: () => string; cache: string }> {
+    const home = await tempDir(`sisa-worker-${name}-`);
+    const cache = path.join(home, 'cache');
+    let log = '';
+    const proc = spawn(process.execPath, [sisaBin, 'worker', '--queue', url, '--queue-name', queueName, '--concurrency', '1', '--lock-duration', '3000', '--cache', cache], {
+      cwd: home,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    workers.push(proc);
+    await until(() => log.includes('worker ready'), 20000, `worker ${name}`);
+    return { proc, log: () => log, cache };
+  }
+
+  async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async function cachedFiles(cache: string): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (d: string) => {
+      for (const e of await fsp.readdir(d, { withFileTypes: true }).catch(() => [])) {
+        if (e.isDirectory()) await walk(path.join(d, e.name));
+        else out.push(e.name);
+      }
+    };
+    await walk(cache);
+    return out;
+  }
+
+  it('two cache workers, one SIGKILLed mid-job, equal a local train; delete --queue retrains one shard and removes superseded blobs', async () => {
+    const corpus = await makeCorpus(dir, { rows: 6000 });
+    const ws = path.join(dir, 'queue-s3');
+    const wsLocal = path.join(dir, 'local');
+    const store = `s3://${BUCKET}/queue`;
+    const args = ['--shards', '8', '--slices', '2', '--seed', '3', '--quiet'];
+    await cliJson(['ingest', corpus, '--workdir', ws, '--store', store, ...args]);
+    await cliJson(['ingest', corpus, '--workdir', wsLocal, ...args]);
+    await cliJson(['train', '--workdir', wsLocal, '--epochs', '30', '--quiet']);
+    // The workspace's cached shard files go: the workers can only have their inputs from the bucket.
+    for (const f of await fsp.readdir(path.join(ws, 'shards'))) if (f.startsWith('shard-')) await fsp.rm(path.join(ws, 'shards', f));
+
+    const w1 = await startWorker('w1');
+    const w2 = await startWorker('w2');
+    const trainRun = runCli(['train', '--workdir', ws, '--queue', url, '--queue-name', queueName, '--epochs', '30', '--json', '--quiet']);
+    await until(() => /start \S+ shard \d+/.test(w1.log()), 30000, 'worker 1 to take a job');
+    w1.proc.kill('SIGKILL');
+    const r = await trainRun;
+    assert.equal(r.code, 0, r.stderr);
+    const trained = await readState(ws);
+    const local = await readState(wsLocal);
+    assert.deepEqual(trained.models.map((m: { modelHash: string }) => m.modelHash), local.models.map((m: { modelHash: string }) => m.modelHash), 'identical to a local train');
+    const killedShard = Number(/start \S+ shard (\d+)/.exec(w1.log())![1]);
+    assert.match(w2.log(), new RegExp(`done \\S+ shard ${killedShard} `), 'the surviving worker finished the killed worker’s job');
+    assert.ok((await cachedFiles(w2.cache)).includes(`${trained.shards[killedShard].sha256}.arrow`), 'the worker fetched the shard into its cache');
+
+    // One deleted id: exactly its shard is retrained on the queue; the old shard file and checkpoints leave the bucket.
+    const first = idsInShards(trained, 1);
+    const shard = [...first.shards][0]!;
+    const del = await cliJson(['delete', '--workdir', ws, '--queue', url, '--queue-name', queueName, '--id', first.ids[0]!, '--quiet']);
+    assert.deepEqual(del.retrained.map((x: { shard: number }) => x.shard), [shard]);
+    const deleted = await readState(ws);
+    for (let s = 0; s < 8; s++) if (s !== shard) assert.deepEqual(deleted.models[s], trained.models[s], `shard ${s} untouched`);
+    const bucket = new Set(await keys(store));
+    const superseded = [`queue/shard/${trained.shards[shard].sha256}`, ...trained.models[shard].checkpoints.slice(deleted.models[shard].checkpoints.findIndex((c: string, i: number) => c !== trained.models[shard].checkpoints[i])).map((c: string) => `queue/checkpoint/${c}`)];
+    for (const k of superseded) assert.ok(!bucket.has(k), `${k} removed from the bucket`);
+    assert.equal(bucket.size, 8 + 1 + 16, 'exactly the blobs the manifest names');
+    const v = await cliJson(['verify', '--workdir', ws, '--deep']);
+    assert.equal(v.ok, true, JSON.stringify(v.problems));
+
+    // The worker drops the superseded shard file from its cache when it takes its next job.
+    assert.ok((await cachedFiles(w2.cache)).includes(`${trained.shards[shard].sha256}.arrow`));
+    const second = idsInShards({ config: deleted.config }, 2);
+    const other = second.ids.find((id) => {
+      const p = placeRecord(id, deleted.config);
+      return p.split === 'train' && p.shard !== shard;
+    })!;
+    await cliJson(['delete', '--workdir', ws, '--queue', url, '--queue-name', queueName, '--id', other, '--quiet']);
+    assert.ok(!(await cachedFiles(w2.cache)).includes(`${trained.shards[shard].sha256}.arrow`), 'dropped from the worker cache');
+    assert.match(w2.log(), /dropped \d+ cached blob\(s\) no longer in s3:\/\//);
+  });
+
+  it('a worker handed a corrupted blob fails the job permanently; the workspace is unchanged', async () => {
+    const corpus = await makeCorpus(dir, { rows: 1200, seed: 5 });
+    const ws = path.join(dir, 'corrupt');
+    const store = `s3://${BUCKET}/corrupt`;
+    await cliJson(['ingest', corpus, '--workdir', ws, '--store', store, '--shards', '3', '--slices', '2', '--quiet']);
+    const st = await readState(ws);
+    const raw = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+    await raw.send(new PutObjectCommand({ Bucket: BUCKET, Key: `corrupt/shard/${st.shards[1].sha256}`, Body: 'flipped bits' }));
+    raw.destroy();
+    const snap = await snapshot(ws);
+    if (!workers.some((w) => w.exitCode === null && !w.killed)) await startWorker('w3');
+    const r = await runCli(['train', '--workdir', ws, '--queue', url, '--queue-name', queueName, '--quiet']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^sisa: error: shard 1: job failed on the queue: shard blob [0-9a-f]{12} in s3:\/\/sisa-cli\/corrupt does not match its content hash[^\n]*\n$/);
+    assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+    const q = await cliJson(['status', '--workdir', ws, '--queue', url, '--queue-name', queueName]);
+    const failed = q.queue.shards.filter((j: { state: string }) => j.state === 'failed');
+    assert.deepEqual(failed.map((j: { shard: number; attempts: number }) => [j.shard, j.attempts]), [[1, 1]], 'failed once, not retried');
+  });
+});
