@@ -98,6 +98,12 @@ describe('object-store workspaces (ingest --store) on a loopback S3 server', () 
     assert.match(bad.stdout + bad.stderr, new RegExp(`s3://${BUCKET}/${oldShard}: not referenced by the manifest`));
     await cliJson(['recover', '--workdir', wsS3]);
     assert.equal((await cliJson(['verify', '--workdir', wsS3])).ok, true, 'recover swept the stray blob');
+
+    // The workspace's shards/ is only a cache: without it, evaluation fetches what it needs from the bucket.
+    const expected = await cliJson(['evaluate', '--workdir', wsS3]);
+    await fsp.rm(path.join(wsS3, 'shards'), { recursive: true });
+    assert.equal(typeof expected.auc, 'number');
+    assert.deepEqual(await cliJson(['evaluate', '--workdir', wsS3]), expected);
   });
 
   it('a missing bucket is one line naming the bucket and operation, and ingest commits nothing', async () => {

@@ -1,4 +1,5 @@
 /** `sisa evaluate`: scores the held-out test split (or another labelled file) with the ensemble. */
+import { pullReferenced } from '../state/remote.js';
 import path from 'node:path';
 import { readRowsFile, type Rows } from '../data/shardFile.js';
 import { aggregate, loadEnsemble, memberProbabilities, type Aggregate } from '../models/ensemble.js';
@@ -47,6 +48,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
     const split = o.split ?? 'test';
     const ref = split === 'test' ? state.heldout.test : state.heldout.calibration;
     if (!ref) throw stateError('this workspace has no calibration split (ingest with --calibration)');
+    await pullReferenced(ws, state, ['heldout']);
     rows = await readRowsFile(path.join(ws.shardsDir, ref.file), ref.sha256);
     source = `held-out ${split} split`;
   }

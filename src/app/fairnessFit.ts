@@ -5,6 +5,7 @@
  * `manifests/fairness-history.json` keeps one snapshot of test-split fairness per model revision, so a
  * report can show how fairness moved with each deletion batch (old models themselves are deleted).
  */
+import { pullReferenced } from '../state/remote.js';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -82,6 +83,7 @@ export function attributeValues(state: State, rows: Rows, attribute: string): Ui
 export async function heldoutRows(ws: Workspace, state: State, split: 'test' | 'calibration'): Promise<Rows> {
   const ref = split === 'test' ? state.heldout.test : state.heldout.calibration;
   if (!ref) throw stateError('this workspace has no calibration split; ingest with --calibration (e.g. 0.2) to fit fairness post-processing');
+  await pullReferenced(ws, state, ['heldout']);
   return readRowsFile(path.join(ws.shardsDir, ref.file), ref.sha256);
 }
 

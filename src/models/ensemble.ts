@@ -2,6 +2,7 @@
  * The SISA ensemble at prediction time: the S constituent models, loaded once from their latest
  * checkpoints, each scoring rows in plain JS (no tfjs start-up cost), aggregated by vote or mean.
  */
+import { pullReferenced } from '../state/remote.js';
 import { hashTexts, type FeatureConfig } from '../features/hashing.js';
 import type { Rows } from '../data/shardFile.js';
 import { requireTrained, type State } from '../state/manifest.js';
@@ -36,6 +37,8 @@ function interleave(models: Ensemble['models']): Ensemble['linear'] {
 
 export async function loadEnsemble(ws: Workspace, state: State): Promise<Ensemble> {
   requireTrained(state);
+  // A store workspace's local cache may lack the models (cleared, or another machine trained them).
+  await pullReferenced(ws, state, ['checkpoint']);
   const models = await Promise.all(
     state.models.map(async (m) => ({ shard: m.shard, version: m.version, params: (await loadCheckpoint(ws.checkpointsDir, m.checkpoints.at(-1)!)).params })),
   );
