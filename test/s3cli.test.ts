@@ -49,7 +49,7 @@ describe('object-store workspaces (ingest --store) on a loopback S3 server', () 
   });
   after(async () => {
     undoEnv();
-    await s3.stop();
+    await s3.dispose();
   });
 
   it('ingest/train/delete locally keep blobs in the bucket, equal a plain workspace, and leave no superseded blob', async () => {
@@ -173,7 +173,7 @@ describe('queue workers with no workspace (worker --cache) and an S3 store', { s
     for (const w of workers) w.kill('SIGKILL');
     redis?.kill('SIGTERM');
     undoEnv();
-    await s3.stop();
+    await s3.dispose();
   });
 
   /** A worker whose working directory and cache are its own folder: it never sees the workspace. */

@@ -20,6 +20,8 @@ export interface S3TestServer {
   stop(): Promise<void>;
   /** Starts again on the same port with the same data (after stop). */
   restart(): Promise<void>;
+  /** Stops the server and deletes its data folder. */
+  dispose(): Promise<void>;
 }
 
 export async function startS3(buckets: string[]): Promise<S3TestServer> {
@@ -49,6 +51,10 @@ export async function startS3(buckets: string[]): Promise<S3TestServer> {
     async restart() {
       server = make(port);
       await server!.run();
+    },
+    async dispose() {
+      await stop();
+      await fsp.rm(directory, { recursive: true, force: true });
     },
   };
 }

@@ -24,7 +24,7 @@ describe('S3BlobStore on a loopback S3 server', () => {
   });
   after(async () => {
     undoEnv();
-    await s3.stop();
+    await s3.dispose();
   });
 
   it('puts, lists, gets (hash verified) and removes blobs under the prefix', async () => {
@@ -65,6 +65,20 @@ describe('S3BlobStore on a loopback S3 server', () => {
     await raw.send(new PutObjectCommand({ Bucket: 'sisa-test', Key: `c/shard/${h}`, Body: 'tampered' }));
     raw.destroy();
     await assert.rejects(store.get('shard', h), (e: unknown) => e instanceof BlobCorruptError && e.code === 'STATE' && /does not match its content hash/.test(e.message));
+    store.close();
+  });
+
+  it('putFile replaces an object of the right name but the wrong size (a damaged upload) instead of skipping it', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'ckpt');
+    const bytes = randomBytes(4096);
+    await fsp.writeFile(file, bytes);
+    const store = new S3BlobStore(parseS3Url('s3://sisa-test/e'));
+    const raw = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+    await raw.send(new PutObjectCommand({ Bucket: 'sisa-test', Key: `e/checkpoint/${sha(bytes)}`, Body: bytes.subarray(0, 100) }));
+    raw.destroy();
+    await store.putFile('checkpoint', file, sha(bytes));
+    assert.deepEqual(Buffer.from(await store.get('checkpoint', sha(bytes))), bytes);
     store.close();
   });
 

@@ -13,6 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import {
   DeleteObjectsCommand,
@@ -137,7 +138,10 @@ export class S3BlobStore implements BlobStore {
 
   async putFile(kind: BlobKind, localPath: string, sha256: string): Promise<void> {
     const op = `put ${kind} ${sha256.slice(0, 12)}`;
-    if (await this.has(kind, sha256)) return;
+    const size = (await stat(localPath)).size;
+    // Same name and size: the upload already happened (names are content hashes). A different size is
+    // a damaged object, which this upload replaces.
+    if ((await this.has(kind, sha256))?.size === size) return;
     // Hash while uploading: a local file that changed since its hash was taken must not be stored
     // under the old name.
     const hash = createHash('sha256');
