@@ -119,6 +119,22 @@ describe('object-store workspaces (ingest --store) on a loopback S3 server', () 
     assert.match(bad.stderr, /--store must look like s3:\/\/bucket\/prefix/);
   });
 
+  it('missing or refused credentials are one line that names no secret, and nothing is committed', async () => {
+    const corpus = await makeCorpus(dir, { rows: 300, seed: 3 });
+    const ws = path.join(dir, 'creds');
+    const store = `s3://${BUCKET}/creds`;
+    const none = await runCli(['ingest', corpus, '--workdir', ws, '--store', store, '--shards', '2', '--quiet'], {
+      env: { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '', AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'), AWS_CONFIG_FILE: path.join(dir, 'none'), AWS_EC2_METADATA_DISABLED: 'true' },
+    });
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /^sisa: error: S3 (head|list) \S+( \S+)?: no AWS credentials found[^\n]*\n$/);
+    const wrong = await runCli(['ingest', corpus, '--workdir', ws, '--store', store, '--shards', '2', '--quiet'], { env: { AWS_ACCESS_KEY_ID: 'NOTAKEY', AWS_SECRET_ACCESS_KEY: 'TOPSECRET123' } });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /^sisa: error: S3 [^\n]*bucket 'sisa-cli'[^\n]*\n$/);
+    assert.doesNotMatch(wrong.stderr, /TOPSECRET123|NOTAKEY/);
+    assert.equal(await fsp.access(path.join(ws, 'manifests', 'state.json')).then(() => true, () => false), false, 'nothing committed');
+  });
+
   it('the server stopped mid-run gives a clear error and commits nothing; the retry succeeds', async () => {
     const corpus = await makeCorpus(dir, { rows: 1200, seed: 4 });
     const ws = path.join(dir, 'outage');
