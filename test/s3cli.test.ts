@@ -279,6 +279,30 @@ describe('queue workers with no workspace (worker --cache) and an S3 store', { s
     assert.match(w2.log(), /dropped \d+ cached blob\(s\) no longer in s3:\/\//);
   });
 
+  it('the S3 server stopped during a queue train: a clear error, nothing committed; then a successful retry', async () => {
+    const corpus = await makeCorpus(dir, { rows: 1500, seed: 8 });
+    const ws = path.join(dir, 'queue-outage');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--store', `s3://${BUCKET}/queue-outage`, '--shards', '2', '--slices', '2', '--quiet']);
+    const snap = await snapshot(ws);
+    if (!workers.some((w) => w.exitCode === null && !w.killed)) await startWorker('w4');
+    const run = runCli(['train', '--workdir', ws, '--queue', url, '--queue-name', queueName, '--epochs', '40'], { env: { AWS_MAX_ATTEMPTS: '2' } });
+    await new Promise((r) => setTimeout(r, 300));
+    await s3.stop();
+    let r;
+    try {
+      r = await run;
+    } finally {
+      await s3.restart();
+    }
+    assert.equal(r.code, 1, r.stderr);
+    // Whichever request met the outage first (a worker's fetch or upload, or the commit's check), one line says so.
+    assert.match(r.stderr, new RegExp(`^sisa: error: (shard \\d+: job failed on the queue: )?S3 [a-z]+ [^\\n]*on s3://${BUCKET}/queue-outage \\(http://127\\.0\\.0\\.1:${s3.port}\\) failed after retries: ECONNREFUSED; nothing was committed\\n$`));
+    assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+    await cliJson(['train', '--workdir', ws, '--queue', url, '--queue-name', queueName, '--epochs', '2', '--quiet']);
+    assert.equal((await readState(ws)).models.length, 2);
+    assert.equal((await cliJson(['verify', '--workdir', ws])).ok, true);
+  });
+
   it('a worker handed a corrupted blob fails the job permanently; the workspace is unchanged', async () => {
     const corpus = await makeCorpus(dir, { rows: 1200, seed: 5 });
     const ws = path.join(dir, 'corrupt');
