@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -193,11 +194,11 @@ describe('queue workers with no workspace (worker --cache) and an S3 store', { s
   });
 
   /** A worker whose working directory and cache are its own folder: it never sees the workspace. */
-  async function startWorker(name: string): Promise<{ proc: ChildProcess; log: () => string; cache: string }> {
+  async function startWorker(name: string, extra: string[] = [], cache?: string): Promise<{ proc: ChildProcess; log: () => string; cache: string }> {
     const home = await tempDir(`sisa-worker-${name}-`);
-    const cache = path.join(home, 'cache');
+    cache ??= path.join(home, 'cache');
     let log = '';
-    const proc = spawn(process.execPath, [sisaBin, 'worker', '--queue', url, '--queue-name', queueName, '--concurrency', '1', '--lock-duration', '3000', '--cache', cache], {
+    const proc = spawn(process.execPath, [sisaBin, 'worker', '--queue', url, '--queue-name', queueName, '--concurrency', '1', '--lock-duration', '3000', '--cache', cache, ...extra], {
       cwd: home,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -301,6 +302,30 @@ describe('queue workers with no workspace (worker --cache) and an S3 store', { s
     await cliJson(['train', '--workdir', ws, '--queue', url, '--queue-name', queueName, '--epochs', '2', '--quiet']);
     assert.equal((await readState(ws)).models.length, 2);
     assert.equal((await cliJson(['verify', '--workdir', ws])).ok, true);
+  });
+
+  it('an idle worker drops cached blobs that the store no longer holds, and keeps the others', async () => {
+    const corpus = await makeCorpus(dir, { rows: 600, seed: 9 });
+    const ws = path.join(dir, 'sweep');
+    const store = `s3://${BUCKET}/sweep`;
+    await cliJson(['ingest', corpus, '--workdir', ws, '--store', store, '--shards', '2', '--quiet']);
+    const st = await readState(ws);
+    // A cache as an earlier run of this worker left it: one live shard blob and one the store has dropped.
+    const cache = path.join(await tempDir('sisa-sweep-'), 'cache');
+    const sub = path.join(cache, createHash('sha256').update(store).digest('hex').slice(0, 16));
+    await fsp.mkdir(path.join(sub, 'shards'), { recursive: true });
+    await fsp.writeFile(path.join(sub, 'store.url'), store);
+    const live = `${st.shards[0].sha256}.arrow`;
+    const gone = `${'0'.repeat(64)}.arrow`;
+    await fsp.copyFile(path.join(ws, 'shards', st.shards[0].file), path.join(sub, 'shards', live));
+    await fsp.writeFile(path.join(sub, 'shards', gone), 'rows of a superseded shard');
+    const w = await startWorker('sweeper', ['--cache-sweep', '1'], cache);
+    await until(() => /dropped 1 cached blob\(s\) no longer in s3:\/\/sisa-cli\/sweep/.test(w.log()), 15000, 'the idle sweep');
+    assert.deepEqual((await fsp.readdir(path.join(sub, 'shards'))).sort(), [live]);
+    w.proc.kill('SIGTERM');
+    const bad = await runCli(['worker', '--queue', url, '--cache', cache, '--cache-sweep', '0']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--cache-sweep must be at least 1 second/);
   });
 
   it('a worker handed a corrupted blob fails the job permanently; the workspace is unchanged', async () => {

@@ -13,7 +13,7 @@ import { Redis as IORedis } from 'ioredis';
 import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from './pool.js';
 import type { ShardJob, ShardJobResult } from './shardJob.js';
-import { fetchJobInputs, sweepCache, uploadCheckpoints } from './storeCache.js';
+import { fetchJobInputs, knownStores, sweepCache, uploadCheckpoints } from './storeCache.js';
 import { isTransient } from '../storage/blobStore.js';
 
 export const DEFAULT_QUEUE_NAME = 'sisa-shards';
@@ -83,6 +83,8 @@ export interface QueueWorkerOptions extends QueueTarget {
   log?: (line: string) => void;
   /** Folder for blobs fetched from the jobs' object stores (`sisa worker --cache`). */
   cache?: string;
+  /** While idle, drop cached blobs the stores no longer hold this often (ms); default 5 minutes. */
+  cacheSweepMs?: number;
 }
 
 /** `sisa worker`: processes shard jobs from the queue in local worker threads until closed. */
@@ -92,8 +94,29 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close()
   const pool = new WorkerPool(o.concurrency, o.backend, (shard, slice) => {
     void active.get(shard)?.updateProgress({ shard, slice });
   });
+  if (o.cacheSweepMs !== undefined && !(o.cacheSweepMs >= 1000)) throw usageError(`--cache-sweep must be at least 1 second, got ${o.cacheSweepMs / 1000}`);
   const connection = connect(o.url);
   const lockDuration = o.lockDuration ?? 30_000;
+  // Blobs superseded by a deletion still hold the deleted records: a worker drops them from its cache
+  // before its next job, and also while it waits for one. A job waits for a sweep in progress, and a
+  // sweep starts only while no job runs (a running job's new checkpoints are not in the store yet).
+  let sweeping: Promise<void> | null = null;
+  const sweep = (stores: string[]): Promise<void> =>
+    (sweeping = (async () => {
+      for (const store of stores) {
+        const dropped = await sweepCache(store, o.cache!);
+        if (dropped) log(`dropped ${dropped} cached blob(s) no longer in ${store}`);
+      }
+    })().finally(() => (sweeping = null)));
+  const timer =
+    o.cache &&
+    setInterval(() => {
+      if (active.size > 0 || sweeping) return;
+      void knownStores(o.cache!)
+        .then((stores) => (active.size === 0 && !sweeping ? sweep(stores) : undefined))
+        .catch((err) => log(`cache sweep failed (will retry): ${err instanceof Error ? err.message : String(err)}`));
+    }, o.cacheSweepMs ?? 300_000);
+  if (timer) timer.unref();
   const worker = new Worker(
     o.name ?? DEFAULT_QUEUE_NAME,
     async (job: Job<ShardJob>) => {
@@ -103,11 +126,9 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close()
       active.set(data.shard, job);
       try {
         let run = data;
+        await sweeping;
         if (o.cache && data.store) {
-          if (idle) {
-            const dropped = await sweepCache(data.store, o.cache);
-            if (dropped) log(`dropped ${dropped} cached blob(s) no longer in ${data.store}`);
-          }
+          if (idle) await sweep([data.store]);
           run = await fetchJobInputs({ ...data, store: data.store }, o.cache);
         }
         const result = await pool.run(run);
@@ -130,6 +151,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close()
   log(`worker ready on ${o.name ?? DEFAULT_QUEUE_NAME} (concurrency ${o.concurrency}, backend ${o.backend})`);
   return {
     async close() {
+      if (timer) clearInterval(timer);
       await worker.close();
       await pool.close();
       connection.disconnect();

@@ -26,9 +26,21 @@ async function ensureCached(storeUrl: string, kind: BlobKind, sha: string, file:
   await writeFileAtomic(file, await store.get(kind, sha));
 }
 
+/** The stores this cache holds blobs of (each sub-folder records its store URL, never credentials). */
+export async function knownStores(cacheDir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of await fsp.readdir(cacheDir).catch(() => [] as string[])) {
+    const url = await fsp.readFile(path.join(cacheDir, d, 'store.url'), 'utf8').catch(() => null);
+    if (url && cacheWorkspace(cacheDir, url.trim()).root === path.resolve(cacheDir, d)) out.push(url.trim());
+  }
+  return out;
+}
+
 /** Fetches the job's shard file and start checkpoint; returns the job pointed at the cache. */
 export async function fetchJobInputs(job: ShardJob & { store: string }, cacheDir: string): Promise<ShardJob> {
   const ws = cacheWorkspace(cacheDir, job.store);
+  const urlFile = path.join(ws.root, 'store.url');
+  if ((await fsp.readFile(urlFile, 'utf8').catch(() => null)) !== job.store) await writeFileAtomic(urlFile, job.store);
   const shardFile = `${job.shardSha256}.arrow`;
   await ensureCached(job.store, 'shard', job.shardSha256, path.join(ws.shardsDir, shardFile));
   if (job.startCheckpoint) await ensureCached(job.store, 'checkpoint', job.startCheckpoint, checkpointPath(ws.checkpointsDir, job.startCheckpoint));

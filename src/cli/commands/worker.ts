@@ -14,6 +14,7 @@ export function workerCommand(y: Argv): Argv {
           .option('backend', { type: 'string', default: 'auto', describe: `${BACKEND_CHOICES.join('|')}` })
           .option('lock-duration', { type: 'number', default: 30000, describe: 'ms before a job of a dead worker is handed to another' })
           .option('cache', { type: 'string', describe: 'Local folder for blobs fetched by hash from the object store of --store workspaces (no shared folder needed)' })
+          .option('cache-sweep', { type: 'number', default: 300, describe: 'While idle, drop cached blobs the store no longer holds every N seconds' })
           .option('quiet', { type: 'boolean', default: false }),
       async (a) => {
         const { startQueueWorker } = await import('../../orchestration/queue.js');
@@ -24,6 +25,7 @@ export function workerCommand(y: Argv): Argv {
           backend: a.backend,
           lockDuration: a['lock-duration'],
           cache: a.cache,
+          cacheSweepMs: a['cache-sweep'] * 1000,
           log: (l) => note(a, `[${new Date().toISOString()}] ${l}`),
         });
         await new Promise<void>((resolve) => {
