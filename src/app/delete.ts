@@ -10,6 +10,7 @@ import path from 'node:path';
 import { placeRecord } from '../data/assign.js';
 import { filterRows, readRowsFile, sliceHashes, writeRowsFile, type Rows } from '../data/shardFile.js';
 import { choiceFor } from '../models/backendChoice.js';
+import { runtimeOf } from '../models/runtime.js';
 import { runJobs, checkConcurrency } from '../orchestration/jobs.js';
 import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
 import type { ShardJob } from '../orchestration/shardJob.js';
@@ -127,6 +128,10 @@ export async function applyDeletion(o: DeleteOptions, requestedAt: string): Prom
   await pullReferenced(ws, state);
   const ids = o.ids;
   const backend = o.backend ?? choiceFor(state.training.backend);
+  // Refused before anything is written: a retrain on another backend is not the model a full retrain gives.
+  // ('auto' is checked by each job against the backend it actually loaded.)
+  if (backend !== 'auto' && backend !== choiceFor(state.training.backend))
+    throw new SisaError('BACKEND', `--backend ${backend} differs from the backend the models were trained on ('${state.training.backend}'); a retrain on '${backend}' would not equal a full retrain (run with --backend ${choiceFor(state.training.backend)})`);
   const concurrency = checkConcurrency(o.concurrency);
   // Start a worker and its backend now; it loads while the ids are located and the shard rewritten.
   const pool = o.runner ? null : new WorkerPool(concurrency, backend, () => o.onProgress?.(++done, total));
@@ -187,6 +192,7 @@ async function deleteWith(
       buckets: state.config.features.buckets,
       seed: state.config.seed,
       slices: state.config.slices,
+      runtime: runtimeOf(state.training.backend),
       ...(state.store ? { store: state.store } : {}),
     });
   }
@@ -225,8 +231,9 @@ async function deleteWith(
       m.lineage = lineageOf(next.shards[r.shard]!);
       m.trainedAt = now;
       m.seconds = r.seconds;
+      // Jobs refuse another runtime themselves; a runner that ignored the pin must not get committed.
       if (r.backend !== state.training.backend)
-        process.emitWarning(`shard ${r.shard} was retrained on backend '${r.backend}' but trained on '${state.training.backend}'; weights may differ from a full retrain`);
+        throw new SisaError('BACKEND', `shard ${r.shard} was retrained on backend '${r.backend}' but trained on '${state.training.backend}'; nothing was committed`);
       result.retrained.push({ shard: r.shard, fromSlice: r.fromSlice, ids: shardNotes.get(r.shard)!.ids.length, seconds: r.seconds, modelVersion: m.version });
     }
     // Every checkpoint the new state names is in the store with its hash checked, before the commit.

@@ -137,8 +137,9 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close()
         return result;
       } catch (err) {
         log(`failed ${job.id} shard ${data.shard}: ${err instanceof Error ? err.message : String(err)}`);
-        // Inputs that do not match (hash, checkpoint) will not match on a retry either.
-        // An unreachable store is not an input problem: BullMQ retries it with backoff.
+        // Inputs that do not match (hash, checkpoint) will not match on a retry either, nor will this
+        // worker's runtime change. An unreachable store is not an input problem: BullMQ retries it with backoff.
+        if (err instanceof SisaError && err.code === 'BACKEND') throw new UnrecoverableError(err.message);
         if (err instanceof SisaError && err.code === 'STATE' && !isTransient(err)) throw new UnrecoverableError(err.message);
         throw err;
       } finally {

@@ -10,6 +10,7 @@ import { workspace } from '../state/workspace.js';
 import { encodeCheckpoint, loadCheckpoint, paramsHash, storeCheckpoint } from '../models/checkpoint.js';
 import { trainShard } from '../models/learner.js';
 import type { LoadedBackend } from '../models/backend.js';
+import { describeRuntime, runtimeOf, sameRuntime, type Runtime } from '../models/runtime.js';
 import path from 'node:path';
 import { SisaError } from '../util/errors.js';
 
@@ -31,6 +32,11 @@ export interface ShardJob {
    * one: a `sisa worker --cache` then fetches its inputs from there by hash and uploads its checkpoints.
    */
   store?: string;
+  /**
+   * The runtime the start checkpoint (and the rest of the model) was produced on, for a retrain; a
+   * runner on another runtime refuses the job, since its weights would differ from a full retrain.
+   */
+  runtime?: Runtime;
 }
 
 export interface ShardJobResult {
@@ -47,6 +53,9 @@ export interface ShardJobResult {
 
 export async function runShardJob(job: ShardJob, backend: LoadedBackend, onSlice?: (slice: number) => void): Promise<ShardJobResult> {
   const t0 = performance.now();
+  const here = runtimeOf(backend);
+  if (job.runtime && !sameRuntime(job.runtime, here))
+    throw new SisaError('BACKEND', `shard ${job.shard}: this runner has backend ${describeRuntime(here)} but the model was trained on ${describeRuntime(job.runtime)}; a retrain here would not be exact; run it on a worker with --backend ${job.runtime.backend}`);
   const ws = workspace(job.workdir);
   const rows = await readRowsFile(path.join(ws.shardsDir, job.shardFile), job.shardSha256);
   const t1 = performance.now();
