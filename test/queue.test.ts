@@ -37,9 +37,9 @@ describe('BullMQ queue mode', { skip }, () => {
     redis?.kill('SIGTERM');
   });
 
-  function startWorker(name: string): { proc: ChildProcess; log: () => string } {
+  function startWorker(name: string, extra: string[] = [], queue = queueName): { proc: ChildProcess; log: () => string } {
     let log = '';
-    const proc = spawn(process.execPath, [sisaBin, 'worker', '--queue', url, '--queue-name', queueName, '--concurrency', '1', '--lock-duration', '3000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [sisaBin, 'worker', '--queue', url, '--queue-name', queue, '--concurrency', '1', '--lock-duration', '3000', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     workers.push(proc);
     void name;
@@ -114,6 +114,28 @@ describe('BullMQ queue mode', { skip }, () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^sisa: error: shard 1: job failed on the queue: .*content hash .* does not match the manifest[^\n]*\n$/);
     assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+  });
+
+  it('a worker on another backend than the one that trained the models fails the retrain job permanently; nothing is committed', async () => {
+    const corpus = await makeCorpus(dir, { rows: 900, seed: 8 });
+    const ws = path.join(dir, 'pinned');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--quiet']);
+    await cliJson(['train', '--workdir', ws, '--quiet']); // local, on wasm
+    const st = await readState(ws);
+    assert.equal(st.training.backend, 'wasm');
+    let id = '';
+    for (let i = 0; !id; i++) if (placeRecord(`d${i}`, st.config).split === 'train') id = `d${i}`;
+    // Its own queue, so that only the cpu worker can take the job.
+    const cpuQueue = `${queueName}-cpu`;
+    const w = startWorker('cpu', ['--backend', 'cpu'], cpuQueue);
+    await until(() => w.log().includes('worker ready'), 20000, 'cpu worker');
+    const snap = await snapshot(ws);
+    const r = await runCli(['delete', '--workdir', ws, '--queue', url, '--queue-name', cpuQueue, '--id', id, '--quiet']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^sisa: error: shard \d+: job failed on the queue: [^\n]*backend 'cpu'[^\n]*trained on 'wasm'[^\n]*\n$/);
+    assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+    assert.equal(w.log().match(/start \S+ shard/g)?.length, 1, `tried once, not retried:\n${w.log()}`);
+    w.proc.kill('SIGKILL');
   });
 
   it('rejects a queue URL that is not redis://', async () => {
