@@ -138,6 +138,20 @@ describe('BullMQ queue mode', { skip }, () => {
     w.proc.kill('SIGKILL');
   });
 
+  it('train --queue with no worker says it is waiting, then fails after --queue-timeout with one clear line; nothing committed', async () => {
+    const corpus = await makeCorpus(dir, { rows: 600, seed: 9 });
+    const ws = path.join(dir, 'nobody');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '1', '--quiet']);
+    const snap = await snapshot(ws);
+    const r = await runCli(['train', '--workdir', ws, '--queue', url, '--queue-name', `${queueName}-empty`, '--queue-timeout', '2', '--quiet']);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    assert.match(lines[0]!, /^sisa: waiting for workers \(0 seen\)/);
+    assert.match(lines.at(-1)!, /^sisa: error: no worker on queue '[^']+-empty' at redis:\/\/\S+ for 2 s \(--queue-timeout\); nothing was committed/);
+    assert.equal(lines.filter((l) => l.startsWith('sisa: error:')).length, 1, r.stderr);
+    assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+  });
+
   it('rejects a queue URL that is not redis://', async () => {
     const r = await runCli(['worker', '--queue', 'http://127.0.0.1:1']);
     assert.equal(r.code, 2);

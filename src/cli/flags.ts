@@ -2,6 +2,7 @@
 import os from 'node:os';
 import type { Argv } from 'yargs';
 import { BACKEND_CHOICES } from '../models/backendChoice.js';
+import { usageError } from '../util/errors.js';
 import type { OutputFlags } from './output.js';
 
 export const FAIR_METHODS = ['per-model', 'ensemble', 'votes'] as const;
@@ -31,14 +32,17 @@ export async function refuseIfInterrupted(workdir: string): Promise<void> {
 export function queueFlags<T>(y: Argv<T>) {
   return y
     .option('queue', { type: 'string', describe: 'Run shard jobs on BullMQ at this Redis URL (redis://host:6379) instead of locally' })
-    .option('queue-name', { type: 'string', describe: 'BullMQ queue name (default sisa-shards)' });
+    .option('queue-name', { type: 'string', describe: 'BullMQ queue name (default sisa-shards)' })
+    .option('queue-timeout', { type: 'number', default: 600, describe: 'With --queue: fail after this many seconds with no worker connected to the queue' });
 }
 
 /** A queue runner when --queue is given; the caller closes it. */
-export async function queueRunner(a: { queue?: string; 'queue-name'?: string }, onProgress: (shard: number, slice: number) => void) {
+export async function queueRunner(a: { queue?: string; 'queue-name'?: string; 'queue-timeout'?: number }, onProgress: (shard: number, slice: number) => void) {
   if (!a.queue) return undefined;
+  const timeout = a['queue-timeout'] ?? 600;
+  if (!(timeout > 0)) throw usageError(`--queue-timeout must be a positive number of seconds, got ${a['queue-timeout']}`);
   const { QueueRunner } = await import('../orchestration/queue.js');
-  return new QueueRunner({ url: a.queue, name: a['queue-name'] }, onProgress);
+  return new QueueRunner({ url: a.queue, name: a['queue-name'] }, onProgress, { timeoutMs: timeout * 1000, onWaiting: (line) => process.stderr.write(`sisa: ${line}\n`) });
 }
 
 export function learnerFlags<T>(y: Argv<T>) {

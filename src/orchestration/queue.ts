@@ -23,6 +23,16 @@ export interface QueueTarget {
   name?: string;
 }
 
+/** How long a waiting command tolerates a queue with no live worker, by default (ms). */
+export const DEFAULT_QUEUE_TIMEOUT_MS = 10 * 60 * 1000;
+
+export interface QueueRunnerOptions {
+  /** Fail after this long with no worker connected to the queue (ms). */
+  timeoutMs?: number;
+  /** Where to say that the command is waiting for workers (stderr in the CLI). */
+  onWaiting?: (line: string) => void;
+}
+
 function connect(url: string): IORedis {
   if (!/^rediss?:\/\//.test(url)) throw usageError(`--queue must be a redis:// or rediss:// URL, got '${url}'`);
   // BullMQ needs blocking commands to wait indefinitely.
@@ -35,18 +45,26 @@ export class QueueRunner implements JobRunner {
   private readonly events: QueueEvents;
   private readonly runId = randomUUID().slice(0, 8);
   private readonly connections: IORedis[] = [];
+  private readonly where: string;
+  private watching: Promise<never> | null = null;
+  private closed = false;
+  private stopWatch: (() => void) | null = null;
 
   constructor(
     target: QueueTarget,
     private readonly onProgress?: (shard: number, slice: number) => void,
+    private readonly opts: QueueRunnerOptions = {},
   ) {
     const name = target.name ?? DEFAULT_QUEUE_NAME;
+    this.where = `queue '${name}' at ${target.url}`;
     const c1 = connect(target.url);
     const c2 = connect(target.url);
     this.connections.push(c1, c2);
     this.queue = new Queue(name, { connection: c1 });
     this.events = new QueueEvents(name, { connection: c2 });
-    this.events.on('progress', ({ data }) => {
+    this.events.on('progress', ({ jobId, data }) => {
+      // Another command's jobs on the same queue report progress here too.
+      if (!jobId.startsWith(`${this.runId}-`)) return;
       const p = data as { shard?: number; slice?: number };
       if (typeof p?.shard === 'number' && typeof p.slice === 'number') this.onProgress?.(p.shard, p.slice);
     });
@@ -61,16 +79,62 @@ export class QueueRunner implements JobRunner {
       removeOnComplete: { age: 3600 },
       removeOnFail: { age: 7 * 24 * 3600 },
     });
+    this.watching ??= this.watchWorkers();
+    let result: ShardJobResult;
     try {
-      return (await added.waitUntilFinished(this.events)) as ShardJobResult;
+      result = (await Promise.race([added.waitUntilFinished(this.events), this.watching])) as ShardJobResult;
     } catch (err) {
+      if (err instanceof SisaError) {
+        await added.remove().catch(() => undefined); // no worker will take it; do not leave it for a later one
+        throw err;
+      }
       throw new SisaError('TRAIN', `shard ${job.shard}: job failed on the queue: ${err instanceof Error ? err.message : String(err)}`);
     }
+    return result;
   }
 
+  /**
+   * Rejects once the queue has had no worker connected for the whole timeout; says so on the first
+   * poll that sees none. Polls once a second: BullMQ lists workers by their Redis connection names.
+   */
+  private watchWorkers(): Promise<never> {
+    const timeoutMs = this.opts.timeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS;
+    return new Promise<never>((_, reject) => {
+      let noneSince: number | null = null;
+      let said = false;
+      const timer = setInterval(() => {
+        this.queue
+          .getWorkersCount()
+          .then((n) => {
+            if (this.closed) return;
+            if (n > 0) {
+              noneSince = null;
+              return;
+            }
+            noneSince ??= Date.now();
+            if (!said) {
+              said = true;
+              this.opts.onWaiting?.(`waiting for workers (0 seen) on ${this.where}; start one with 'sisa worker --queue URL'`);
+            }
+            if (Date.now() - noneSince >= timeoutMs) {
+              clearInterval(timer);
+              reject(new SisaError('TRAIN', `no worker on ${this.where} for ${Math.round(timeoutMs / 1000)} s (--queue-timeout); nothing was committed: start 'sisa worker --queue URL' and run the command again`));
+            }
+          })
+          .catch(() => undefined); // Redis trouble shows up in the job wait itself
+      }, Math.min(1000, Math.max(100, timeoutMs / 4)));
+      this.stopWatch = () => clearInterval(timer);
+    });
+  }
+
+  /** Idempotent: a second call (or one after a failed start) does nothing. */
   async close(): Promise<void> {
-    await this.events.close();
-    await this.queue.close();
+    if (this.closed) return;
+    this.closed = true;
+    this.stopWatch?.();
+    this.watching?.catch(() => undefined);
+    await this.events.close().catch(() => undefined);
+    await this.queue.close().catch(() => undefined);
     for (const c of this.connections) c.disconnect();
   }
 }
