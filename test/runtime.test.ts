@@ -40,3 +40,24 @@ describe('runtime pinning', () => {
     assert.deepEqual(r.deleted, [victim]);
   });
 });
+
+describe('returned checkpoints are verified before the commit', () => {
+  for (const [fault, pattern] of [
+    ['SISA_LOSE_OUTPUT_AT', /is not in .*; nothing was committed/],
+    ['SISA_DAMAGE_OUTPUT_AT', /does not match its hash .*; nothing was committed/],
+  ] as const) {
+    it(`${fault}: a lost or damaged checkpoint fails train with one line and leaves the workspace as it was`, async () => {
+      const dir = await tempDir();
+      const corpus = await makeCorpus(dir, { rows: 600 });
+      const ws = path.join(dir, 'ws');
+      await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--quiet']);
+      const snap = await snapshot(ws);
+      const r = await runCli(['train', '--workdir', ws, '--quiet'], { env: { [fault]: 'job:checkpoint-stored@2' } });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^sisa: error: shard \d+: checkpoint [0-9a-f]{12} returned by the runner [^\n]*\n$/);
+      assert.match(r.stderr, pattern);
+      assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+      assert.ok(await nothingPending(ws), 'no operation left pending');
+    });
+  }
+});

@@ -1,5 +1,9 @@
 /** Helpers shared by every use case that runs shard jobs: concurrency, learner settings, scheduling. */
+import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
 import os from 'node:os';
+import { checkpointPath } from '../models/checkpoint.js';
+import { workspace } from '../state/workspace.js';
 import { LearnerConfig, type State } from '../state/manifest.js';
 import { DEFAULT_LEARNER } from '../models/learner.js';
 import { SisaError, usageError } from '../util/errors.js';
@@ -44,6 +48,28 @@ export async function runJobs(runner: JobRunner, jobs: ShardJob[]): Promise<Shar
   const settled = await Promise.allSettled(jobs.map((j) => runner.run(j)));
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason instanceof SisaError ? failed.reason : new SisaError('TRAIN', String(failed.reason));
-  return settled.map((s) => (s as PromiseFulfilledResult<ShardJobResult>).value);
+  const results = settled.map((s) => (s as PromiseFulfilledResult<ShardJobResult>).value);
+  for (let i = 0; i < jobs.length; i++) await checkOutputs(jobs[i]!, results[i]!);
+  return results;
+}
+
+/**
+ * What a runner reports is not trusted before the commit: a queue worker may see another folder, or its
+ * write may have been lost. Every returned checkpoint must be there with the content its hash names.
+ * Store workspaces are checked against the store by syncBeforeCommit instead (the local cache may lack them).
+ */
+async function checkOutputs(job: ShardJob, r: ShardJobResult): Promise<void> {
+  const expected = job.slices - job.fromSlice;
+  if (r.shard !== job.shard || r.fromSlice !== job.fromSlice || r.checkpoints.length !== expected)
+    throw new SisaError('TRAIN', `shard ${job.shard}: the runner returned ${r.checkpoints.length} checkpoint(s) for shard ${r.shard} from slice ${r.fromSlice}, expected ${expected} from slice ${job.fromSlice}; nothing was committed`);
+  if (job.store) return;
+  const dir = workspace(job.workdir).checkpointsDir;
+  for (const sha of r.checkpoints) {
+    const file = checkpointPath(dir, sha);
+    const bytes = await fsp.readFile(file).catch(() => null);
+    if (!bytes) throw new SisaError('TRAIN', `shard ${job.shard}: checkpoint ${sha.slice(0, 12)} returned by the runner is not in ${dir}; nothing was committed (does the worker see this workspace?)`);
+    if (createHash('sha256').update(bytes).digest('hex') !== sha)
+      throw new SisaError('TRAIN', `shard ${job.shard}: checkpoint ${sha.slice(0, 12)} returned by the runner does not match its hash in ${dir}; nothing was committed`);
+  }
 }
 

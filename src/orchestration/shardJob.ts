@@ -7,12 +7,14 @@
 import { readRowsFile } from '../data/shardFile.js';
 import type { LearnerConfig } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
-import { encodeCheckpoint, loadCheckpoint, paramsHash, storeCheckpoint } from '../models/checkpoint.js';
+import { checkpointPath, encodeCheckpoint, loadCheckpoint, paramsHash, storeCheckpoint } from '../models/checkpoint.js';
 import { trainShard } from '../models/learner.js';
 import type { LoadedBackend } from '../models/backend.js';
 import { describeRuntime, runtimeOf, sameRuntime, type Runtime } from '../models/runtime.js';
 import path from 'node:path';
 import { SisaError } from '../util/errors.js';
+import { outputFault } from '../util/faults.js';
+import * as fsp from 'node:fs/promises';
 
 export interface ShardJob {
   workdir: string;
@@ -79,7 +81,11 @@ export async function runShardJob(job: ShardJob, backend: LoadedBackend, onSlice
     start,
     onSlice: async (ckpt) => {
       const ts = performance.now();
-      checkpoints.push(await storeCheckpoint(ws.checkpointsDir, encodeCheckpoint(ckpt)));
+      const sha = await storeCheckpoint(ws.checkpointsDir, encodeCheckpoint(ckpt));
+      const fault = outputFault('job:checkpoint-stored');
+      if (fault === 'lose') await fsp.rm(checkpointPath(ws.checkpointsDir, sha), { force: true });
+      if (fault === 'damage') await fsp.truncate(checkpointPath(ws.checkpointsDir, sha), 10);
+      checkpoints.push(sha);
       modelHash = paramsHash(ckpt.params);
       saving += performance.now() - ts;
       onSlice?.(ckpt.meta.slice);

@@ -25,3 +25,14 @@ export function crashPoint(name: string): void {
     throw Object.assign(new Error(`ENOSPC: no space left on device, write (at ${name})`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
   }
 }
+
+/**
+ * SISA_LOSE_OUTPUT_AT=name[@n] / SISA_DAMAGE_OUTPUT_AT=name[@n]: the file just written at that point is
+ * removed / truncated, while the writer reports success, as when a worker writes to a folder that is not
+ * the one the coordinator reads. Tests use it to check that the coordinator verifies what it commits.
+ */
+export function outputFault(name: string): 'lose' | 'damage' | null {
+  if (hit(process.env.SISA_LOSE_OUTPUT_AT, name)) return 'lose';
+  if (hit(process.env.SISA_DAMAGE_OUTPUT_AT, name)) return 'damage';
+  return null;
+}
