@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { placeRecord } from '../src/data/assign.js';
@@ -13,6 +14,25 @@ import { cliJson, makeCorpus, readState, runCli, sisaBin, snapshot, tempDir } fr
 
 const haveRedis = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined;
 const skip = process.env.SISA_TEST_REDIS || haveRedis ? false : 'redis-server not installed (Debian: apt-get install redis-server; .ci/run installs it)';
+
+/** Resolves once a redis-server on loopback answers PING (it starts in a few ms to a few seconds). */
+async function untilPong(port: number): Promise<void> {
+  const end = Date.now() + 20000;
+  for (;;) {
+    const pong = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      sock.once('connect', () => sock.write('PING\r\n'));
+      sock.once('data', (d) => {
+        sock.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
+      sock.once('error', () => resolve(false));
+    });
+    if (pong) return;
+    if (Date.now() > end) throw new Error(`redis-server on port ${port} did not answer PING`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 describe('BullMQ queue mode', { skip }, () => {
   let redis: ChildProcess | null = null;
@@ -27,7 +47,7 @@ describe('BullMQ queue mode', { skip }, () => {
       const port = 20000 + (process.pid % 20000);
       redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
       url = `redis://127.0.0.1:${port}`;
-      await new Promise((r) => setTimeout(r, 400));
+      await untilPong(port);
     }
     dir = await tempDir();
   });
@@ -37,9 +57,12 @@ describe('BullMQ queue mode', { skip }, () => {
     redis?.kill('SIGTERM');
   });
 
-  function startWorker(name: string, extra: string[] = [], queue = queueName): { proc: ChildProcess; log: () => string } {
+  function startWorker(name: string, extra: string[] = [], queue = queueName, env: Record<string, string> = {}): { proc: ChildProcess; log: () => string } {
     let log = '';
-    const proc = spawn(process.execPath, [sisaBin, 'worker', '--queue', url, '--queue-name', queue, '--concurrency', '1', '--lock-duration', '3000', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [sisaBin, 'worker', '--queue', url, '--queue-name', queue, '--concurrency', '1', '--lock-duration', '3000', ...extra], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     workers.push(proc);
     void name;
@@ -64,12 +87,14 @@ describe('BullMQ queue mode', { skip }, () => {
     // Enough epochs that a job lasts long enough to be killed in the middle of it.
     await cliJson(['train', '--workdir', wsLocal, '--epochs', '30', '--quiet']);
 
-    const w1 = startWorker('w1');
+    // Worker 1 kills itself (SIGKILL) when it has stored its first checkpoint: inside a job, every time,
+    // instead of racing the test's kill against the job's end.
+    const w1 = startWorker('w1', [], queueName, { SISA_CRASH_AT: 'checkpoint:stored' });
     const w2 = startWorker('w2');
     await until(() => w1.log().includes('worker ready') && w2.log().includes('worker ready'), 20000, 'workers');
+    const w1Exit = new Promise<NodeJS.Signals | null>((resolve) => w1.proc.once('exit', (_code, signal) => resolve(signal)));
     const trainRun = runCli(['train', '--workdir', wsQueue, '--queue', url, '--queue-name', queueName, '--epochs', '30', '--json', '--quiet']);
-    await until(() => /start \S+ shard \d+/.test(w1.log()), 30000, 'worker 1 to take a job');
-    w1.proc.kill('SIGKILL');
+    assert.equal(await w1Exit, 'SIGKILL', 'worker 1 died inside its job');
     const r = await trainRun;
     assert.equal(r.code, 0, r.stderr);
     const queued = await readState(wsQueue);
