@@ -33,7 +33,7 @@ describe('pipeline through the CLI', () => {
     assert.ok(ing.test > 450 && ing.test < 750, `test split near 20%: ${ing.test}`);
 
     const tr = await cliJson(['train', '--workdir', ws, '--quiet']);
-    assert.equal(tr.backend, 'wasm');
+    assert.equal(tr.backend, 'fused-linear-v1', 'the linear model trains on the fused kernel');
     assert.equal(tr.shards.length, 4);
 
     const ev = await cliJson(['evaluate', '--workdir', ws, '--aggregate', 'mean']);
@@ -60,7 +60,7 @@ describe('pipeline through the CLI', () => {
       assert.equal(s.modelVersion, 1);
       assert.match(s.modelHash, /^[0-9a-f]{64}$/);
     }
-    assert.equal(st.backend, 'wasm');
+    assert.equal(st.backend, 'fused-linear-v1');
   });
 
   it('training is deterministic: same data and seed give the same weights', async () => {
@@ -154,5 +154,71 @@ describe('pipeline through the CLI', () => {
     assert.equal(del.retrained.length, shards.size);
     const again = await cliJson(['delete', '--workdir', ws, '--id', ids[0]!, '--quiet']);
     assert.deepEqual(again.notFound, [ids[0]], 'a deleted id is gone');
+  });
+});
+
+/**
+ * Exact unlearning for both engines and both optimisers: the fused kernel (hidden 0) and tfjs (hidden 16),
+ * AdaGrad and SGD. A deletion that restores a mid-run checkpoint must give the checkpoints of a retrain
+ * from scratch on the data without the records, bit for bit.
+ */
+for (const [hidden, optimizer] of [
+  [0, 'adagrad'],
+  [0, 'sgd'],
+  [16, 'adagrad'],
+  [16, 'sgd'],
+] as const) {
+  describe(`exact unlearning, hidden ${hidden}, ${optimizer}`, () => {
+    it('delete equals a retrain from scratch, weight for weight', async () => {
+      const dir = await tempDir();
+      const corpus = await makeCorpus(dir);
+      const ws = path.join(dir, 'ws');
+      const flags = ['--hidden', String(hidden), '--optimizer', optimizer, '--epochs', '2', '--quiet'];
+      await cliJson(['ingest', corpus, '--workdir', ws, ...INGEST]);
+      const tr = await cliJson(['train', '--workdir', ws, ...flags]);
+      assert.equal(tr.backend === 'fused-linear-v1', hidden === 0, `engine for hidden ${hidden}: ${tr.backend}`);
+      const state = await readState(ws);
+      const rows = [...generateCorpus({ rows: 3000, seed: 11 })];
+      const placed = rows.map((r) => ({ id: r.id, p: placeRecord(r.id, state.config) }));
+      const shard = (placed.find((x) => x.p.split === 'train' && x.p.slice === 1)!.p as { shard: number }).shard;
+      const victims = placed.filter((x) => x.p.split === 'train' && x.p.shard === shard && x.p.slice >= 1).slice(0, 2).map((x) => x.id);
+      const del = await cliJson(['delete', '--workdir', ws, '--quiet', ...victims.flatMap((id) => ['--id', id])]);
+      assert.equal(del.retrained[0].fromSlice, 1);
+      const after = await readState(ws);
+      assert.equal(after.models[shard].checkpoints[0], state.models[shard].checkpoints[0], 'slice 0 checkpoint reused');
+
+      const forgotten = new Set(victims);
+      const without = path.join(dir, 'without.csv');
+      await fsp.writeFile(without, 'id,text,label\n' + rows.filter((r) => !forgotten.has(r.id)).map((r) => `${r.id},"${r.text}",${r.label}`).join('\n') + '\n');
+      const fresh = path.join(dir, 'fresh');
+      await cliJson(['ingest', without, '--workdir', fresh, ...INGEST]);
+      await cliJson(['train', '--workdir', fresh, ...flags]);
+      const scratch = await readState(fresh);
+      assert.deepEqual(scratch.models[shard].checkpoints, after.models[shard].checkpoints, 'same checkpoints after every slice');
+      for (let s = 0; s < state.config.shards; s++) assert.equal(scratch.models[s].modelHash, after.models[s].modelHash, `shard ${s}`);
+    });
+  });
+}
+
+describe('engines never continue each other', () => {
+  it('a tfjs-trained linear model is not retrained from its checkpoint by the fused kernel; nothing changes', async () => {
+    const dir = await tempDir();
+    const corpus = await makeCorpus(dir);
+    const ws = path.join(dir, 'ws');
+    await cliJson(['ingest', corpus, '--workdir', ws, ...INGEST]);
+    const tr = await cliJson(['train', '--workdir', ws, '--backend', 'wasm', '--epochs', '1', '--quiet']);
+    assert.equal(tr.backend, 'wasm');
+    const state = await readState(ws);
+    const shard = 0;
+    const victim = [...generateCorpus({ rows: 3000, seed: 11 })]
+      .map((r) => ({ id: r.id, p: placeRecord(r.id, state.config) }))
+      .find((x) => x.p.split === 'train' && x.p.shard === shard && x.p.slice === 2)!.id;
+    const filesBefore = await snapshot(path.join(ws, 'shards'));
+    const r = await runCli(['delete', '--workdir', ws, '--id', victim, '--backend', 'fused', '--quiet']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--backend fused differs from the backend the models were trained on \('wasm'\)/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.deepEqual(await snapshot(path.join(ws, 'shards')), filesBefore, 'workspace unchanged');
+    assert.deepEqual(await readState(ws), state);
   });
 });

@@ -145,7 +145,7 @@ describe('BullMQ queue mode', { skip }, () => {
     const corpus = await makeCorpus(dir, { rows: 900, seed: 8 });
     const ws = path.join(dir, 'pinned');
     await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--quiet']);
-    await cliJson(['train', '--workdir', ws, '--quiet']); // local, on wasm
+    await cliJson(['train', '--workdir', ws, '--backend', 'wasm', '--quiet']); // local, on wasm (not the fused kernel)
     const st = await readState(ws);
     assert.equal(st.training.backend, 'wasm');
     let id = '';

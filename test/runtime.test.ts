@@ -18,7 +18,7 @@ describe('runtime pinning', () => {
     const corpus = await makeCorpus(dir, { rows: 600 });
     ws = path.join(dir, 'ws');
     await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--quiet']);
-    await cliJson(['train', '--workdir', ws, '--quiet']);
+    await cliJson(['train', '--workdir', ws, '--backend', 'wasm', '--quiet']);
     const state = await readState(ws);
     assert.equal(state.training.backend, 'wasm');
     victim = [...generateCorpus({ rows: 600, seed: 11 })].find((r) => placeRecord(r.id, state.config).split === 'train')!.id;

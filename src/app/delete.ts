@@ -9,10 +9,10 @@
 import path from 'node:path';
 import { placeRecord } from '../data/assign.js';
 import { filterRows, readRowsFile, sliceHashes, writeRowsFile, type Rows } from '../data/shardFile.js';
-import { choiceFor } from '../models/backendChoice.js';
+import { choiceFor, usesFusedKernel } from '../models/backendChoice.js';
 import { runtimeOf } from '../models/runtime.js';
 import { runJobs, checkConcurrency } from '../orchestration/jobs.js';
-import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
+import { InProcessRunner, WorkerPool, type JobRunner } from '../orchestration/pool.js';
 import type { ShardJob } from '../orchestration/shardJob.js';
 import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
@@ -133,11 +133,17 @@ export async function applyDeletion(o: DeleteOptions, requestedAt: string): Prom
   if (backend !== 'auto' && backend !== choiceFor(state.training.backend))
     throw new SisaError('BACKEND', `--backend ${backend} differs from the backend the models were trained on ('${state.training.backend}'); a retrain on '${backend}' would not equal a full retrain (run with --backend ${choiceFor(state.training.backend)})`);
   const concurrency = checkConcurrency(o.concurrency);
-  // Start a worker and its backend now; it loads while the ids are located and the shard rewritten.
-  const pool = o.runner ? null : new WorkerPool(concurrency, backend, () => o.onProgress?.(++done, total));
+  // The fused kernel retrains in this thread (no worker, no tfjs). Otherwise start a worker and its
+  // backend now; it loads while the ids are located and the shard rewritten.
+  const inProcess = !o.runner && usesFusedKernel(backend, state.training.learner.hidden);
+  const pool = o.runner
+    ? null
+    : inProcess
+      ? new InProcessRunner(backend, () => o.onProgress?.(++done, total))
+      : new WorkerPool(concurrency, backend, () => o.onProgress?.(++done, total));
   let done = 0;
   let total = 0;
-  pool?.warm(1);
+  if (pool instanceof WorkerPool) pool.warm(1);
   try {
     return await deleteWith(o, ws, state, ids, pool ?? o.runner!, t0, concurrency, (n) => (total = n), requestedAt);
   } finally {

@@ -81,6 +81,7 @@ export async function loadBackend(choice: string): Promise<LoadedBackend> {
       loaded = await loadCpu();
       break;
     case 'auto':
+    case 'fused': // the fused kernel needs no tfjs; a caller that does need it (the hidden layer) gets auto's
       loaded = (await loadNative()) ?? (await loadWasm()) ?? (await loadCpu());
       break;
   }

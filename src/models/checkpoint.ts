@@ -3,7 +3,12 @@
  * binary format, stored content-addressed as `shards/checkpoints/<sha256>.ckpt`. The header holds no
  * time stamp, so the same training gives the same bytes and the same name.
  *
- * Layout: "SISACKP1" | u32 LE header length | header JSON | zero padding to 4 bytes | float32 LE data.
+ * Layout (v2): "SISACKP2" | u32 LE header length | header JSON | zero padding to 4 bytes | per tensor its
+ * data. A hashed model touches a small part of its buckets, so a tensor is stored sparse when that is
+ * smaller: a fill value (the most common of a few sampled values, e.g. 0 for weights, the initial
+ * accumulator for AdaGrad), the indices that differ from it as LEB128 deltas (or "same indices as the
+ * previous tensor", which AdaGrad's accumulator usually is), padded to 4 bytes, then their float32 values.
+ * v1 files ("SISACKP1": every tensor dense) still decode.
  */
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
@@ -12,59 +17,195 @@ import { errorMessage, stateError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fsx.js';
 import { crashPoint } from '../util/faults.js';
 
-const MAGIC = 'SISACKP1';
+const MAGIC_V1 = 'SISACKP1';
+const MAGIC = 'SISACKP2';
 
 export interface TensorBlob {
   name: string;
   data: Float32Array;
 }
 
+/** The training engine that wrote a checkpoint; absent for the tfjs engine. */
+export interface KernelId {
+  name: string;
+  version: number;
+}
+
 export interface Checkpoint {
-  meta: { shard: number; slice: number; buckets: number; hidden: number; step: number };
+  meta: { shard: number; slice: number; buckets: number; hidden: number; step: number; kernel?: KernelId };
   /** Model parameters, in a fixed order. */
   params: TensorBlob[];
   /** Optimiser state (empty for plain SGD). */
   optimizer: TensorBlob[];
 }
 
+interface TensorHeader {
+  name: string;
+  kind: string;
+  length: number;
+  /** Sparse tensors only: the value of every coordinate not listed, its listed count, and how its indices are stored. */
+  fill?: number;
+  count?: number;
+  /** Byte length of the LEB128 index deltas; 0 with `count` > 0 means the previous tensor's indices. */
+  indexBytes?: number;
+}
+
+/** The most frequent of a few evenly spaced samples: the background value of a mostly untouched tensor. */
+function backgroundValue(data: Float32Array): number {
+  const seen = new Map<number, number>();
+  const samples = Math.min(33, data.length);
+  for (let k = 0; k < samples; k++) {
+    const v = data[Math.floor((k * (data.length - 1)) / Math.max(1, samples - 1))]!;
+    seen.set(v, (seen.get(v) ?? 0) + 1);
+  }
+  let best = 0;
+  let bestCount = -1;
+  for (const [v, c] of seen) if (c > bestCount || (c === bestCount && v < best)) [best, bestCount] = [v, c];
+  return best;
+}
+
+function sameIndices(a: Int32Array | null, b: Int32Array): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function leb128Deltas(idx: Int32Array): Uint8Array {
+  const out = new Uint8Array(idx.length * 5);
+  let at = 0;
+  let prev = -1;
+  for (let i = 0; i < idx.length; i++) {
+    let d = idx[i]! - prev - 1; // strictly increasing, so the delta minus one is ≥ 0
+    prev = idx[i]!;
+    while (d >= 0x80) {
+      out[at++] = (d & 0x7f) | 0x80;
+      d >>>= 7;
+    }
+    out[at++] = d;
+  }
+  return out.subarray(0, at);
+}
+
+interface EncodedTensor {
+  header: TensorHeader;
+  chunks: Uint8Array[];
+}
+
+function pad4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
+
+function bytesOf(a: Float32Array): Uint8Array {
+  // Float32Array is little-endian on every platform Node runs on; copy the raw bytes.
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
 export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   const tensors = [...c.params.map((t) => ({ ...t, kind: 'param' })), ...c.optimizer.map((t) => ({ ...t, kind: 'opt' }))];
-  const header = JSON.stringify({ ...c.meta, tensors: tensors.map((t) => ({ name: t.name, kind: t.kind, length: t.data.length })) });
+  const encoded: EncodedTensor[] = [];
+  let prevIdx: Int32Array | null = null;
+  for (const t of tensors) {
+    const bg = backgroundValue(t.data);
+    const fill = Object.is(bg, -0) ? 0 : bg; // JSON has no −0 (and no NaN, which stays dense below)
+    let count = 0;
+    for (let i = 0; i < t.data.length; i++) if (!Object.is(t.data[i], fill)) count++;
+    // Sparse costs ≤ 5 + 4 bytes per listed coordinate; keep it only when clearly smaller than dense.
+    if (t.data.length < 64 || Number.isNaN(fill) || count * 9 > t.data.length * 4) {
+      encoded.push({ header: { name: t.name, kind: t.kind, length: t.data.length }, chunks: [bytesOf(t.data)] });
+      prevIdx = null;
+      continue;
+    }
+    const idx = new Int32Array(count);
+    const vals = new Float32Array(count);
+    let k = 0;
+    for (let i = 0; i < t.data.length; i++)
+      if (!Object.is(t.data[i], fill)) {
+        idx[k] = i;
+        vals[k++] = t.data[i]!;
+      }
+    const shared = count > 0 && sameIndices(prevIdx, idx);
+    const deltas = shared ? new Uint8Array(0) : leb128Deltas(idx);
+    const padded = new Uint8Array(pad4(deltas.length));
+    padded.set(deltas);
+    encoded.push({ header: { name: t.name, kind: t.kind, length: t.data.length, fill, count, indexBytes: deltas.length }, chunks: [padded, bytesOf(vals)] });
+    prevIdx = idx;
+  }
+  const header = JSON.stringify({ ...c.meta, tensors: encoded.map((e) => e.header) });
   const headerBytes = new TextEncoder().encode(header);
-  const dataStart = Math.ceil((12 + headerBytes.length) / 4) * 4;
-  const total = dataStart + tensors.reduce((s, t) => s + t.data.length * 4, 0);
+  const dataStart = pad4(12 + headerBytes.length);
+  const total = dataStart + encoded.reduce((s, e) => s + e.chunks.reduce((t, ch) => t + ch.length, 0), 0);
   const out = new Uint8Array(total);
   out.set(new TextEncoder().encode(MAGIC), 0);
   new DataView(out.buffer).setUint32(8, headerBytes.length, true);
   out.set(headerBytes, 12);
   let at = dataStart;
-  for (const t of tensors) {
-    // Float32Array is little-endian on every platform Node runs on; copy the raw bytes.
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
-  }
+  for (const e of encoded)
+    for (const ch of e.chunks) {
+      out.set(ch, at);
+      at += ch.length;
+    }
   return out;
 }
 
+function readFloats(bytes: Uint8Array, at: number, n: number): Float32Array {
+  if (at + n * 4 > bytes.length) throw new Error('truncated checkpoint');
+  const data = new Float32Array(n);
+  new Uint8Array(data.buffer).set(bytes.subarray(at, at + n * 4));
+  return data;
+}
+
 export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
-  if (bytes.length < 12 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) throw new Error('not a sisa checkpoint');
+  const magic = bytes.length >= 12 ? new TextDecoder().decode(bytes.subarray(0, 8)) : '';
+  if (magic !== MAGIC && magic !== MAGIC_V1) throw new Error('not a sisa checkpoint');
   const headerLen = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLen))) as Checkpoint['meta'] & {
-    tensors: { name: string; kind: string; length: number }[];
-  };
-  let at = Math.ceil((12 + headerLen) / 4) * 4;
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLen))) as Checkpoint['meta'] & { tensors: TensorHeader[] };
+  let at = pad4(12 + headerLen);
   const params: TensorBlob[] = [];
   const optimizer: TensorBlob[] = [];
+  let prevIdx: Int32Array | null = null;
   for (const t of header.tensors) {
-    const end = at + t.length * 4;
-    if (end > bytes.length) throw new Error('truncated checkpoint');
-    const data = new Float32Array(t.length);
-    new Uint8Array(data.buffer).set(bytes.subarray(at, end));
+    let data: Float32Array;
+    if (t.count === undefined) {
+      data = readFloats(bytes, at, t.length);
+      at += t.length * 4;
+      prevIdx = null;
+    } else {
+      let idx: Int32Array;
+      if (t.indexBytes === 0 && t.count > 0) {
+        if (!prevIdx || prevIdx.length !== t.count) throw new Error(`tensor ${t.name}: shared indices without a matching previous tensor`);
+        idx = prevIdx;
+      } else {
+        const end = at + t.indexBytes!;
+        if (end > bytes.length) throw new Error('truncated checkpoint');
+        idx = new Int32Array(t.count);
+        let prev = -1;
+        let p = at;
+        for (let k = 0; k < t.count; k++) {
+          let d = 0;
+          let shift = 0;
+          let byte: number;
+          do {
+            if (p >= end) throw new Error(`tensor ${t.name}: index data ends early`);
+            byte = bytes[p++]!;
+            d += (byte & 0x7f) * 2 ** shift;
+            shift += 7;
+          } while (byte & 0x80);
+          prev = prev + d + 1;
+          if (prev >= t.length) throw new Error(`tensor ${t.name}: index ${prev} out of range`);
+          idx[k] = prev;
+        }
+        at += pad4(t.indexBytes!);
+      }
+      const vals = readFloats(bytes, at, t.count);
+      at += t.count * 4;
+      data = new Float32Array(t.length).fill(t.fill!);
+      for (let k = 0; k < idx.length; k++) data[idx[k]!] = vals[k]!;
+      prevIdx = idx;
+    }
     (t.kind === 'param' ? params : optimizer).push({ name: t.name, data });
-    at = end;
   }
-  const { shard, slice, buckets, hidden, step } = header;
-  return { meta: { shard, slice, buckets, hidden, step }, params, optimizer };
+  const { shard, slice, buckets, hidden, step, kernel } = header;
+  return { meta: { shard, slice, buckets, hidden, step, ...(kernel ? { kernel: { name: kernel.name, version: kernel.version } } : {}) }, params, optimizer };
 }
 
 /** sha256 of the parameters only: two models with equal hashes have identical weights. */

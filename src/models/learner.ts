@@ -157,6 +157,8 @@ export interface TrainShardArgs {
 export async function trainShard(a: TrainShardArgs): Promise<void> {
   const { tf, rows, cfg } = a;
   if (a.fromSlice > 0 && !a.start) throw new Error('trainShard: a start checkpoint is needed when fromSlice > 0');
+  if (a.start?.meta.kernel)
+    throw new Error(`checkpoint was written by ${a.start.meta.kernel.name} v${a.start.meta.kernel.version}, not the tfjs engine; retrain the shard from scratch or pass --backend fused`);
   let step = a.start?.meta.step ?? 0;
   const initial = a.start?.params ?? initialParams(a.buckets, cfg.hidden, deriveSeed(a.seed, a.shard, 0xabc));
   const vars = new Map<string, Variable>(initial.map((p) => [p.name, tf.variable(tf.tensor1d(p.data), true, undefined, 'float32')]));

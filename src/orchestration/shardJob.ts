@@ -7,8 +7,10 @@
 import { readRowsFile } from '../data/shardFile.js';
 import type { LearnerConfig } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
-import { checkpointPath, encodeCheckpoint, loadCheckpoint, paramsHash, storeCheckpoint } from '../models/checkpoint.js';
+import { checkpointPath, encodeCheckpoint, loadCheckpoint, type Checkpoint, paramsHash, storeCheckpoint } from '../models/checkpoint.js';
 import { trainShard } from '../models/learner.js';
+import { FUSED_BACKEND_NAME, trainShardFused } from '../models/fusedLinear.js';
+import { usesFusedKernel } from '../models/backendChoice.js';
 import type { LoadedBackend } from '../models/backend.js';
 import { describeRuntime, runtimeOf, sameRuntime, type Runtime } from '../models/runtime.js';
 import path from 'node:path';
@@ -53,9 +55,18 @@ export interface ShardJobResult {
   timings: { loadData: number; restore: number; train: number; save: number };
 }
 
-export async function runShardJob(job: ShardJob, backend: LoadedBackend, onSlice?: (slice: number) => void): Promise<ShardJobResult> {
+/** The engine a job runs on: the backend choice, and a loader for tfjs that is called only when the job needs it. */
+export interface JobEngine {
+  choice: string;
+  loadTf: () => Promise<LoadedBackend>;
+}
+
+export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (slice: number) => void): Promise<ShardJobResult> {
   const t0 = performance.now();
-  const here = runtimeOf(backend);
+  // The fused kernel runs the linear model without tfjs; anything else loads the tfjs backend.
+  const fused = usesFusedKernel(engine.choice, job.learner.hidden);
+  const backend = fused ? null : await engine.loadTf();
+  const here = runtimeOf(backend ?? FUSED_BACKEND_NAME);
   if (job.runtime && !sameRuntime(job.runtime, here))
     throw new SisaError('BACKEND', `shard ${job.shard}: this runner has backend ${describeRuntime(here)} but the model was trained on ${describeRuntime(job.runtime)}; a retrain here would not be exact; run it on a worker with --backend ${job.runtime.backend}`);
   const ws = workspace(job.workdir);
@@ -69,35 +80,27 @@ export async function runShardJob(job: ShardJob, backend: LoadedBackend, onSlice
   if (!start && job.fromSlice !== 0) throw new SisaError('STATE', `shard ${job.shard}: no checkpoint to restart slice ${job.fromSlice} from`);
   const checkpoints: string[] = [];
   let modelHash = '';
-  await trainShard({
-    tf: backend.tf,
-    rows,
-    cfg: job.learner,
-    buckets: job.buckets,
-    seed: job.seed,
-    shard: job.shard,
-    slices: job.slices,
-    fromSlice: job.fromSlice,
-    start,
-    onSlice: async (ckpt) => {
-      const ts = performance.now();
-      const sha = await storeCheckpoint(ws.checkpointsDir, encodeCheckpoint(ckpt));
-      const fault = outputFault('job:checkpoint-stored');
-      if (fault === 'lose') await fsp.rm(checkpointPath(ws.checkpointsDir, sha), { force: true });
-      if (fault === 'damage') await fsp.truncate(checkpointPath(ws.checkpointsDir, sha), 10);
-      checkpoints.push(sha);
-      modelHash = paramsHash(ckpt.params);
-      saving += performance.now() - ts;
-      onSlice?.(ckpt.meta.slice);
-    },
-  });
+  const onCheckpoint = async (ckpt: Checkpoint) => {
+    const ts = performance.now();
+    const sha = await storeCheckpoint(ws.checkpointsDir, encodeCheckpoint(ckpt));
+    const fault = outputFault('job:checkpoint-stored');
+    if (fault === 'lose') await fsp.rm(checkpointPath(ws.checkpointsDir, sha), { force: true });
+    if (fault === 'damage') await fsp.truncate(checkpointPath(ws.checkpointsDir, sha), 10);
+    checkpoints.push(sha);
+    modelHash = paramsHash(ckpt.params);
+    saving += performance.now() - ts;
+    onSlice?.(ckpt.meta.slice);
+  };
+  const common = { rows, cfg: job.learner, buckets: job.buckets, seed: job.seed, shard: job.shard, slices: job.slices, fromSlice: job.fromSlice, start, onSlice: onCheckpoint };
+  if (backend) await trainShard({ tf: backend.tf, ...common });
+  else await trainShardFused(common);
   const end = performance.now();
   return {
     shard: job.shard,
     fromSlice: job.fromSlice,
     checkpoints,
     modelHash,
-    backend: backend.name,
+    backend: here.backend,
     seconds: (end - t0) / 1000,
     timings: { loadData: (t1 - t0) / 1000, restore: (t2 - t1) / 1000, train: (end - t2 - saving) / 1000, save: saving / 1000 },
   };

@@ -22,8 +22,7 @@ port.on('message', async (msg: ToWorker) => {
     return;
   }
   try {
-    backend ??= loadBackend(backendChoice);
-    const result = await runShardJob(msg.job, await backend, (slice) =>
+    const result = await runShardJob(msg.job, { choice: backendChoice, loadTf: () => (backend ??= loadBackend(backendChoice)) }, (slice) =>
       port.postMessage({ type: 'progress', id: msg.id, shard: msg.job.shard, slice } satisfies FromWorker),
     );
     port.postMessage({ type: 'done', id: msg.id, result } satisfies FromWorker);
