@@ -110,6 +110,38 @@ describe('checkpoints', () => {
       }),
     );
   });
+  it('stores a mostly untouched tensor sparse and round-trips it bit for bit (−0, NaN, shared indices, kernel id)', () => {
+    const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    const odd = fc.oneof(fc.float({ noNaN: false }), fc.constant(-0), fc.constant(0), fc.constant(Math.fround(0.1)));
+    fc.assert(
+      fc.property(fc.integer({ min: 64, max: 5000 }), fc.array(fc.tuple(fc.nat(), odd), { maxLength: 40 }), (n, touched) => {
+        const w = new Float32Array(n);
+        const acc = new Float32Array(n).fill(0.1);
+        for (const [i, v] of touched) {
+          w[i % n] = v;
+          acc[i % n] = v * v + 0.5;
+        }
+        const c = { meta: { shard: 0, slice: 1, buckets: n, hidden: 0, step: 3, kernel: { name: 'fused-linear', version: 1 } }, params: [{ name: 'w', data: w }], optimizer: [{ name: 'acc:w', data: acc }] };
+        const bytes = encodeCheckpoint(c);
+        const d = decodeCheckpoint(bytes);
+        assert.deepEqual(d.meta, c.meta);
+        assert.ok(bits(d.params[0]!.data).equals(bits(w)), 'weights bit-identical');
+        assert.ok(bits(d.optimizer[0]!.data).equals(bits(acc)), 'accumulator bit-identical');
+        if (n >= 1000) assert.ok(bytes.length < n * 4, `sparse: ${bytes.length} bytes for ${n} coordinates × 2 tensors`);
+      }),
+    );
+  });
+  it('still reads v1 (dense) checkpoints', () => {
+    const w = Float32Array.from([1, -2, 0, 3.5]);
+    const header = new TextEncoder().encode(JSON.stringify({ shard: 2, slice: 0, buckets: 4, hidden: 0, step: 9, tensors: [{ name: 'w', kind: 'param', length: 4 }] }));
+    const start = Math.ceil((12 + header.length) / 4) * 4;
+    const bytes = new Uint8Array(start + 16);
+    bytes.set(new TextEncoder().encode('SISACKP1'));
+    new DataView(bytes.buffer).setUint32(8, header.length, true);
+    bytes.set(header, 12);
+    bytes.set(new Uint8Array(w.buffer), start);
+    assert.deepEqual(decodeCheckpoint(bytes), { meta: { shard: 2, slice: 0, buckets: 4, hidden: 0, step: 9 }, params: [{ name: 'w', data: w }], optimizer: [] });
+  });
 });
 
 describe('sensitive terms', () => {

@@ -116,3 +116,54 @@ export async function runFasttext(files: SplitFiles, dir: string, threads: numbe
     return { absent: true, reason: `fastText run failed: ${(err as Error).message.split('\n')[0]}` };
   }
 }
+
+/** Hashed feature rows as sisa stores them (CSR), for peers that train on sisa's own features. */
+export interface HashedRows {
+  offsets: Int32Array | Uint32Array;
+  indices: Int32Array | Uint32Array;
+  values: Float32Array;
+  labels: ArrayLike<number>;
+}
+
+async function writeSvmLight(file: string, parts: readonly HashedRows[]): Promise<number> {
+  const lines: string[] = [];
+  for (const r of parts)
+    for (let i = 0; i + 1 < r.offsets.length; i++) {
+      let line = String(r.labels[i]);
+      // libsvm indices are 1-based and must increase; sisa's are sorted and distinct per row.
+      for (let j = r.offsets[i]!; j < r.offsets[i + 1]!; j++) line += ` ${r.indices[j]! + 1}:${r.values[j]}`;
+      lines.push(line);
+    }
+  await fsp.writeFile(file, lines.join('\n') + '\n');
+  return lines.length;
+}
+
+/**
+ * liblinear's `train` (Debian liblinear-tools) on sisa's hashed features: L2-regularised logistic
+ * regression (-s 0), solved to convergence, so its rate is rows per second of a whole fit.
+ */
+export async function runLiblinear(train: readonly HashedRows[], test: HashedRows, dir: string): Promise<PeerOutcome> {
+  const bin = ['/usr/bin/liblinear-train'].find((b) => spawnSync(b, [], { stdio: 'ignore' }).error === undefined);
+  if (!bin) return { absent: true, reason: 'liblinear not found (Debian: apt-get install liblinear-tools)' };
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+    const trainFile = path.join(dir, 'train.svm');
+    const testFile = path.join(dir, 'test.svm');
+    const rows = await writeSvmLight(trainFile, train);
+    await writeSvmLight(testFile, [test]);
+    const model = path.join(dir, 'liblinear.model');
+    const t0 = performance.now();
+    await run(bin, ['-s', '0', '-c', '4', '-q', trainFile, model]);
+    const seconds = (performance.now() - t0) / 1000;
+    const out = path.join(dir, 'liblinear.out');
+    await run('/usr/bin/liblinear-predict', ['-b', '1', '-q', testFile, model, out]);
+    const [head, ...lines] = (await fsp.readFile(out, 'utf8')).trim().split('\n');
+    const col = head!.split(' ').indexOf('1'); // "labels 1 0": the column of class 1's probability
+    const scores = lines.map((l) => Number(l.split(' ')[col]));
+    const labels = Array.from(test.labels);
+    const acc = scores.reduce((s, p, i) => s + ((p >= 0.5 ? 1 : 0) === labels[i] ? 1 : 0), 0) / scores.length;
+    return { examplesPerSec: rows / seconds, seconds, epochs: 1, auc: rocAuc(labels, scores), accuracy: acc };
+  } catch (err) {
+    return { absent: true, reason: `liblinear run failed: ${(err as Error).message.split('\n')[0]}` };
+  }
+}

@@ -107,8 +107,11 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   for (const t of tensors) {
     const bg = backgroundValue(t.data);
     const fill = Object.is(bg, -0) ? 0 : bg; // JSON has no −0 (and no NaN, which stays dense below)
+    // Compare bit patterns, not numbers: exact for −0 and NaN payloads, and a plain integer loop.
+    const u32 = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+    const fillBits = new Uint32Array(Float32Array.of(fill).buffer)[0]!;
     let count = 0;
-    for (let i = 0; i < t.data.length; i++) if (!Object.is(t.data[i], fill)) count++;
+    for (let i = 0; i < u32.length; i++) if (u32[i] !== fillBits) count++;
     // Sparse costs ≤ 5 + 4 bytes per listed coordinate; keep it only when clearly smaller than dense.
     if (t.data.length < 64 || Number.isNaN(fill) || count * 9 > t.data.length * 4) {
       encoded.push({ header: { name: t.name, kind: t.kind, length: t.data.length }, chunks: [bytesOf(t.data)] });
@@ -117,11 +120,12 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
     }
     const idx = new Int32Array(count);
     const vals = new Float32Array(count);
+    const valBits = new Uint32Array(vals.buffer);
     let k = 0;
-    for (let i = 0; i < t.data.length; i++)
-      if (!Object.is(t.data[i], fill)) {
+    for (let i = 0; i < u32.length; i++)
+      if (u32[i] !== fillBits) {
         idx[k] = i;
-        vals[k++] = t.data[i]!;
+        valBits[k++] = u32[i]!;
       }
     const shared = count > 0 && sameIndices(prevIdx, idx);
     const deltas = shared ? new Uint8Array(0) : leb128Deltas(idx);
@@ -199,7 +203,10 @@ export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
       const vals = readFloats(bytes, at, t.count);
       at += t.count * 4;
       data = new Float32Array(t.length).fill(t.fill!);
-      for (let k = 0; k < idx.length; k++) data[idx[k]!] = vals[k]!;
+      const dataBits = new Uint32Array(data.buffer);
+      const valBits = new Uint32Array(vals.buffer);
+      for (let k = 0; k < idx.length; k++) dataBits[idx[k]!] = valBits[k]!; // bits, so NaN payloads survive
+
       prevIdx = idx;
     }
     (t.kind === 'param' ? params : optimizer).push({ name: t.name, data });

@@ -1,6 +1,6 @@
 /** Worker-thread entry point: loads the backend once, then runs shard jobs sent by the pool. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadBackend, type LoadedBackend } from '../models/backend.js';
+import type { LoadedBackend } from '../models/backend.js';
 import { SisaError } from '../util/errors.js';
 import { runShardJob, type ShardJob } from './shardJob.js';
 
@@ -13,6 +13,8 @@ export type FromWorker =
 const port = parentPort!;
 const backendChoice = (workerData as { backend: string }).backend;
 let backend: Promise<LoadedBackend> | null = null;
+// tfjs is imported only when a job needs it: a fused-kernel job never pays for it.
+const loadBackend = async (choice: string) => (await import('../models/backend.js')).loadBackend(choice);
 
 port.on('message', async (msg: ToWorker) => {
   if (msg.type === 'warm') {
