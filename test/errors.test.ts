@@ -72,7 +72,7 @@ describe('bad input', () => {
   });
 
   it('an unknown --backend', async () => {
-    await expectFailure(['train', '--workdir', ws, '--backend', 'quantum'], ws, /--backend must be one of auto, tensorflow, wasm, cpu, got 'quantum'/);
+    await expectFailure(['train', '--workdir', ws, '--backend', 'quantum'], ws, /--backend must be one of auto, fused, tensorflow, wasm, cpu, got 'quantum'/);
   });
 
   it('--backend tensorflow without the native package installed', async () => {

@@ -6,7 +6,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { readRowsFile } from '../data/shardFile.js';
 import { checkpointPath, decodeCheckpoint, paramsHash } from '../models/checkpoint.js';
-import { choiceFor } from '../models/backendChoice.js';
+import { choiceFor, usesFusedKernel } from '../models/backendChoice.js';
 import { deletedIdMatcher, entryPath, readEntry } from '../state/deletionLog.js';
 import { errorMessage } from '../util/errors.js';
 import { sha256 } from '../util/fsx.js';
@@ -168,15 +168,18 @@ export async function verify(o: { workdir: string; deep?: boolean }): Promise<Ve
 
 /** Retrains each shard from scratch (in memory) and compares the weights with the stored model. */
 async function deepCheck(ws: Workspace, state: State & {}): Promise<Check> {
-  const { loadBackend } = await import('../models/backend.js');
+  const choice = choiceFor(state.training!.backend);
+  // The engine that trained the models: the fused kernel needs no tfjs.
+  const fused = usesFusedKernel(choice, state.training!.learner.hidden);
+  const backend = fused ? null : await (await import('../models/backend.js')).loadBackend(choice);
   const { trainShard } = await import('../models/learner.js');
-  const backend = await loadBackend(choiceFor(state.training!.backend));
+  const { trainShardFused, FUSED_BACKEND_NAME } = await import('../models/fusedLinear.js');
   const problems: string[] = [];
   for (const shard of state.shards) {
     const rows = await readRowsFile(path.join(ws.shardsDir, shard.file), shard.sha256);
     let hash = '';
-    await trainShard({
-      tf: backend.tf,
+    const train = backend ? (a: Parameters<typeof trainShardFused>[0]) => trainShard({ tf: backend.tf, ...a }) : trainShardFused;
+    await train({
       rows,
       cfg: state.training!.learner,
       buckets: state.config.features.buckets,
@@ -192,7 +195,7 @@ async function deepCheck(ws: Workspace, state: State & {}): Promise<Check> {
     const m = state.models.find((x) => x.shard === shard.shard);
     if (m?.modelHash !== hash) problems.push(`shard ${shard.shard}: a retrain from scratch gives different weights`);
   }
-  return { name: 'deep retrain', ok: problems.length === 0, detail: problems.length ? problems.join('; ') : `all ${state.shards.length} models equal a retrain from scratch, weight for weight (backend ${backend.name})` };
+  return { name: 'deep retrain', ok: problems.length === 0, detail: problems.length ? problems.join('; ') : `all ${state.shards.length} models equal a retrain from scratch, weight for weight (backend ${backend?.name ?? FUSED_BACKEND_NAME})` };
 }
 
 function finish(checks: Check[]): VerifyResult {
