@@ -103,6 +103,6 @@ describe('bad input', () => {
     assert.equal(r.code, 2);
     const r2 = await runCli(['status', '--workdir', ws, '--no-such-flag']);
     assert.equal(r2.code, 2);
-    assert.match(r2.stderr, /Unknown argument/);
+    assert.match(r2.stderr, /unknown option --no-such-flag; see sisa status --help/);
   });
 });

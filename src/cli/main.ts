@@ -4,7 +4,8 @@
  * handler, so that a command loads only what it uses (start-up time is part of every deletion's latency).
  * Every failure a user can cause ends as one line on stderr and a non-zero exit code.
  */
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
+import { yargs } from './yargs.js';
 import { errorMessage, exitCodeFor, usageError } from '../util/errors.js';
 import { ingestCommand } from './commands/ingest.js';
 import { trainCommand } from './commands/train.js';
@@ -27,16 +28,97 @@ export function buildCli(argv: string[]) {
     .scriptName('sisa')
     .usage('$0 <command> [options]\n\nSISA sharded-ensemble toxicity classifier with exact unlearning and FairSISA fairness.');
   for (const command of COMMANDS) y = command(y);
-  return y
+  const cli: Argv = y
+    .example('$0 ingest data.csv --workdir dv && $0 train --workdir dv', 'Shard a labelled file and train the ensemble')
+    .example('$0 delete --id 1234 --workdir dv', 'Forget a record exactly, retraining one shard')
     .demandCommand(1, 'name a command; see sisa --help')
     .strict()
     .recommendCommands()
     .help()
     .version()
-    .wrap(Math.min(120, process.stdout.columns || 100))
+    .wrap(helpWidth())
+    // At failure time `cli` holds the options of the command being parsed (yargs resets it per command).
     .fail((msg, err) => {
-      throw err ?? usageError(msg);
+      throw err ?? usageError(explainUsage(msg, argv, cli));
     });
+  return cli;
+}
+
+/** Help wraps at the terminal's width; into a pipe or a file it is not wrapped at all (one line per flag). */
+function helpWidth(): number | null {
+  return process.stdout.isTTY && process.stdout.columns > 0 ? process.stdout.columns : null;
+}
+
+/** What a command needs when its positional argument is missing: yargs's own words do not name it. */
+const MISSING_POSITIONAL: Record<string, string> = {
+  ingest: 'name the labelled data file: sisa ingest FILE',
+  predict: "name the file to score: sisa predict FILE (CSV, JSON Lines, Parquet or Arrow)",
+  fairness: "name an action: 'sisa fairness fit' (fit the post-processors) or 'sisa fairness show' (print the fitted ones)",
+};
+
+/** Turns yargs's validation messages into ones that point at the fix. */
+function explainUsage(msg: string, argv: string[], cli: Argv): string {
+  const command = argv.find((a) => !a.startsWith('-'));
+  if (/^Not enough non-option arguments/.test(msg) && command && MISSING_POSITIONAL[command]) return MISSING_POSITIONAL[command];
+  const didYouMean = /^Did you mean (\S+)\?$/.exec(msg);
+  if (didYouMean && command) return `unknown command '${command}' (did you mean ${didYouMean[1]}?); see sisa --help`;
+  const unknown = /^Unknown arguments?: (.+)$/.exec(msg);
+  if (unknown) {
+    // yargs reports a dashed flag twice, also in camelCase (--queue-nam and queueNam): keep the one typed.
+    const names = unknown[1]!.split(', ');
+    const typed = names.filter((n) => !(/[A-Z]/.test(n) && names.includes(n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))));
+    const isFlag = (n: string) => argv.some((a) => a.replace(/=.*$/, '').replace(/^-+(no-)?/, '') === n && a.startsWith('-'));
+    const flags = typed.filter(isFlag);
+    const words = typed.filter((n) => !isFlag(n));
+    if (words.length && command && words[0] === command) return `unknown command '${command}'; see sisa --help`;
+    const known = knownFlags(cli);
+    const parts = [
+      ...flags.map((name) => {
+        const asTyped = argv.includes(`--no-${name}`) && !argv.includes(`--${name}`) ? `no-${name}` : name;
+        const hint = suggestFlag(asTyped, known);
+        return `--${asTyped}${hint ? ` (did you mean --${hint}?)` : ''}`;
+      }),
+      ...words.map((w) => `'${w}'`),
+    ];
+    const what = flags.length && words.length ? 'arguments' : flags.length ? (parts.length > 1 ? 'options' : 'option') : parts.length > 1 ? 'arguments' : 'argument';
+    return `unknown ${what} ${parts.join(', ')}; see sisa${command ? ` ${command}` : ''} --help`;
+  }
+  return msg;
+}
+
+function knownFlags(y: Argv): string[] {
+  const opts = (y as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions();
+  return Object.keys(opts.key).filter((k) => k.length > 1 && !/[A-Z]/.test(k));
+}
+
+/**
+ * The flag a mistyped one most likely meant: one it is a prefix of (--shard, --ids), else the closest
+ * within two edits (--epoch, --sahrds). Nothing when the choice would be a guess between several.
+ */
+export function suggestFlag(name: string, known: string[]): string | undefined {
+  const prefixed = known.filter((k) => k.startsWith(name));
+  if (prefixed.length === 1) return prefixed[0];
+  let best: string | undefined;
+  let bestDistance = 3;
+  let tie = false;
+  for (const k of known) {
+    const d = editDistance(name, k);
+    if (d < bestDistance) [best, bestDistance, tie] = [k, d, false];
+    else if (d === bestDistance) tie = true;
+  }
+  return tie ? undefined : best;
+}
+
+/** Edits between two words, a swap of two neighbouring letters counting as one (a common typo). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -10,14 +10,16 @@ export function benchCommand(y: Argv): Argv {
         common(y)
           .option('data', { type: 'string', describe: 'Labelled data file (with --label-col/--positive-values as for ingest)' })
           .option('synthetic', { type: 'number', describe: 'Generate N synthetic rows instead of --data' })
-          .option('shards', { type: 'number', default: 8 })
-          .option('slices', { type: 'number', default: 4 })
+          .option('shards', { type: 'number', default: 8, describe: 'Number of shards S' })
+          .option('slices', { type: 'number', default: 4, describe: 'Slices per shard R' })
           .option('repeat', { type: 'number', default: 5, describe: 'Single-id deletions to time (median)' })
-          .option('seed', { type: 'number', default: 7 })
-          .option('label-col', { type: 'string' })
-          .option('positive-values', { type: 'string' })
+          .option('seed', { type: 'number', default: 7, describe: 'Seed for splits, shards, slices and training' })
+          .option('label-col', { type: 'string', describe: 'Column with the label in --data' })
+          .option('positive-values', { type: 'string', describe: 'Comma-separated label values that mean toxic in --data' })
           .option('scale', { type: 'boolean', default: false, describe: 'Also time train at 100k, 300k and 1M synthetic rows (minutes)' })
-          .option('keep', { type: 'string', describe: 'Keep the bench workspaces in this folder' }),
+          .option('keep', { type: 'string', describe: 'Keep the bench workspaces in this folder' })
+          .example('$0 bench --synthetic 20000', 'Measure on a generated corpus')
+          .example('$0 bench --data labeled_data.csv --label-col class --positive-values 0,1', 'Measure on Davidson et al.'),
       async (a) => {
         const { runBench, benchTable } = await import('../../bench/bench.js');
         if (!a.data && !a.synthetic) throw usageError('bench needs --data FILE or --synthetic N');

@@ -11,6 +11,8 @@ export function deleteCommand(y: Argv): Argv {
         learnerFlags(common(y))
           .option('id', { type: 'string', array: true, describe: 'Record id to forget (repeatable)' })
           .option('ids-file', { type: 'string', describe: 'File with one id per line' })
+          .example('$0 delete --id 1234 --workdir dv', 'Forget record 1234')
+          .example('$0 delete --ids-file gdpr-requests.txt --strict --workdir dv', 'Forget every id in the file, or none if one is unknown')
           .option('strict', { type: 'boolean', default: false, describe: 'Fail, deleting nothing, if any id is unknown' })
           .option('hash-ids', { type: 'boolean', default: false, describe: 'Record salted hashes of the ids in the deletion receipt, not the ids' }),
       async (a) => {

@@ -8,9 +8,11 @@ export function evaluateCommand(y: Argv): Argv {
       'AUC, accuracy, precision/recall and per-shard accuracy on the held-out test split (or --data FILE)',
       (y) =>
         fileColumnFlags(common(y))
-          .option('aggregate', { choices: ['vote', 'mean'] as const, default: 'vote' as const })
+          .option('aggregate', { choices: ['vote', 'mean'] as const, default: 'vote' as const, describe: 'Majority vote (ties → toxic) or mean probability' })
           .option('data', { type: 'string', describe: 'A labelled file to evaluate on instead of the test split' })
-          .option('split', { choices: ['test', 'calibration'] as const, default: 'test' as const }),
+          .option('split', { choices: ['test', 'calibration'] as const, default: 'test' as const, describe: 'Which held-out split to score' })
+          .example('$0 evaluate --workdir dv', 'Metrics on the held-out test split')
+          .example('$0 evaluate --data other.csv --label-col label --workdir dv', 'Metrics on another labelled file'),
       async (a) => {
         await refuseIfInterrupted(a.workdir);
         const { evaluate } = await import('../../app/evaluate.js');

@@ -8,9 +8,11 @@ export function fairnessCommand(y: Argv): Argv {
       'Fit the equalized-odds post-processors on the calibration split (done automatically after train and delete)',
       (y) =>
         common(y)
-          .positional('action', { choices: ['fit', 'show'] as const, demandOption: true })
+          .positional('action', { choices: ['fit', 'show'] as const, demandOption: true, describe: 'fit: fit the post-processors now; show: print the fitted ones' })
           .option('attribute', { type: 'string', describe: "Sensitive attribute (default 'any')" })
-          .option('eo-tolerance', { type: 'number', describe: 'Allowed |ΔTPR| and |ΔFPR| between groups (default 0)' }),
+          .option('eo-tolerance', { type: 'number', describe: 'Allowed |ΔTPR| and |ΔFPR| between groups (default 0)' })
+          .example('$0 fairness fit --workdir dv', 'Refit on the calibration split (after ingest --calibration 0.2 --group-terms builtin)')
+          .example('$0 fairness show --json --workdir dv', 'The fitted tables as JSON'),
       async (a) => {
         const { fitFairness, isStale, loadFit } = await import('../../app/fairnessFit.js');
         const { loadState } = await import('../../state/manifest.js');

@@ -20,7 +20,9 @@ export function ingestCommand(y: Argv): Argv {
           .option('group-col', { type: 'string', array: true, describe: 'Column marking the sensitive group (1/true/yes) (repeatable)' })
           .option('skip-invalid', { type: 'boolean', default: false, describe: 'Skip and count invalid rows instead of refusing the file' })
           .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' })
-          .option('store', { type: 'string', describe: 'Keep shard files and checkpoints in S3-compatible storage, e.g. s3://bucket/prefix (credentials and endpoint from the AWS environment)' }),
+          .option('store', { type: 'string', describe: 'Keep shard files and checkpoints in S3-compatible storage, e.g. s3://bucket/prefix (credentials and endpoint from the AWS environment)' })
+          .example('$0 ingest data.csv --workdir dv', 'Columns id,text,label (label 0/1)')
+          .example('$0 ingest labeled_data.csv --label-col class --positive-values 0,1 --calibration 0.2 --group-terms builtin --workdir dv', 'Davidson et al., ready for fairness'),
       async (a) => {
         const { resolveGroups } = await import('../../fairness/terms.js');
         const { ingest } = await import('../../app/ingest.js');

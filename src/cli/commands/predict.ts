@@ -9,12 +9,14 @@ export function predictCommand(y: Argv): Argv {
       'Score every row of a file with the ensemble (CSV id,score,label on stdout, or --json)',
       (y) =>
         common(y)
-          .positional('file', { type: 'string', demandOption: true })
+          .positional('file', { type: 'string', demandOption: true, describe: 'CSV, JSON Lines, Parquet or Arrow file with a text column' })
           .option('aggregate', { choices: ['vote', 'mean'] as const, default: 'vote' as const, describe: 'Majority vote (ties → toxic) or mean probability' })
           .option('fair', { choices: FAIR_METHODS, describe: 'Apply a fitted equalized-odds post-processor to the label' })
-          .option('format', { type: 'string' })
-          .option('id-col', { type: 'string' })
-          .option('text-col', { type: 'string' }),
+          .option('format', { type: 'string', describe: 'Input format: csv|jsonl|parquet|arrow (default: from the extension)' })
+          .option('id-col', { type: 'string', describe: 'Column with the row id printed beside each score (default: id, or the row number)' })
+          .option('text-col', { type: 'string', describe: 'Column with the text (default: the text column named at ingest, or text)' })
+          .example('$0 predict new.csv --workdir dv > scores.csv', 'Score new.csv (columns id,text) with the models in dv')
+          .example('$0 predict new.csv --fair ensemble --workdir dv', 'Labels from the fitted fair post-processor (needs sensitive groups)'),
       async (a) => {
         await refuseIfInterrupted(a.workdir);
         const { predictFile } = await import('../../app/predictFile.js');

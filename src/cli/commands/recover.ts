@@ -5,7 +5,7 @@ export function recoverCommand(y: Argv): Argv {
   return y.command(
       'recover',
       'Finish or roll back an operation that was interrupted (kill -9, power loss, full disk)',
-      (y) => common(y),
+      (y) => common(y).example('$0 recover --workdir dv', 'After a crash or Ctrl-C: finish an accepted deletion, roll back anything else'),
       async (a) => {
         const { recover } = await import('../../app/recover.js');
         const r = await recover({ workdir: a.workdir, wait: a.wait });

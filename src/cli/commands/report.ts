@@ -14,10 +14,12 @@ export function reportCommand(y: Argv): Argv {
           .option('baseline', { type: 'boolean', default: false, describe: 'Also train and report a monolithic model on all training data' })
           .option('resamples', { type: 'number', default: 500, describe: 'Bootstrap resamples for the 95% intervals' })
           .option('eval', { type: 'string', describe: 'Also report on this labelled file (e.g. another data set)' })
-          .option('eval-text-col', { type: 'string' })
-          .option('eval-label-col', { type: 'string' })
-          .option('eval-positive-values', { type: 'string' })
-          .option('eval-label-threshold', { type: 'number' }),
+          .option('eval-text-col', { type: 'string', describe: 'Text column of the --eval file' })
+          .option('eval-label-col', { type: 'string', describe: 'Label column of the --eval file' })
+          .option('eval-positive-values', { type: 'string', describe: 'Comma-separated label values of the --eval file that mean toxic' })
+          .option('eval-label-threshold', { type: 'number', describe: 'Fractional labels of the --eval file: toxic when label >= threshold' })
+          .example('$0 report --workdir dv', 'Write report.json, report.md and report.html in dv/report')
+          .example('$0 report --baseline --resplits 5 --workdir dv', 'Add a monolithic model and average over 5 re-drawn splits'),
       async (a) => {
         await refuseIfInterrupted(a.workdir);
         const { reportMarkdown, writeReport } = await import('../../app/report.js');

@@ -1,11 +1,16 @@
 import type { Argv } from 'yargs';
 import { emit, fmt, table } from '../output.js';
-import { common, refuseIfInterrupted, queueFlags } from '../flags.js';
+import { common, refuseIfInterrupted } from '../flags.js';
 export function statusCommand(y: Argv): Argv {
   return y.command(
       'status',
       'Shards, slices, rows, model versions, deletions and backend (with --queue: queued/active/failed jobs)',
-      (y) => queueFlags(common(y)),
+      (y) =>
+        common(y)
+          .option('queue', { type: 'string', describe: "Also list this workspace's queued, active and failed shard jobs on the BullMQ queue at this Redis URL" })
+          .option('queue-name', { type: 'string', describe: 'BullMQ queue name (default sisa-shards)' })
+          .example('$0 status --workdir dv', 'What is in dv: data set, shards, models, deletions, size on disk')
+          .example('$0 status --queue redis://127.0.0.1:6379 --workdir dv', 'Also the shard jobs on the queue'),
       async (a) => {
         await refuseIfInterrupted(a.workdir);
         const { status } = await import('../../app/status.js');

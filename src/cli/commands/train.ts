@@ -7,12 +7,14 @@ export function trainCommand(y: Argv): Argv {
       'Train one model per shard, slice by slice, with a checkpoint after every slice',
       (y) =>
         learnerFlags(common(y))
-          .option('epochs', { type: 'number', describe: 'Epochs per slice' })
+          .option('epochs', { type: 'number', describe: 'Epochs per slice (default 6; a retrain keeps the value the models were trained with)' })
           .option('optimizer', { choices: ['adagrad', 'sgd'] as const, describe: 'Optimiser (default adagrad)' })
-          .option('learning-rate', { type: 'number', describe: 'Step size' })
-          .option('batch-size', { type: 'number', describe: 'Examples per step' })
-          .option('hidden', { type: 'number', describe: 'Hidden units (0 = logistic regression)' })
-          .option('l2', { type: 'number', describe: 'L2 weight decay' }),
+          .option('learning-rate', { type: 'number', describe: 'Step size (default 2, or as trained)' })
+          .option('batch-size', { type: 'number', describe: 'Examples per step (default 128, or as trained)' })
+          .option('hidden', { type: 'number', describe: 'Hidden units, 0 = logistic regression (default 0, or as trained)' })
+          .option('l2', { type: 'number', describe: 'L2 weight decay (default 1e-6, or as trained)' })
+          .example('$0 train --workdir dv', 'Train all shards locally, one worker thread per core')
+          .example('$0 train --queue redis://127.0.0.1:6379 --workdir dv', "Hand the shards to 'sisa worker' processes"),
       async (a) => {
         const { train } = await import('../../app/train.js');
         const bar = progress(a, 'train', 'slices');

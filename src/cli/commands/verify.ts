@@ -6,7 +6,9 @@ export function verifyCommand(y: Argv): Argv {
   return y.command(
       'verify',
       'Check hashes, receipts, that no deleted id remains anywhere and that every model excludes them; --deep retrains and compares',
-      (y) => common(y).option('deep', { type: 'boolean', default: false, describe: 'Also retrain every shard from scratch and compare weights' }),
+      (y) => common(y).option('deep', { type: 'boolean', default: false, describe: 'Also retrain every shard from scratch and compare weights' })
+          .example('$0 verify --workdir dv', 'Fast checks from hashes and receipts')
+          .example('$0 verify --deep --workdir dv', 'Also prove that every model equals a retrain from scratch'),
       async (a) => {
         const { verify } = await import('../../app/verify.js');
         const r = await verify({ workdir: a.workdir, deep: a.deep });

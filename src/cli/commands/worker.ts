@@ -9,13 +9,15 @@ export function workerCommand(y: Argv): Argv {
       (y) =>
         y
           .option('queue', { type: 'string', demandOption: true, describe: 'Redis URL, e.g. redis://10.0.0.5:6379' })
-          .option('queue-name', { type: 'string' })
+          .option('queue-name', { type: 'string', describe: 'BullMQ queue name (default sisa-shards)' })
           .option('concurrency', { type: 'number', default: os.availableParallelism(), describe: 'Jobs at once, each in a worker thread' })
-          .option('backend', { type: 'string', default: 'auto', describe: `${BACKEND_CHOICES.join('|')}` })
-          .option('lock-duration', { type: 'number', default: 30000, describe: 'ms before a job of a dead worker is handed to another' })
+          .option('backend', { type: 'string', default: 'auto', describe: `Compute backend for the jobs: ${BACKEND_CHOICES.join('|')}` })
+          .option('lock-duration', { type: 'number', default: 30000, describe: 'Milliseconds before a job of a dead worker is handed to another' })
           .option('cache', { type: 'string', describe: 'Local folder for blobs fetched by hash from the object store of --store workspaces (no shared folder needed)' })
           .option('cache-sweep', { type: 'number', default: 300, describe: 'While idle, drop cached blobs the store no longer holds every N seconds' })
-          .option('quiet', { type: 'boolean', default: false }),
+          .option('quiet', { type: 'boolean', default: false, describe: 'No log lines on stderr' })
+          .example('$0 worker --queue redis://10.0.0.5:6379', 'Run shard jobs for every workspace this machine sees at the same path')
+          .example('$0 worker --queue redis://10.0.0.5:6379 --cache /var/cache/sisa', 'Fetch job inputs from the object store instead'),
       async (a) => {
         const { startQueueWorker } = await import('../../orchestration/queue.js');
         const handle = await startQueueWorker({
