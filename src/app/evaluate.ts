@@ -52,6 +52,8 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
     rows = await readRowsFile(path.join(ws.shardsDir, ref.file), ref.sha256);
     source = `held-out ${split} split`;
   }
+  // Metrics of nothing would print as zeros, which reads like a terrible model rather than no data.
+  if (rows.ids.length === 0) throw stateError(`${source}: no rows to evaluate on${o.data ? '' : ' (the data set is too small for its held-out fraction; re-ingest more rows)'}`);
   const ens = await loadEnsemble(ws, state);
   const probs = memberProbabilities(ens, { ...rows, n: rows.ids.length });
   const agg = aggregate(probs, how);

@@ -67,8 +67,11 @@ export interface IngestResult {
   shards: { shard: number; rows: number; slices: number[] }[];
   test: number;
   calibration: number;
+  /** Columns read; `id` null when ids are row numbers, '' for an unnamed column (a pandas index). */
   columns: { id: string | null; text: string; label: string };
   groups: Record<string, number>;
+  /** Problems that do not stop the ingest but will show later (shards or splits with no rows). */
+  warnings: string[];
   seconds: number;
   /** Peak resident memory of this process so far (streaming keeps it flat in the file size). */
   peakRssBytes: number;
@@ -79,6 +82,24 @@ const MAX_ID_LENGTH = 1024;
 const BUFFERED_ROWS = 49152;
 const BATCH_ROWS = 4096;
 const MAX_REPORTED = 20;
+
+/**
+ * A data set too small for its shards trains without complaint, and then the empty shards' models (no
+ * data: probability 0.5) outvote the rest (ties count as toxic). Say so at ingest, where it can be fixed.
+ */
+export function sizeWarnings(shardRows: number[], testRows: number): string[] {
+  const warnings: string[] = [];
+  const empty = shardRows.filter((n) => n === 0).length;
+  const total = shardRows.reduce((a, b) => a + b, 0);
+  if (empty > 0) {
+    const fit = Math.max(1, Math.floor(total / 50));
+    warnings.push(
+      `${empty} of ${shardRows.length} shards have no training rows (${total} in all); their models learn nothing and still vote, so predictions lean toxic. Re-ingest with --force and fewer --shards (at most ${fit} for ${total} rows)`,
+    );
+  }
+  if (testRows === 0) warnings.push("the held-out test split is empty; 'sisa evaluate' will have nothing to score");
+  return warnings;
+}
 
 function validateOptions(o: IngestOptions): void {
   const intIn = (v: number, lo: number, hi: number) => Number.isInteger(v) && v >= lo && v <= hi;
@@ -344,6 +365,7 @@ async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
     calibration: calFile?.rows ?? 0,
     columns: cols,
     groups: groupCounts,
+    warnings: sizeWarnings(shardInfos.map((s) => s.rows), testFile.rows),
     seconds: (performance.now() - t0) / 1000,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };

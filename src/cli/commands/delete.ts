@@ -24,7 +24,9 @@ export function deleteCommand(y: Argv): Argv {
           } catch (err) {
             throw new SisaError('INPUT', `${a['ids-file']}: cannot read ids file (${errorMessage(err)})`);
           }
+          const before = ids.length;
           for (const line of text.split(/\r?\n/)) if (line.trim()) ids.push(line.trim());
+          if (ids.length === before) throw new SisaError('INPUT', `${a['ids-file']}: the ids file is empty (expected one id per line); nothing was deleted`);
         }
         if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
         const { deleteRecords } = await import('../../app/delete.js');

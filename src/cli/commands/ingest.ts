@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { emit, fmt, progress } from '../output.js';
+import { emit, fmt, note, progress } from '../output.js';
 import { list, common, fileColumnFlags } from '../flags.js';
 export function ingestCommand(y: Argv): Argv {
   return y.command(
@@ -51,10 +51,11 @@ export function ingestCommand(y: Argv): Argv {
           onProgress: (n) => bar.update(n, Math.max(n, 1)),
         });
         bar.stop();
+        for (const w of r.warnings) note(a, `sisa: warning: ${w}`);
         emit(a, r, () =>
           [
             `ingested ${fmt.int(r.accepted)} of ${fmt.int(r.rows)} rows (${r.skipped} invalid skipped${r.previouslyDeleted ? `, ${r.previouslyDeleted} previously deleted left out` : ''})`,
-            `columns: id=${r.columns.id ?? '(row number)'} text=${r.columns.text} label=${r.columns.label}`,
+            `columns: id=${r.columns.id === null ? '(row number)' : r.columns.id === '' ? '(unnamed column)' : r.columns.id} text=${r.columns.text} label=${r.columns.label}`,
             `test ${fmt.int(r.test)}, calibration ${fmt.int(r.calibration)}, training ${fmt.int(r.shards.reduce((s, x) => s + x.rows, 0))} in ${r.shards.length} shards × ${r.shards[0]?.slices.length} slices`,
             ...(Object.keys(r.groups).length ? [`sensitive groups (rows): ${Object.entries(r.groups).map(([g, n]) => `${g} ${n}`).join(', ')}`] : []),
             `fingerprint ${r.fingerprint}`,
