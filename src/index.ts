@@ -7,12 +7,14 @@ export { ingest, type IngestOptions, type IngestResult } from './app/ingest.js';
 export { train, type TrainOptions, type TrainResult } from './app/train.js';
 export { deleteRecords, planDeletion, type DeleteOptions, type DeleteResult, type DeletionPlan } from './app/delete.js';
 export { evaluate, type EvaluateOptions, type EvaluateResult } from './app/evaluate.js';
-export { predictFile, type Prediction } from './app/predictFile.js';
+export { predictFile, type PredictOptions, type Prediction } from './app/predictFile.js';
 export { fitFairness, loadFit, isStale, loadHistory, type FitOptions, type FairnessFit, type FairnessHistory } from './app/fairnessFit.js';
 export { buildReport, writeReport, reportMarkdown, reportHtml, type ReportOptions, type Report } from './app/report.js';
-export { recover, type RecoverResult } from './app/recover.js';
-export { verify, type VerifyResult, type Check } from './app/verify.js';
-export { status, type StatusResult } from './app/status.js';
+export { recover, type RecoverOptions, type RecoverResult } from './app/recover.js';
+export { verify, type VerifyOptions, type VerifyResult, type Check } from './app/verify.js';
+export { status, type StatusOptions, type StatusResult } from './app/status.js';
+export type { FileColumns } from './app/inputFile.js';
+export type { LearnerConfig, GroupSpec } from './state/manifest.js';
 // Queue mode (BullMQ)
 export { QueueRunner, startQueueWorker, queueStatus, DEFAULT_QUEUE_NAME, type QueueTarget, type QueueWorkerOptions, type QueueStatus } from './orchestration/queue.js';
 // Data, features, models
@@ -27,4 +29,5 @@ export { readLog, type DeletionEntry } from './state/deletionLog.js';
 export { workspace, type Workspace } from './state/workspace.js';
 // Tools
 export { generateCorpus, writeCorpusCsv } from './demo/corpus.js';
-export { SisaError } from './util/errors.js';
+export { SisaError, type ErrorCode } from './util/errors.js';
+export { resolveGroups } from './fairness/terms.js';

@@ -23,19 +23,40 @@ import { entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from '../
 import { runOperation } from '../state/operation.js';
 import { crashPoint } from '../util/faults.js';
 import { refitAfterChange } from './fairnessFit.js';
+import { checkOptions, rule, type OptionSpec } from './options.js';
 
 export interface DeleteOptions {
+  /** Workspace folder with trained models. */
   workdir: string;
+  /** Record ids to forget (as in the id column at ingest, or row numbers when there was none). */
   ids: string[];
+  /** Delete nothing and throw if any id is unknown (default: delete the known ones, list the rest in `notFound`). */
   strict?: boolean;
+  /** Compute backend for the retrain; it must match the one the models were trained with (default: that one). */
   backend?: string;
+  /** Shards retrained at once (default: the number of cores). */
   concurrency?: number;
+  /** Runs shard jobs elsewhere (a `QueueRunner` on BullMQ); default: worker threads in this process. */
   runner?: JobRunner;
+  /** Called as slices finish: slices done so far and in all. */
   onProgress?: (done: number, total: number) => void;
   /** Record salted hashes of the ids in the deletion receipt instead of the ids. */
   hashIds?: boolean;
+  /** Wait for another sisa process holding the workspace instead of failing. */
   wait?: boolean;
 }
+
+const DELETE_OPTIONS: OptionSpec<DeleteOptions> = {
+  workdir: rule.req('string'),
+  ids: rule.req('string[]'),
+  strict: rule.opt('boolean'),
+  backend: rule.opt('string'),
+  concurrency: rule.opt('number'),
+  runner: rule.opt('object'),
+  onProgress: rule.opt('function'),
+  hashIds: rule.opt('boolean'),
+  wait: rule.opt('boolean'),
+};
 
 /** What `manifests/pending/` keeps of an accepted request until it is applied. */
 export interface PendingDeletion {
@@ -108,6 +129,7 @@ export async function planDeletion(state: State, workdir: string, ids: readonly 
 }
 
 export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
+  checkOptions('deleteRecords', o, DELETE_OPTIONS);
   const ids = [...new Set(o.ids.map((s) => s.trim()).filter((s) => s.length > 0))];
   if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
   // The request is written to manifests/pending/ before anything else, so it survives a crash.

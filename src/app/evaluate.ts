@@ -7,20 +7,41 @@ import { loadState, requireTrained } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { stateError } from '../util/errors.js';
 import { loadLabelledFile } from './inputFile.js';
+import { checkOptions, rule, type OptionSpec } from './options.js';
 import { binaryMetrics, confusion, rocAuc } from '../util/metrics.js';
 
 export interface EvaluateOptions {
+  /** Workspace folder with trained models. */
   workdir: string;
+  /** 'vote' (majority of the shard models, ties count as toxic; default) or 'mean' probability. */
   aggregate?: Aggregate;
   /** A labelled file to evaluate on instead of the held-out test split. */
   data?: string;
+  /** Which held-out split to score when there is no `data` (default 'test'). */
   split?: 'test' | 'calibration';
+  /** Text column of `data` (default as at ingest). */
   textCol?: string;
+  /** Label column of `data` (default as at ingest). */
   labelCol?: string;
+  /** Label values of `data` that mean toxic; all others are not. */
   positiveValues?: string[];
+  /** Fractional labels of `data`: toxic when label >= threshold. */
   labelThreshold?: number;
+  /** Format of `data`: 'csv', 'jsonl', 'parquet' or 'arrow' (default: from the extension). */
   format?: string;
 }
+
+const EVALUATE_OPTIONS: OptionSpec<EvaluateOptions> = {
+  workdir: rule.req('string'),
+  aggregate: rule.opt({ oneOf: ['vote', 'mean'] }),
+  data: rule.opt('string'),
+  split: rule.opt({ oneOf: ['test', 'calibration'] }),
+  textCol: rule.opt('string'),
+  labelCol: rule.opt('string'),
+  positiveValues: rule.opt('string[]'),
+  labelThreshold: rule.opt('number'),
+  format: rule.opt('string'),
+};
 
 export interface EvaluateResult {
   source: string;
@@ -35,6 +56,7 @@ export interface EvaluateResult {
 }
 
 export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
+  checkOptions('evaluate', o, EVALUATE_OPTIONS);
   const ws = workspace(o.workdir);
   const state = await loadState(ws);
   requireTrained(state);

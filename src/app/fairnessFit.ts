@@ -18,6 +18,7 @@ import { writeFileAtomic } from '../util/fsx.js';
 import { fairnessMetrics } from '../fairness/metrics.js';
 import { applyMethod, fitMethod, FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
 import { ANY } from '../fairness/terms.js';
+import { checkOptions, rule, type OptionSpec } from './options.js';
 import { readLog } from '../state/deletionLog.js';
 import { runOperation } from '../state/operation.js';
 import { crashPoint } from '../util/faults.js';
@@ -88,13 +89,20 @@ export async function heldoutRows(ws: Workspace, state: State, split: 'test' | '
 }
 
 export interface FitOptions {
+  /** Workspace folder with trained models, a calibration split and sensitive groups. */
   workdir: string;
+  /** Sensitive attribute: a group name given at ingest, or 'any' (default: in any group). */
   attribute?: string;
+  /** Allowed |ΔTPR| and |ΔFPR| between groups (default 0: equalized odds exactly). */
   tolerance?: number;
+  /** Wait for another sisa process holding the workspace instead of failing. */
   wait?: boolean;
 }
 
+const FIT_OPTIONS: OptionSpec<FitOptions> = { workdir: rule.req('string'), attribute: rule.opt('string'), tolerance: rule.opt('number'), wait: rule.opt('boolean') };
+
 export async function fitFairness(o: FitOptions): Promise<FairnessFit> {
+  checkOptions('fitFairness', o, FIT_OPTIONS);
   return runOperation(o.workdir, 'fairness-fit', { wait: o.wait }, () => fitFairnessLocked(o));
 }
 

@@ -25,30 +25,81 @@ import { parseLabel } from '../data/labels.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
 import { detectFormat, readRecords } from '../data/readers.js';
 import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from '../data/shardFile.js';
+import { checkOptions, rule, type OptionSpec } from './options.js';
 
 export interface IngestOptions {
+  /** The labelled data file: CSV, JSON Lines, Parquet or Arrow IPC. */
   input: string;
+  /** Workspace folder to create (data in WORKDIR/shards, state in WORKDIR/manifests). */
   workdir: string;
+  /** 'csv', 'jsonl', 'parquet' or 'arrow' (default: from the file's extension). */
   format?: string;
-  shards: number;
-  slices: number;
-  seed: number;
-  test: number;
-  calibration: number;
+  /** Number of shards S, each with its own model (default 8). */
+  shards?: number;
+  /** Slices per shard R, with a checkpoint after each (default 4). */
+  slices?: number;
+  /** Seed for splits, shards, slices and training (default 7). */
+  seed?: number;
+  /** Fraction held out for testing (default 0.2). */
+  test?: number;
+  /** Fraction held out to fit the fairness post-processors (default 0; fairness needs e.g. 0.2). */
+  calibration?: number;
+  /** Column with the record id (default: id, rev_id, comment_id, _id or an unnamed first column; else row numbers). */
   idCol?: string;
+  /** Column with the text (default: text, comment_text, comment, tweet, content or body). */
   textCol?: string;
+  /** Column with the label (default: label, toxic, is_toxic, toxicity, target or class). */
   labelCol?: string;
+  /** Label values that mean toxic, e.g. ['0', '1'] for Davidson et al.'s classes; all others are not. */
   positiveValues?: string[];
+  /** Fractional labels: toxic when label >= threshold. */
   labelThreshold?: number;
+  /** Skip and count invalid rows instead of refusing the file (default false). */
   skipInvalid?: boolean;
+  /** Replace a data set already in the workspace; models are discarded, the deletion log is kept (default false). */
   force?: boolean;
+  /** Feature hashing (default: 2^18 buckets, word 1-2-grams, signed, character 3-5-grams). */
   features?: FeatureConfig;
+  /** Sensitive groups for fairness: `await resolveGroups(['builtin'], [])` for the built-in topic terms. */
   groups?: GroupSpec[];
+  /** Called as rows are read, with the count so far. */
   onProgress?: (rowsRead: number) => void;
   /** Object store for the blobs (`s3://bucket/prefix`); the manifests stay in the workspace. */
   store?: string;
-  /** Wait for another sisa process holding the workspace. */
+  /** Wait for another sisa process holding the workspace instead of failing. */
   wait?: boolean;
+}
+
+const FEATURE_FIELDS: OptionSpec<FeatureConfig> = { buckets: rule.req('number'), ngrams: rule.req('number'), signed: rule.req('boolean'), chars: rule.opt('number') };
+
+const INGEST_OPTIONS: OptionSpec<IngestOptions> = {
+  input: rule.req('string'),
+  workdir: rule.req('string'),
+  format: rule.opt('string'),
+  shards: rule.opt('number'),
+  slices: rule.opt('number'),
+  seed: rule.opt('number'),
+  test: rule.opt('number'),
+  calibration: rule.opt('number'),
+  idCol: rule.opt('string'),
+  textCol: rule.opt('string'),
+  labelCol: rule.opt('string'),
+  positiveValues: rule.opt('string[]'),
+  labelThreshold: rule.opt('number'),
+  skipInvalid: rule.opt('boolean'),
+  force: rule.opt('boolean'),
+  features: rule.opt({ fields: FEATURE_FIELDS }),
+  groups: rule.opt('array'),
+  onProgress: rule.opt('function'),
+  store: rule.opt('string'),
+  wait: rule.opt('boolean'),
+};
+
+/** Options with the split and sharding defaults filled in. */
+type Resolved = IngestOptions & Required<Pick<IngestOptions, 'shards' | 'slices' | 'seed' | 'test' | 'calibration'>>;
+
+function withDefaults(o: IngestOptions): Resolved {
+  return { ...o, shards: o.shards ?? 8, slices: o.slices ?? 4, seed: o.seed ?? 7, test: o.test ?? 0.2, calibration: o.calibration ?? 0 };
 }
 
 export interface InvalidRow {
@@ -101,7 +152,7 @@ export function sizeWarnings(shardRows: number[], testRows: number): string[] {
   return warnings;
 }
 
-function validateOptions(o: IngestOptions): void {
+function validateOptions(o: Resolved): void {
   const intIn = (v: number, lo: number, hi: number) => Number.isInteger(v) && v >= lo && v <= hi;
   if (!intIn(o.shards, 1, 4096)) throw usageError(`--shards must be an integer from 1 to 4096, got ${o.shards}`);
   if (!intIn(o.slices, 1, 1024)) throw usageError(`--slices must be an integer from 1 to 1024, got ${o.slices}`);
@@ -114,12 +165,14 @@ function validateOptions(o: IngestOptions): void {
   if (featureProblem) throw usageError(featureProblem);
 }
 
-export async function ingest(o: IngestOptions): Promise<IngestResult> {
+export async function ingest(options: IngestOptions): Promise<IngestResult> {
+  checkOptions('ingest', options, INGEST_OPTIONS);
+  const o = withDefaults(options);
   validateOptions(o);
   return runOperation(o.workdir, 'ingest', { wait: o.wait }, () => ingestLocked(o));
 }
 
-async function ingestLocked(o: IngestOptions): Promise<IngestResult> {
+async function ingestLocked(o: Resolved): Promise<IngestResult> {
   const t0 = performance.now();
   const ws = workspace(o.workdir);
   const previous = await tryLoadState(ws);

@@ -12,15 +12,33 @@ import { RowsBuilder, type Rows } from '../data/shardFile.js';
 import type { LabelRule, State } from '../state/manifest.js';
 import { inputError } from '../util/errors.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
+import { checkOptions, rule, type OptionSpec } from './options.js';
 
+/** Where a file's columns are, for files other than the ingested one; each defaults as at ingest. */
 export interface FileColumns {
+  /** Column with the record id (default: id, rev_id, comment_id, _id or an unnamed first column; else row numbers). */
   idCol?: string;
+  /** Column with the text (default: text, comment_text, comment, tweet, content or body). */
   textCol?: string;
+  /** Column with the label (default: label, toxic, is_toxic, toxicity, target or class). */
   labelCol?: string;
+  /** Label values that mean toxic, e.g. ['0', '1'] for Davidson et al.'s classes; all others are not. */
   positiveValues?: string[];
+  /** Fractional labels: toxic when label >= threshold. */
   labelThreshold?: number;
+  /** 'csv', 'jsonl', 'parquet' or 'arrow' (default: from the file's extension). */
   format?: string;
 }
+
+/** The rule for a `FileColumns` value, for use cases that take one. */
+export const FILE_COLUMNS: OptionSpec<FileColumns> = {
+  idCol: rule.opt('string'),
+  textCol: rule.opt('string'),
+  labelCol: rule.opt('string'),
+  positiveValues: rule.opt('string[]'),
+  labelThreshold: rule.opt('number'),
+  format: rule.opt('string'),
+};
 
 /**
  * `requireGroupColumns`: the caller needs the sensitive attributes (fair prediction, a fairness report), so

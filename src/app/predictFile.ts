@@ -1,19 +1,55 @@
 /** `sisa predict`: scores every row of a file with the ensemble, optionally through a fair post-processor. */
 import { aggregate, loadEnsemble, memberProbabilities, type Aggregate } from '../models/ensemble.js';
 import { attributeValues, isStale, loadFit, methodPredictions } from './fairnessFit.js';
-import type { FairMethod } from '../fairness/postprocess.js';
+import { FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
 import { loadState, requireTrained } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { stateError } from '../util/errors.js';
 import { readInputRows, type FileColumns } from './inputFile.js';
+import { checkOptions, rule, type OptionSpec } from './options.js';
 
 export interface Prediction {
+  /** The row's id (its id column, or its row number). */
   id: string;
+  /** Ensemble score in [0, 1]: the fraction of toxic votes, or the mean probability. */
   score: number;
+  /** 1 toxic, 0 not (from the fair post-processor when `fair` is given). */
   label: number;
 }
 
-export async function predictFile(workdir: string, file: string, how: Aggregate, cols: FileColumns = {}, fair?: FairMethod): Promise<Prediction[]> {
+export interface PredictOptions {
+  /** Workspace folder with trained models. */
+  workdir: string;
+  /** CSV, JSON Lines, Parquet or Arrow file with a text column. */
+  file: string;
+  /** 'vote' (majority of the shard models, ties count as toxic; default) or 'mean' probability. */
+  aggregate?: Aggregate;
+  /** Label through a fitted equalized-odds post-processor: 'per-model', 'ensemble' or 'votes'. */
+  fair?: FairMethod;
+  /** Column with the row id (default: id and the usual names, else the row number). */
+  idCol?: string;
+  /** Column with the text (default: text and the usual names). */
+  textCol?: string;
+  /** 'csv', 'jsonl', 'parquet' or 'arrow' (default: from the file's extension). */
+  format?: string;
+}
+
+const PREDICT_OPTIONS: OptionSpec<PredictOptions> = {
+  workdir: rule.req('string'),
+  file: rule.req('string'),
+  aggregate: rule.opt({ oneOf: ['vote', 'mean'] }),
+  fair: rule.opt({ oneOf: FAIR_METHODS }),
+  idCol: rule.opt('string'),
+  textCol: rule.opt('string'),
+  format: rule.opt('string'),
+};
+
+/** Scores every row of a file with the ensemble, optionally through a fair post-processor. */
+export async function predictFile(o: PredictOptions): Promise<Prediction[]> {
+  checkOptions('predictFile', o, PREDICT_OPTIONS);
+  const { workdir, file, fair } = o;
+  const how = o.aggregate ?? 'vote';
+  const cols: FileColumns = { idCol: o.idCol, textCol: o.textCol, format: o.format };
   const ws = workspace(workdir);
   const state = await loadState(ws);
   requireTrained(state);

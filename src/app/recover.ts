@@ -11,6 +11,7 @@ import { closeOperation, pendingOperation, readPending } from '../state/journal.
 import { withWorkspaceLock } from '../state/lock.js';
 import { tryLoadState } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
+import { checkOptions, rule } from './options.js';
 
 export interface RecoverResult {
   interrupted: { op: string; startedAt: string; pid: number } | null;
@@ -20,7 +21,16 @@ export interface RecoverResult {
   note: string;
 }
 
-export async function recover(o: { workdir: string; wait?: boolean }): Promise<RecoverResult> {
+export interface RecoverOptions {
+  /** Workspace folder in which an operation was interrupted. */
+  workdir: string;
+  /** Wait for another sisa process holding the workspace instead of failing. */
+  wait?: boolean;
+}
+
+/** Finishes an interrupted deletion, rolls back any other interrupted operation, and removes stray files. */
+export async function recover(o: RecoverOptions): Promise<RecoverResult> {
+  checkOptions('recover', o, { workdir: rule.req('string'), wait: rule.opt('boolean') });
   const ws = workspace(o.workdir);
   return withWorkspaceLock(ws, o.wait ?? false, async () => {
     const p = await pendingOperation(ws);

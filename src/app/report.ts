@@ -8,7 +8,8 @@
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { concatRows, readRowsFile, type Rows } from '../data/shardFile.js';
-import { loadLabelledFile, type FileColumns } from './inputFile.js';
+import { FILE_COLUMNS, loadLabelledFile, type FileColumns } from './inputFile.js';
+import { checkOptions, rule, type OptionSpec } from './options.js';
 import { loadBackend, choiceFor } from '../models/backend.js';
 import { predictProba, trainShard } from '../models/learner.js';
 import type { TensorBlob } from '../models/checkpoint.js';
@@ -26,16 +27,37 @@ import { ANY } from '../fairness/terms.js';
 import { confusion, binaryMetrics } from '../util/metrics.js';
 
 export interface ReportOptions {
+  /** Workspace folder with trained models and, for the fair methods, a fitted post-processor. */
   workdir: string;
+  /** Folder for report.json, report.md and report.html (default: WORKDIR/report); `writeReport` only. */
   out?: string;
+  /** Sensitive attribute: a group name given at ingest, or 'any' (default). */
   attribute?: string;
+  /** Allowed |ΔTPR| and |ΔFPR| for the post-processors (default 0). */
   tolerance?: number;
+  /** Average over this many seeded re-draws of the calibration/test partition (default 0: none). */
   resplits?: number;
+  /** Also train and report a monolithic model on all training data (default false). */
   baseline?: boolean;
+  /** Also report on this labelled file (e.g. another data set). */
   evalFile?: string;
+  /** Columns of `evalFile`. */
   evalColumns?: FileColumns;
+  /** Bootstrap resamples for the 95% intervals (default 500). */
   resamples?: number;
 }
+
+const REPORT_OPTIONS: OptionSpec<ReportOptions> = {
+  workdir: rule.req('string'),
+  out: rule.opt('string'),
+  attribute: rule.opt('string'),
+  tolerance: rule.opt('number'),
+  resplits: rule.opt('number'),
+  baseline: rule.opt('boolean'),
+  evalFile: rule.opt('string'),
+  evalColumns: rule.opt({ fields: FILE_COLUMNS }),
+  resamples: rule.opt('number'),
+};
 
 export type MethodName = 'monolithic' | 'sisa' | FairMethod;
 
@@ -132,6 +154,7 @@ function subsetSplit(split: Split, idx: number[]): Split & { ids: string[] } {
 }
 
 export async function buildReport(o: ReportOptions): Promise<Report> {
+  checkOptions('buildReport', o, REPORT_OPTIONS);
   const ws = workspace(o.workdir);
   const state = await loadState(ws);
   requireTrained(state);
@@ -329,6 +352,7 @@ ${body}
 }
 
 export async function writeReport(o: ReportOptions): Promise<{ report: Report; files: string[] }> {
+  checkOptions('writeReport', o, REPORT_OPTIONS);
   const report = await buildReport(o);
   const out = path.resolve(o.out ?? path.join(o.workdir, 'report'));
   await fsp.mkdir(out, { recursive: true });

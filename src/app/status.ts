@@ -1,5 +1,13 @@
-/** `sisa status`: a summary of the workspace from the manifest alone (no data files are read). */
+/**
+ * `sisa status`: a summary of the workspace from the manifest (no data file is read), the size of the
+ * workspace folder, and, for a workspace with an object store, the size of its blobs there.
+ */
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
 import { loadState } from '../state/manifest.js';
+import { openStore } from '../state/remote.js';
+import { errorMessage } from '../util/errors.js';
+import { checkOptions, rule } from './options.js';
 import { workspace } from '../state/workspace.js';
 import { readLog } from '../state/deletionLog.js';
 import { configuredEndpoint } from '../storage/s3Url.js';
@@ -16,11 +24,78 @@ export interface StatusResult {
   deletions: { batches: number; records: number; last: string | null };
   revision: number;
   /** The object store holding the blobs, when the workspace has one (no credentials, ever). */
-  store: { url: string; endpoint: string | null } | null;
+  store: { url: string; endpoint: string | null; size: StoreSize } | null;
+  /** Bytes in the workspace folder, by kind (shards/ is a local cache when there is a store). */
+  disk: DiskUsage;
 }
 
-export async function status(workdir: string): Promise<StatusResult> {
-  const ws = workspace(workdir);
+export interface DiskUsage {
+  /** All files under the workspace folder. */
+  bytes: number;
+  /** Shard and held-out split files (shards/*.arrow). */
+  data: number;
+  /** Model checkpoints, one per shard and slice (shards/checkpoints). */
+  checkpoints: number;
+  /** State, deletion receipts, fairness fit (manifests/). */
+  manifests: number;
+  /** Anything else in the folder (a report, files of your own). */
+  other: number;
+}
+
+/** Bytes of the blobs under the store's prefix; null with the reason when the store cannot be listed. */
+export type StoreSize = { bytes: number; blobs: number } | { bytes: null; error: string };
+
+export interface StatusOptions {
+  /** Workspace folder. */
+  workdir: string;
+}
+
+/** Sum of file sizes under a folder (symbolic links are not followed). */
+async function folderBytes(dir: string): Promise<{ file: string; bytes: number }[]> {
+  const out: { file: string; bytes: number }[] = [];
+  let entries;
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await folderBytes(p)));
+    else if (e.isFile()) out.push({ file: p, bytes: (await fsp.stat(p)).size });
+  }
+  return out;
+}
+
+export async function diskUsage(root: string): Promise<DiskUsage> {
+  const ws = workspace(root);
+  const usage: DiskUsage = { bytes: 0, data: 0, checkpoints: 0, manifests: 0, other: 0 };
+  const inside = (dir: string, f: string) => f.startsWith(dir + path.sep);
+  for (const { file, bytes } of await folderBytes(ws.root)) {
+    usage.bytes += bytes;
+    if (inside(ws.checkpointsDir, file)) usage.checkpoints += bytes;
+    else if (inside(ws.shardsDir, file)) usage.data += bytes;
+    else if (inside(ws.manifestsDir, file)) usage.manifests += bytes;
+    else usage.other += bytes;
+  }
+  return usage;
+}
+
+async function storeSize(url: string): Promise<StoreSize> {
+  try {
+    const blobs = await (await openStore(url)).list();
+    return { bytes: blobs.reduce((n, b) => n + b.size, 0), blobs: blobs.length };
+  } catch (err) {
+    // status stays useful while the store is unreachable: the rest comes from local files.
+    return { bytes: null, error: errorMessage(err) };
+  }
+}
+
+/** A summary of the workspace; `workdir` alone (a string) is accepted too. */
+export async function status(o: StatusOptions | string): Promise<StatusResult> {
+  const opts = typeof o === 'string' ? { workdir: o } : o;
+  checkOptions('status', opts, { workdir: rule.req('string') });
+  const ws = workspace(opts.workdir);
   const state = await loadState(ws);
   const log = await readLog(ws, state);
   const lastTrained = state.models.map((m) => m.trainedAt).sort().at(-1) ?? null;
@@ -60,6 +135,7 @@ export async function status(workdir: string): Promise<StatusResult> {
     }),
     deletions: { batches: log.length, records: log.reduce((n, e) => n + e.deleted.length, 0), last: log.at(-1)?.time ?? null },
     revision: state.revision,
-    store: state.store ? { url: state.store, endpoint: configuredEndpoint() ?? null } : null,
+    store: state.store ? { url: state.store, endpoint: configuredEndpoint() ?? null, size: await storeSize(state.store) } : null,
+    disk: await diskUsage(ws.root),
   };
 }

@@ -10,18 +10,48 @@ import { refitAfterChange } from './fairnessFit.js';
 import { runOperation } from '../state/operation.js';
 import { crashPoint } from '../util/faults.js';
 import type { ShardJob, ShardJobResult } from '../orchestration/shardJob.js';
+import { checkOptions, rule, type OptionSpec } from './options.js';
 import { checkConcurrency, resolveLearner, runJobs, scheduledExamples } from '../orchestration/jobs.js';
 
 export interface TrainOptions {
+  /** Workspace folder, as created by `ingest`. */
   workdir: string;
+  /** Compute backend: 'auto' (default), 'fused', 'tensorflow', 'wasm' or 'cpu'. */
   backend?: string;
+  /** Shards trained at once, each in a worker thread (default: the number of cores). */
   concurrency?: number;
+  /**
+   * Learner settings; each one left out keeps the value the models were last trained with, or the
+   * default (hidden 0, optimizer 'adagrad', epochs 6, batchSize 128, learningRate 2, l2 1e-6).
+   */
   learner?: Partial<LearnerConfig>;
-  onProgress?: (done: number, total: number) => void;
-  /** Runs jobs elsewhere (a queue); defaults to local worker threads. */
+  /** Runs shard jobs elsewhere (a `QueueRunner` on BullMQ); default: worker threads in this process. */
   runner?: JobRunner;
+  /** Called as slices finish: slices done so far and in all. */
+  onProgress?: (done: number, total: number) => void;
+  /** Wait for another sisa process holding the workspace instead of failing. */
   wait?: boolean;
 }
+
+const LEARNER_FIELDS: OptionSpec<LearnerConfig> = {
+  hidden: rule.opt('number'),
+  optimizer: rule.opt({ oneOf: ['adagrad', 'sgd'] }),
+  epochs: rule.opt('number'),
+  batchSize: rule.opt('number'),
+  learningRate: rule.opt('number'),
+  l2: rule.opt('number'),
+  blockWidth: rule.opt('number'),
+};
+
+const TRAIN_OPTIONS: OptionSpec<TrainOptions> = {
+  workdir: rule.req('string'),
+  backend: rule.opt('string'),
+  concurrency: rule.opt('number'),
+  learner: rule.opt({ fields: LEARNER_FIELDS }),
+  onProgress: rule.opt('function'),
+  runner: rule.opt('object'),
+  wait: rule.opt('boolean'),
+};
 
 export interface TrainResult {
   backend: string;
@@ -33,6 +63,7 @@ export interface TrainResult {
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
+  checkOptions('train', o, TRAIN_OPTIONS);
   return runOperation(o.workdir, 'train', { wait: o.wait }, () => trainLocked(o));
 }
 

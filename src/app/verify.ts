@@ -15,6 +15,7 @@ import { lineageOf, loadState, type State } from '../state/manifest.js';
 import { listDir, referencedCheckpoints, referencedShardFiles } from '../state/gc.js';
 import { workspace, type Workspace } from '../state/workspace.js';
 import { openStore, pullReferenced, referencedBlobs, storeStrays } from '../state/remote.js';
+import { checkOptions, rule } from './options.js';
 
 export interface Check {
   name: string;
@@ -28,7 +29,16 @@ export interface VerifyResult {
   problems: string[];
 }
 
-export async function verify(o: { workdir: string; deep?: boolean }): Promise<VerifyResult> {
+export interface VerifyOptions {
+  /** Workspace folder to check. */
+  workdir: string;
+  /** Also retrain every shard from scratch and compare weights (minutes on large data). */
+  deep?: boolean;
+}
+
+/** Checks hashes, receipts, that no deleted id remains anywhere and that every model excludes them. */
+export async function verify(o: VerifyOptions): Promise<VerifyResult> {
+  checkOptions('verify', o, { workdir: rule.req('string'), deep: rule.opt('boolean') });
   const ws = workspace(o.workdir);
   const checks: Check[] = [];
   const check = (name: string, problems: string[], okDetail: string) => checks.push({ name, ok: problems.length === 0, detail: problems.length ? problems.join('; ') : okDetail });

@@ -6,6 +6,7 @@
  */
 import type { Argv } from 'yargs';
 import { yargs } from './yargs.js';
+import { suggestName } from '../util/suggest.js';
 import { errorMessage, exitCodeFor, usageError } from '../util/errors.js';
 import { ingestCommand } from './commands/ingest.js';
 import { trainCommand } from './commands/train.js';
@@ -75,7 +76,7 @@ function explainUsage(msg: string, argv: string[], cli: Argv): string {
     const parts = [
       ...flags.map((name) => {
         const asTyped = argv.includes(`--no-${name}`) && !argv.includes(`--${name}`) ? `no-${name}` : name;
-        const hint = suggestFlag(asTyped, known);
+        const hint = suggestName(asTyped, known);
         return `--${asTyped}${hint ? ` (did you mean --${hint}?)` : ''}`;
       }),
       ...words.map((w) => `'${w}'`),
@@ -89,36 +90,6 @@ function explainUsage(msg: string, argv: string[], cli: Argv): string {
 function knownFlags(y: Argv): string[] {
   const opts = (y as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions();
   return Object.keys(opts.key).filter((k) => k.length > 1 && !/[A-Z]/.test(k));
-}
-
-/**
- * The flag a mistyped one most likely meant: one it is a prefix of (--shard, --ids), else the closest
- * within two edits (--epoch, --sahrds). Nothing when the choice would be a guess between several.
- */
-export function suggestFlag(name: string, known: string[]): string | undefined {
-  const prefixed = known.filter((k) => k.startsWith(name));
-  if (prefixed.length === 1) return prefixed[0];
-  let best: string | undefined;
-  let bestDistance = 3;
-  let tie = false;
-  for (const k of known) {
-    const d = editDistance(name, k);
-    if (d < bestDistance) [best, bestDistance, tie] = [k, d, false];
-    else if (d === bestDistance) tie = true;
-  }
-  return tie ? undefined : best;
-}
-
-/** Edits between two words, a swap of two neighbouring letters counting as one (a common typo). */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
-    }
-  }
-  return d[a.length]![b.length]!;
 }
 
 export async function main(argv: string[]): Promise<number> {

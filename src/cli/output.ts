@@ -52,6 +52,13 @@ export const fmt = {
   num: (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a'),
   int: (x: number) => Math.round(x).toLocaleString('en-US'),
   secs: (x: number) => `${x.toFixed(2)} s`,
+  /** Decimal units, as disk sizes are sold and as `du --si` prints them. */
+  bytes: (x: number) => {
+    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+    let i = 0;
+    while (x >= 1000 && i < units.length - 1) [x, i] = [x / 1000, i + 1];
+    return i === 0 ? `${x} B` : `${x.toFixed(x < 10 ? 2 : 1)} ${units[i]}`;
+  },
 };
 
 /** Renders rows as an aligned text table. */

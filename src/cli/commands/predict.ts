@@ -20,7 +20,7 @@ export function predictCommand(y: Argv): Argv {
       async (a) => {
         await refuseIfInterrupted(a.workdir);
         const { predictFile } = await import('../../app/predictFile.js');
-        const preds = await predictFile(a.workdir, a.file, a.aggregate as Aggregate, { format: a.format, idCol: a['id-col'], textCol: a['text-col'] }, a.fair as FairMethod | undefined);
+        const preds = await predictFile({ workdir: a.workdir, file: a.file, aggregate: a.aggregate as Aggregate, fair: a.fair as FairMethod | undefined, format: a.format, idCol: a['id-col'], textCol: a['text-col'] });
         if (a.json) emit(a, { aggregate: a.aggregate, predictions: preds }, () => '');
         else {
           const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);

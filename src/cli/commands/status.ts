@@ -20,7 +20,13 @@ export function statusCommand(y: Argv): Argv {
         emit(a, s, () =>
           [
             `workspace ${s.workdir} (revision ${s.revision})`,
-            ...(s.store ? [`blobs in ${s.store.url}${s.store.endpoint ? ` at ${s.store.endpoint}` : ''} (manifests here; shards/ is a local cache)`] : []),
+            `size ${fmt.bytes(s.disk.bytes)} on disk (data ${fmt.bytes(s.disk.data)}, checkpoints ${fmt.bytes(s.disk.checkpoints)}, manifests ${fmt.bytes(s.disk.manifests)}${s.disk.other ? `, other ${fmt.bytes(s.disk.other)}` : ''})`,
+            ...(s.store
+              ? [
+                  `blobs in ${s.store.url}${s.store.endpoint ? ` at ${s.store.endpoint}` : ''} (manifests here; shards/ is a local cache)`,
+                  s.store.size.bytes === null ? `store size unknown: ${s.store.size.error}` : `store size ${fmt.bytes(s.store.size.bytes)} in ${s.store.size.blobs} blob(s)`,
+                ]
+              : []),
             `data set ${s.dataset.source} (sha256 ${s.dataset.fingerprint.slice(0, 16)}…), ${fmt.int(s.dataset.accepted)} rows`,
             `${s.config.shards} shards × ${s.config.slices} slices, seed ${s.config.seed}; held out: test ${s.heldout.test}, calibration ${s.heldout.calibration}`,
             s.trained ? `trained on backend ${s.backend}, last training ${s.lastTraining}` : 'not trained yet',
