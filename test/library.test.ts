@@ -57,6 +57,15 @@ async function link(project: string, name: string): Promise<void> {
   await fsp.symlink(path.join(repoRoot, 'node_modules', name), target, 'dir');
 }
 
+/** The README's library example: the first ```js block under "## Library", run as written. */
+function readmeLibraryExample(): string {
+  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Library\n'));
+  const match = /\n```js\n([\s\S]*?)\n```\n/.exec(section);
+  if (!match) throw new Error('README.md has no ```js block under "## Library"');
+  return match[1]! + '\n';
+}
+
 describe('the packed library', () => {
   let dir: string;
   let tarball: string;
@@ -82,7 +91,7 @@ describe('the packed library', () => {
     t.diagnostic(`installed with: ${how}`);
     await writeCorpusCsv(path.join(project, 'data.csv'), { rows: 3000, seed: 11 });
     await fsp.writeFile(path.join(project, 'new.csv'), 'id,text\nn1,thank you for the help\nn2,you are a stupid idiot\n');
-    await fsp.copyFile(path.join(repoRoot, 'test', 'library-example.mjs'), path.join(project, 'example.mjs'));
+    await fsp.writeFile(path.join(project, 'example.mjs'), readmeLibraryExample());
     const { stdout, stderr } = await run(process.execPath, ['example.mjs'], { cwd: project });
     assert.equal(stderr, '');
     const lines = stdout.trim().split('\n');
