@@ -43,13 +43,13 @@ describe('bad input', () => {
   it('a non-binary label', async () => {
     const f = path.join(dir, 'nonbinary.csv');
     await fsp.writeFile(f, 'id,text,label\n1,hello there,0\n2,you idiot,1\n3,what,2\n');
-    await expectFailure(['ingest', f, '--workdir', ws, '--force'], ws, /row 3: non-binary label '2'/);
+    await expectFailure(['ingest', f, '--workdir', ws, '--force'], ws, /row 3 \(line 4\): non-binary label '2'/);
   });
 
   it('duplicate ids, empty text and missing labels are reported with row numbers', async () => {
     const f = path.join(dir, 'dups.csv');
     await fsp.writeFile(f, 'id,text,label\n1,hello,0\n2,you idiot,1\n1,again,0\n4,,1\n5,no label,\n6,"fine, thanks",0\n');
-    await expectFailure(['ingest', f, '--workdir', ws, '--force'], ws, /3 invalid rows \(row 3: duplicate id '1' \(first seen at row 1\); row 4: empty text; row 5: missing label\); fix them or pass --skip-invalid/);
+    await expectFailure(['ingest', f, '--workdir', ws, '--force'], ws, /3 invalid rows \(row 3 \(line 4\): duplicate id '1' \(first seen at row 1\); row 4 \(line 5\): empty text; row 5 \(line 6\): missing label\); fix them or pass --skip-invalid/);
   });
 
   it('--skip-invalid skips and counts them', async () => {

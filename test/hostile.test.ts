@@ -59,7 +59,7 @@ describe('hostile input', () => {
 
     const nul = path.join(dir, 'nul.jsonl');
     await fsp.writeFile(nul, [JSON.stringify({ id: 'a\u0000b', text: 'x', label: 1 }), JSON.stringify({ id: 'x'.repeat(5000), text: 'y', label: 0 })].join('\n') + '\n');
-    await failsCleanly(['ingest', nul, '--workdir', ws, '--force'], /row 1: id contains a NUL character; row 2: id longer than 1024 characters/, ws);
+    await failsCleanly(['ingest', nul, '--workdir', ws, '--force'], /row 1 \(line 1\): id contains a NUL character; row 2 \(line 2\): id longer than 1024 characters/, ws);
   });
 
   it('a text of several megabytes is ingested, trained and predicted', async () => {

@@ -23,7 +23,7 @@ import { placeRecord, type Placement } from '../data/assign.js';
 import { FeaturePool, type CsrBatch } from '../features/pool.js';
 import { parseLabel } from '../data/labels.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
-import { detectFormat, readRecords } from '../data/readers.js';
+import { detectFormat, readRecords, rowRef } from '../data/readers.js';
 import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from '../data/shardFile.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
@@ -103,7 +103,10 @@ function withDefaults(o: IngestOptions): Resolved {
 }
 
 export interface InvalidRow {
+  /** Data row, 1-based, the header not counted (with no id column, the record's id). */
   row: number;
+  /** File line where the row starts (CSV and JSON Lines). */
+  line?: number;
   reason: string;
 }
 
@@ -221,9 +224,9 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
   const labelCounts = [0, 0];
   const groupCounts: Record<string, number> = Object.fromEntries(groupNames.map((g) => [g, 0]));
   let cols: { id: string | null; text: string; label: string } | null = null;
-  const reject = (row: number, reason: string) => {
+  const reject = (at: { row: number; line?: number }, reason: string) => {
     invalidCount += 1;
-    if (invalid.length < MAX_REPORTED) invalid.push({ row, reason });
+    if (invalid.length < MAX_REPORTED) invalid.push({ row: at.row, ...(at.line !== undefined ? { line: at.line } : {}), reason });
   };
 
   // Accepted records go out in batches: hashed on worker threads while the next batch is parsed,
@@ -275,7 +278,7 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
       rows += 1;
       if (rows % 10000 === 0) o.onProgress?.(rows);
       if (rec.error !== undefined) {
-        reject(rec.row, rec.error);
+        reject(rec, rec.error);
         continue;
       }
       const fields = rec.fields;
@@ -290,32 +293,32 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
       const rawId = cols.id === null ? String(rec.row) : fields[cols.id];
       const id = rawId === null || rawId === undefined ? '' : String(rawId).trim();
       if (id === '') {
-        reject(rec.row, 'missing id');
+        reject(rec, 'missing id');
         continue;
       }
       if (id.length > MAX_ID_LENGTH) {
-        reject(rec.row, `id longer than ${MAX_ID_LENGTH} characters`);
+        reject(rec, `id longer than ${MAX_ID_LENGTH} characters`);
         continue;
       }
       if (id.includes('\u0000')) {
-        reject(rec.row, 'id contains a NUL character');
+        reject(rec, 'id contains a NUL character');
         continue;
       }
       const firstRow = seen.get(id);
       if (firstRow !== undefined) {
-        reject(rec.row, `duplicate id '${id.slice(0, 60)}' (first seen at row ${firstRow})`);
+        reject(rec, `duplicate id '${id.slice(0, 60)}' (first seen at row ${firstRow})`);
         continue;
       }
       seen.set(id, rec.row);
       const rawText = fields[cols.text];
       const text = rawText === null || rawText === undefined ? '' : String(rawText);
       if (text.trim() === '') {
-        reject(rec.row, 'empty text');
+        reject(rec, 'empty text');
         continue;
       }
       const parsed = parseLabel(fields[cols.label], labelRule);
       if (!parsed.ok) {
-        reject(rec.row, parsed.reason);
+        reject(rec, parsed.reason);
         continue;
       }
       if (isDeleted(id)) {
@@ -331,11 +334,12 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     }
     await submitBatch();
     while (inFlight.length) await drainOne();
-    if (!cols) throw inputError(`${o.input}: no data rows`);
-    if (invalidCount > 0 && !o.skipInvalid) {
-      const shown = invalid.slice(0, 5).map((r) => `row ${r.row}: ${r.reason}`).join('; ');
-      throw inputError(`${o.input}: ${invalidCount} invalid row${invalidCount > 1 ? 's' : ''} (${shown}${invalidCount > 5 ? '; …' : ''}); fix them or pass --skip-invalid`);
-    }
+    // Invalid rows are named before "no data rows": a file whose rows all fail to parse (an unclosed
+    // quote swallows the rest of the file) has data rows, just none that parse.
+    const shown = () => `${invalid.slice(0, 5).map((r) => `${rowRef(r)}: ${r.reason}`).join('; ')}${invalidCount > 5 ? '; …' : ''}`;
+    if (invalidCount > 0 && !o.skipInvalid)
+      throw inputError(`${o.input}: ${invalidCount} invalid row${invalidCount > 1 ? 's' : ''} (${shown()}); fix them or pass --skip-invalid`);
+    if (!cols) throw inputError(`${o.input}: no data rows${invalidCount > 0 ? ` that are valid (${invalidCount} invalid: ${shown()})` : ''}`);
     if (labelCounts[0] === 0 || labelCounts[1] === 0)
       throw inputError(`${o.input}: label column '${cols.label}' has a single class (${labelCounts[1]} positive, ${labelCounts[0]} negative); a binary label is needed`);
     for (let s = 0; s < o.shards; s++) shardWriters[s]!.write(shardRows[s]!.take());

