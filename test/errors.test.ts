@@ -43,7 +43,7 @@ describe('bad input', () => {
   it('a non-binary label', async () => {
     const f = path.join(dir, 'nonbinary.csv');
     await fsp.writeFile(f, 'id,text,label\n1,hello there,0\n2,you idiot,1\n3,what,2\n');
-    await expectFailure(['ingest', f, '--workdir', ws, '--force'], ws, /row 3 \(line 4\): non-binary label '2'/);
+    await expectFailure(['ingest', f, '--workdir', ws, '--force'], ws, /label column 'label' is not binary \(values: '0' ×1, '1' ×1, '2' ×1\); name the values that mean toxic with --positive-values/);
   });
 
   it('duplicate ids, empty text and missing labels are reported with row numbers', async () => {

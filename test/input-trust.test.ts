@@ -110,3 +110,56 @@ describe('CSV row numbers are the file’s data rows', () => {
     assert.match(r.stderr, /1 invalid row \(row 3 \(line 5\): is not valid JSON/);
   });
 });
+
+describe('a label column that is not binary is refused', () => {
+  let dir: string;
+  let davidson: string;
+
+  before(async () => {
+    dir = await tempDir();
+    // Shaped like Davidson et al.'s labeled_data.csv: an unnamed index column, vote counts, class
+    // 0 = hate speech, 1 = offensive, 2 = neither.
+    const lines = [',count,hate_speech,offensive_language,neither,class,tweet'];
+    const texts = ['i hate all of those people', 'shut up you stupid idiot', 'lovely weather at the beach today'];
+    for (let i = 0; i < 90; i++) lines.push(`${i},3,0,0,3,${i % 3},${texts[i % 3]} ${i}`);
+    davidson = path.join(dir, 'labeled_data.csv');
+    await fsp.writeFile(davidson, lines.join('\n') + '\n');
+  });
+
+  for (const skip of [false, true]) {
+    it(`class 0/1/2 without --positive-values${skip ? ', even with --skip-invalid,' : ''} lists the values and names the flags`, async () => {
+      const ws = path.join(dir, `dv-${skip}`);
+      const r = await runCli(['ingest', davidson, '--workdir', ws, '--label-col', 'class', ...(skip ? ['--skip-invalid'] : [])]);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stdout, '');
+      assert.match(
+        r.stderr,
+        /^sisa: error: .*labeled_data\.csv: label column 'class' is not binary \(values: '0' ×30, '1' ×30, '2' ×30\); name the values that mean toxic with --positive-values \(.*\) or pass --label-threshold T .*; --skip-invalid does not apply[^\n]*\n$/,
+      );
+      assert.deepEqual(await snapshot(ws), {});
+      assert.ok(await nothingPending(ws));
+    });
+  }
+
+  it('the fix the message names works: --positive-values 0,1', async () => {
+    const r = await cliJson(['ingest', davidson, '--workdir', path.join(dir, 'dv-ok'), '--label-col', 'class', '--positive-values', '0,1', '--shards', '2', '--slices', '1', '--quiet']);
+    assert.equal(r.accepted, 90);
+    assert.equal(r.skipped, 0);
+  });
+
+  it('three spellings of two classes are refused too; words are not offered a threshold', async () => {
+    const f = path.join(dir, 'mixed.csv');
+    await fsp.writeFile(f, 'text,label\nyou idiot,yes\nhello,no\nthanks,no\nmoron,1\n');
+    const r = await runCli(['ingest', f, '--workdir', path.join(dir, 'mixed'), '--skip-invalid']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /label column 'label' is not binary \(values: '1' ×1, 'no' ×2, 'yes' ×1\); name the values that mean toxic with --positive-values \([^)]*\); --skip-invalid/);
+  });
+
+  it('a missing label stays a per-row problem that --skip-invalid skips', async () => {
+    const f = path.join(dir, 'missing.csv');
+    await fsp.writeFile(f, 'text,label\nyou idiot,1\nhello,0\nthanks,\nmoron,1\nnice day,0\n');
+    const r = await cliJson(['ingest', f, '--workdir', path.join(dir, 'missing'), '--skip-invalid', '--shards', '1', '--slices', '1', '--quiet']);
+    assert.equal(r.accepted, 4);
+    assert.deepEqual(r.invalid, [{ row: 3, line: 4, reason: 'missing label' }]);
+  });
+});

@@ -21,7 +21,7 @@ import { crashPoint } from '../util/faults.js';
 import { runOperation } from '../state/operation.js';
 import { placeRecord, type Placement } from '../data/assign.js';
 import { FeaturePool, type CsrBatch } from '../features/pool.js';
-import { parseLabel } from '../data/labels.js';
+import { LabelValues, parseLabel } from '../data/labels.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
 import { detectFormat, readRecords, rowRef } from '../data/readers.js';
 import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from '../data/shardFile.js';
@@ -222,6 +222,7 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
   let accepted = 0;
   let previouslyDeleted = 0;
   const labelCounts = [0, 0];
+  const labelValues = new LabelValues();
   const groupCounts: Record<string, number> = Object.fromEntries(groupNames.map((g) => [g, 0]));
   let cols: { id: string | null; text: string; label: string } | null = null;
   const reject = (at: { row: number; line?: number }, reason: string) => {
@@ -290,6 +291,7 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
           if (g.kind === 'column' && !names.includes(g.column)) throw inputError(`${o.input}: group column '${g.column}' not found`);
         cols = { id: findColumn(names, o.idCol, ID_CANDIDATES, 'id', o.input), text, label };
       }
+      labelValues.add(fields[cols.label]);
       const rawId = cols.id === null ? String(rec.row) : fields[cols.id];
       const id = rawId === null || rawId === undefined ? '' : String(rawId).trim();
       if (id === '') {
@@ -336,6 +338,8 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     while (inFlight.length) await drainOne();
     // Invalid rows are named before "no data rows": a file whose rows all fail to parse (an unclosed
     // quote swallows the rest of the file) has data rows, just none that parse.
+    const labelProblem = cols ? labelValues.problem(labelRule, cols.label) : null;
+    if (labelProblem) throw inputError(`${o.input}: ${labelProblem}`);
     const shown = () => `${invalid.slice(0, 5).map((r) => `${rowRef(r)}: ${r.reason}`).join('; ')}${invalidCount > 5 ? '; …' : ''}`;
     if (invalidCount > 0 && !o.skipInvalid)
       throw inputError(`${o.input}: ${invalidCount} invalid row${invalidCount > 1 ? 's' : ''} (${shown()}); fix them or pass --skip-invalid`);
