@@ -10,7 +10,7 @@ import path from 'node:path';
 import { DEFAULT_FEATURES, hashText, validateFeatureConfig, type FeatureConfig } from '../features/hashing.js';
 import { groupFlagger } from '../data/groups.js';
 import { deletedIdMatcher } from '../state/deletionLog.js';
-import { saveState, tryLoadState, type GroupSpec, type LabelRule, type ShardInfo, type State } from '../state/manifest.js';
+import { retiredModelVersion, saveState, tryLoadState, type GroupSpec, type LabelRule, type ShardInfo, type State } from '../state/manifest.js';
 import { garbageCollect } from '../state/gc.js';
 import { syncBeforeCommit } from '../state/remote.js';
 import { parseS3Url } from '../storage/s3Url.js';
@@ -400,7 +400,9 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     heldout: { test: testFile, calibration: calFile },
     training: null,
     models: [],
+    // Deletion numbering and model versions continue: the receipts already issued refer to both.
     deletions: previous?.deletions ?? 0,
+    ...(retiredModelVersion(previous) !== undefined ? { retiredModelVersion: retiredModelVersion(previous) } : {}),
     revision: (previous?.revision ?? 0) + 1,
     ...(store ? { store } : {}),
   };

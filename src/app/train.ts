@@ -1,7 +1,7 @@
 /** `sisa train`: train every shard's model from scratch, slice by slice, then commit the manifest. */
 import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
-import { LearnerConfig, lineageOf, loadState, saveState, type ModelInfo, type State } from '../state/manifest.js';
+import { LearnerConfig, lineageOf, loadState, nextModelVersion, saveState, type ModelInfo, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { isBackendChoice, BACKEND_CHOICES } from '../models/backendChoice.js';
 import { SisaError, usageError } from '../util/errors.js';
@@ -107,7 +107,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   const now = new Date().toISOString();
   const models: ModelInfo[] = results.map((r) => ({
     shard: r.shard,
-    version: (state.models.find((m) => m.shard === r.shard)?.version ?? 0) + 1,
+    version: nextModelVersion(state, r.shard),
     checkpoints: r.checkpoints,
     modelHash: r.modelHash,
     dataSha256: state.shards[r.shard]!.sha256,

@@ -94,6 +94,13 @@ export const StateSchema = z.object({
   models: z.array(ModelInfo),
   /** Number of committed deletion log entries (manifests/deletions/000001.json …). */
   deletions: z.number().int().nonnegative(),
+  /**
+   * The highest model version of models a re-ingest (--force) discarded. Deletion receipts name the
+   * model version each retrain produced, and verify checks that no model is older than a deletion
+   * that touched its shard; numbering new models from 1 again made that audit fail on models that
+   * `verify --deep` proves exact. Absent until the first re-ingest of a trained workspace.
+   */
+  retiredModelVersion: z.number().int().nonnegative().optional(),
   /** Increases on every commit, so that derived artefacts (fairness fits) can tell they are stale. */
   revision: z.number().int().nonnegative(),
   /**
@@ -146,6 +153,18 @@ export async function saveState(ws: Workspace, state: State): Promise<void> {
 export function requireTrained(state: State): asserts state is State & { training: NonNullable<State['training']> } {
   if (!state.training || state.models.length !== state.shards.length)
     throw stateError("no trained models in this workspace; run 'sisa train' first");
+}
+
+/** The version the next (re)training of `shard` gets: model versions never go back, not even across re-ingest. */
+export function nextModelVersion(state: State, shard: number): number {
+  return (state.models.find((m) => m.shard === shard)?.version ?? state.retiredModelVersion ?? 0) + 1;
+}
+
+/** What a re-ingest carries over as `retiredModelVersion` from the state it replaces. */
+export function retiredModelVersion(previous: State | null): number | undefined {
+  if (!previous) return undefined;
+  const highest = Math.max(previous.retiredModelVersion ?? 0, ...previous.models.map((m) => m.version));
+  return highest > 0 ? highest : undefined;
 }
 
 /** The data lineage of each checkpoint of a shard: a hash of the slice content hashes 0..i. */
