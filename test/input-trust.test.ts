@@ -194,3 +194,32 @@ describe('re-ingest after deletions keeps the audit quiet', () => {
     assert.equal(v2.code, 0, v2.stdout + v2.stderr);
   });
 });
+
+describe('delete tells "already deleted" from "never existed"', () => {
+  it('human output and --json name the receipt of an id deleted before, raw or hashed', async () => {
+    const dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 400 });
+    const ws = path.join(dir, 'ws');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--quiet']);
+    await cliJson(['train', '--workdir', ws, '--quiet']);
+    const state = await readState(ws);
+    const [a, b] = (await readRowsFile(path.join(ws, 'shards', state.shards[1].file))).ids;
+    assert.equal((await cliJson(['delete', '--id', a!, '--workdir', ws, '--quiet'])).logEntry, 1);
+    assert.equal((await cliJson(['delete', '--id', b!, '--hash-ids', '--workdir', ws, '--quiet'])).logEntry, 2);
+
+    const j = await cliJson(['delete', '--id', a!, '--id', b!, '--id', 'never-was', '--workdir', ws, '--quiet']);
+    assert.deepEqual(j.deleted, []);
+    assert.deepEqual(j.alreadyDeleted, [
+      { id: a, receipt: 1 },
+      { id: b, receipt: 2 },
+    ]);
+    assert.deepEqual(j.notFound, ['never-was']);
+    assert.equal(j.logEntry, null);
+
+    const r = await runCli(['delete', '--id', a!, '--id', 'never-was', '--workdir', ws]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^deleted 0 of 2 requested record\(s\)/);
+    assert.match(r.stderr, new RegExp(`^already deleted: 1 id\\(s\\): ${a} \\(receipt 1\\)$`, 'm'));
+    assert.match(r.stderr, /^not found: 1 id\(s\), in neither the data set nor any receipt: never-was$/m);
+  });
+});

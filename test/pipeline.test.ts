@@ -153,7 +153,8 @@ describe('pipeline through the CLI', () => {
     const shards = new Set(ids.map((id) => (placeRecord(id, state.config) as { shard: number }).shard));
     assert.equal(del.retrained.length, shards.size);
     const again = await cliJson(['delete', '--workdir', ws, '--id', ids[0]!, '--quiet']);
-    assert.deepEqual(again.notFound, [ids[0]], 'a deleted id is gone');
+    assert.deepEqual(again.alreadyDeleted, [{ id: ids[0], receipt: del.logEntry }], 'a deleted id is gone, and its receipt named');
+    assert.deepEqual(again.notFound, []);
   });
 });
 

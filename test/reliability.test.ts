@@ -88,7 +88,8 @@ describe('crash safety (SIGKILL at many points, then recover and verify)', () =>
       assert.equal(rec.action, 'completed', `${point}: an accepted deletion is completed, never lost`);
       assert.deepEqual(await modelHashes(ws), deletedHashes, `${point}: models equal an uninterrupted deletion`);
       const again = await cliJson(['delete', '--workdir', ws, ...victims.flatMap((v) => ['--id', v]), '--quiet']);
-      assert.deepEqual(new Set(again.notFound), new Set(victims), `${point}: the records are gone`);
+      assert.deepEqual(new Set(again.alreadyDeleted.map((x: { id: string }) => x.id)), new Set(victims), `${point}: the records are gone`);
+      assert.deepEqual(again.notFound, [], `${point}: and their receipt names them`);
       const st = await cliJson(['status', '--workdir', ws]);
       assert.equal(st.deletions.batches, 1, `${point}: exactly one receipt`);
     }

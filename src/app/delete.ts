@@ -19,7 +19,7 @@ import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
 import { lineageOf, loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { SisaError, usageError } from '../util/errors.js';
-import { entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from '../state/deletionLog.js';
+import { deletionReceiptFinder, entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from '../state/deletionLog.js';
 import { runOperation } from '../state/operation.js';
 import { crashPoint } from '../util/faults.js';
 import { refitAfterChange } from './fairnessFit.js';
@@ -69,7 +69,10 @@ export interface PendingDeletion {
 export interface DeleteResult {
   requested: number;
   deleted: string[];
+  /** Ids in neither the data set nor any receipt: they never existed here. */
   notFound: string[];
+  /** Ids a committed receipt already deleted (an earlier request, or a retry): not found now, for that reason. */
+  alreadyDeleted: { id: string; receipt: number }[];
   heldout: { split: 'test' | 'calibration'; ids: string[] }[];
   retrained: { shard: number; fromSlice: number; ids: number; seconds: number; modelVersion: number }[];
   logEntry: number | null;
@@ -190,7 +193,17 @@ async function deleteWith(
   if (o.strict && plan.notFound.length > 0)
     throw new SisaError('NOT_FOUND', `${plan.notFound.length} id(s) not found (${plan.notFound.slice(0, 5).join(', ')}${plan.notFound.length > 5 ? ', …' : ''}); nothing was deleted (--strict)`);
 
-  const result: DeleteResult = { requested: ids.length, deleted: [], notFound: plan.notFound, heldout: [], retrained: [], logEntry: null, seconds: 0, timings };
+  const result: DeleteResult = { requested: ids.length, deleted: [], notFound: plan.notFound, alreadyDeleted: [], heldout: [], retrained: [], logEntry: null, seconds: 0, timings };
+  if (plan.notFound.length) {
+    // An auditor asks "was it deleted, and when?": an id a receipt names is not reported as unknown.
+    const receiptOf = await deletionReceiptFinder(ws, state);
+    result.notFound = [];
+    for (const id of plan.notFound) {
+      const receipt = receiptOf(id);
+      if (receipt === null) result.notFound.push(id);
+      else result.alreadyDeleted.push({ id, receipt });
+    }
+  }
   if (plan.shards.size === 0 && plan.heldout.size === 0) {
     result.seconds = (performance.now() - t0) / 1000;
     return result;
@@ -286,7 +299,7 @@ async function deleteWith(
     startedAt: requestedAt,
     requested: ids.length,
     deleted: receiptIds(result.deleted),
-    notFound: receiptIds(result.notFound),
+    notFound: receiptIds(plan.notFound), // the receipt keeps every id it did not find, as before
     shards: result.retrained.map((r) => {
       const note = shardNotes.get(r.shard)!;
       return {

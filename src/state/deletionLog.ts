@@ -79,11 +79,17 @@ export function hashId(salt: string, id: string): string {
 
 /** A predicate telling whether an id was deleted earlier (by raw id, or by salted hash). */
 export async function deletedIdMatcher(ws: Workspace, state: State): Promise<(id: string) => boolean> {
-  const raw = new Set<string>();
-  const hashed = new Set<string>();
-  for (const e of await readLog(ws, state)) for (const id of e.deleted) (e.idsHashed ? hashed : raw).add(id);
+  const receiptOf = await deletionReceiptFinder(ws, state);
+  return (id) => receiptOf(id) !== null;
+}
+
+/** The receipt (log entry number) that deleted an id, or null when no receipt names it (raw or hashed). */
+export async function deletionReceiptFinder(ws: Workspace, state: State): Promise<(id: string) => number | null> {
+  const raw = new Map<string, number>();
+  const hashed = new Map<string, number>();
+  for (const e of await readLog(ws, state)) for (const id of e.deleted) (e.idsHashed ? hashed : raw).set(id, e.seq);
   const salt = hashed.size ? await idSalt(ws, false) : null;
-  return (id) => raw.has(id) || (salt !== null && hashed.has(hashId(salt, id)));
+  return (id) => raw.get(id) ?? (salt !== null ? hashed.get(hashId(salt, id)) : undefined) ?? null;
 }
 
 export async function readEntry(ws: Workspace, seq: number): Promise<DeletionEntry> {

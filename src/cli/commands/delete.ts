@@ -35,7 +35,9 @@ export function deleteCommand(y: Argv): Argv {
         const runner = await queueRunner(a, () => bar.update(++done, Math.max(done, 1)));
         const r = await deleteRecords({ runner, workdir: a.workdir, ids, strict: a.strict, hashIds: a['hash-ids'], wait: a.wait, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) }).finally(() => runner?.close());
         bar.stop();
-        if (r.notFound.length) note(a, `not found: ${r.notFound.length} id(s): ${r.notFound.slice(0, 10).join(', ')}${r.notFound.length > 10 ? ', …' : ''}`);
+        const some = <T>(xs: T[], show: (x: T) => string) => `${xs.slice(0, 10).map(show).join(', ')}${xs.length > 10 ? ', …' : ''}`;
+        if (r.alreadyDeleted.length) note(a, `already deleted: ${r.alreadyDeleted.length} id(s): ${some(r.alreadyDeleted, (x) => `${x.id} (receipt ${x.receipt})`)}`);
+        if (r.notFound.length) note(a, `not found: ${r.notFound.length} id(s), in neither the data set nor any receipt: ${some(r.notFound, (x) => x)}`);
         emit(a, r, () =>
           [
             `deleted ${r.deleted.length} of ${r.requested} requested record(s) in ${fmt.secs(r.seconds)}${r.logEntry ? ` (deletion log entry ${r.logEntry})` : ''}`,
