@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { readRowsFile } from '../src/data/shardFile.js';
+import fc from 'fast-check';
+import { readRowsFile, recordDigest } from '../src/data/shardFile.js';
 import { cliJson, makeCorpus, nothingPending, readState, runCli, snapshot, tempDir } from './helpers.js';
 
 /** Every (id, text) pair stored in a workspace: shard files and held-out files. */
@@ -221,5 +222,29 @@ describe('delete tells "already deleted" from "never existed"', () => {
     assert.match(r.stdout, /^deleted 0 of 2 requested record\(s\)/);
     assert.match(r.stderr, new RegExp(`^already deleted: 1 id\\(s\\): ${a} \\(receipt 1\\)$`, 'm'));
     assert.match(r.stderr, /^not found: 1 id\(s\), in neither the data set nor any receipt: never-was$/m);
+  });
+});
+
+describe('slice content hashes', () => {
+  type Rec = { id: string; label: 0 | 1; text: string };
+  const stream = (records: readonly Rec[]) => records.map((r) => recordDigest(r.id, r.label, r.text)).join('');
+  // Characters an encoding might use as separators, and digits (a length prefix is made of them).
+  const tricky = fc.constantFrom('\u0000', '\u0001', '\n', ',', ':', ';', '|', '\t', '0', '1', '9', 'a', 'é', '😀');
+  const str = fc.string({ unit: tricky, maxLength: 6 });
+  const rec: fc.Arbitrary<Rec> = fc.record({ id: fc.string({ unit: tricky, minLength: 1, maxLength: 4 }), label: fc.constantFrom(0 as const, 1 as const), text: str });
+  const glue = fc.constantFrom('', '\u0000', '\u0001', '\n', ',', ':', ';', '|', '\t');
+
+  it('fusing two neighbouring records into one, whatever glue joins their fields, never gives the same bytes', () => {
+    fc.assert(
+      fc.property(fc.array(rec, { minLength: 2, maxLength: 5 }), fc.nat(), glue, glue, glue, (records, at, x, y, z) => {
+        const i = at % (records.length - 1);
+        const a = records[i]!;
+        const b = records[i + 1]!;
+        const fused = [...records.slice(0, i), { id: a.id, label: a.label, text: `${a.text}${x}${b.id}${y}${b.label}${z}${b.text}` }, ...records.slice(i + 2)];
+        return stream(fused) !== stream(records);
+      }),
+      // The collision the old separator encoding had: "\u0001" ends a record, "\u0000" separates fields.
+      { numRuns: 2000, examples: [[[{ id: 'a', label: 0, text: 'x' }, { id: 'b', label: 1, text: 'y' }], 0, '\u0001', '\u0000', '\u0000']] },
+    );
   });
 });

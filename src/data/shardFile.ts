@@ -362,9 +362,14 @@ export function filterRows(rows: Rows, keep: (i: number) => boolean): Rows {
   };
 }
 
-/** The bytes a record contributes to its slice's content hash. */
+/**
+ * The bytes a record contributes to its slice's content hash. A slice hash covers a run of these, so
+ * the encoding must be uniquely decodable: separators alone are not, since a text may contain them
+ * (one record whose text held "\u0001b\u00001\u0000y" hashed like two records). Each field carries its
+ * length (in UTF-16 code units) and the label ends at ';', which no label's digits contain.
+ */
 export function recordDigest(id: string, label: number, text: string): string {
-  return `${id}\u0000${label}\u0000${text}\u0001`;
+  return `${id.length}:${id}${label};${text.length}:${text}`;
 }
 
 /**
