@@ -248,3 +248,35 @@ describe('slice content hashes', () => {
     );
   });
 });
+
+describe('a full disk during ingest', () => {
+  // A real ENOSPC from the kernel: a 200 KiB tmpfs holds the workspace. Mounting needs root.
+  const canMount = process.getuid?.() === 0;
+
+  for (const c of [
+    { name: 'while the files are finished', rows: 3000, flags: [] as string[] },
+    { name: 'mid-stream, while rows are still read', rows: 50000, flags: ['--shards', '1', '--slices', '1'] },
+  ]) {
+    it(`${c.name}: one line, exit 1, journal aborted, no temp files`, { skip: canMount ? false : 'needs root to mount a tmpfs' }, async () => {
+      const dir = await tempDir();
+      const corpus = await makeCorpus(dir, { rows: c.rows });
+      const mnt = path.join(dir, 'small-disk');
+      await fsp.mkdir(mnt);
+      const mount = await import('node:child_process').then((cp) => cp.spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=200k', 'tmpfs', mnt]));
+      assert.equal(mount.status, 0, String(mount.stderr));
+      try {
+        const ws = path.join(mnt, 'ws');
+        const r = await runCli(['ingest', corpus, '--workdir', ws, ...c.flags]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.equal(r.stdout, '');
+        assert.match(r.stderr, /^sisa: error: no space left on device \(.*\.tmp\); nothing was committed, the workspace is as it was\n$/);
+        assert.ok(await nothingPending(ws), 'the journal entry was closed');
+        const journal = (await fsp.readFile(path.join(ws, 'manifests', 'journal.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+        assert.equal(journal.at(-1).phase, 'abort');
+        assert.deepEqual(await snapshot(ws), {}, 'no state, no shard file, no temp file');
+      } finally {
+        await import('node:child_process').then((cp) => cp.spawnSync('umount', [mnt]));
+      }
+    });
+  }
+});

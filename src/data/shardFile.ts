@@ -183,6 +183,8 @@ export class ShardFileWriter {
   private readonly hash = createHash('sha256');
   private readonly tmp: string;
   private readonly done: Promise<void>;
+  /** The stream's error (a full disk, EIO), kept until the next write or finish throws it. */
+  private failure: unknown = null;
   private rows = 0;
 
   constructor(
@@ -201,9 +203,16 @@ export class ShardFileWriter {
       out.on('error', reject);
       stream.on('error', reject);
     });
+    // Nothing awaits `done` before finish(), and ingest keeps many writers open at once: a disk error
+    // in one of them would be an unhandled rejection (a crash with a stack, no journal abort). It is
+    // kept instead, and the caller gets it from its next call, where it can abort cleanly.
+    this.done.catch((err: unknown) => {
+      this.failure ??= withPath(err, this.tmp);
+    });
   }
 
   write(rows: Rows): void {
+    if (this.failure) throw this.failure;
     if (rows.ids.length === 0) return;
     this.writer.write(toBatch(this.schema, rows, this.groupNames));
     this.rows += rows.ids.length;
@@ -211,8 +220,11 @@ export class ShardFileWriter {
 
   async finish(): Promise<WrittenFile> {
     if (this.rows === 0) this.writer.write(toBatch(this.schema, new RowsBuilder(this.groupNames).take(), this.groupNames));
+    if (this.failure) throw this.failure;
     this.writer.finish();
-    await this.done;
+    await this.done.catch((err: unknown) => {
+      throw withPath(err, this.tmp);
+    });
     await fsyncFile(this.tmp);
     const sha256 = this.hash.digest('hex');
     const file = `${this.prefix}-${sha256.slice(0, 12)}.arrow`;
@@ -230,6 +242,13 @@ export class ShardFileWriter {
     }
     await fsp.rm(this.tmp, { force: true });
   }
+}
+
+/** A write error names no file (only open/rename do); say which one, since the message is all a person sees. */
+function withPath(err: unknown, file: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e === 'object' && typeof e.code === 'string' && !e.path) e.path = file;
+  return err;
 }
 
 export async function writeRowsFile(dir: string, prefix: string, rows: Rows, groupNames: readonly string[]): Promise<WrittenFile> {
