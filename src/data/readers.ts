@@ -142,12 +142,6 @@ async function* readCsv(file: string): AsyncGenerator<RawRecord> {
     // A row that does not parse (wrong column count, stray quote) is reported and counted, not fatal
     // by itself: the ingest decides whether invalid rows refuse the whole file.
     skip_records_with_error: true,
-    on_record: (fields: Record<string, unknown>, info: { lines: number }) => {
-      dataRows += 1;
-      lastLine = info.lines;
-      // info.lines is where the row ends; a quoted field may span lines, and a person looks for its start.
-      return { row: dataRows, line: info.lines - newlinesIn(fields), fields };
-    },
     on_skip: (err: (Error & { code?: string; lines?: number }) | undefined) => {
       if (!err) return undefined;
       const record = (parser as unknown as { state: { record: unknown } }).state.record;
@@ -160,6 +154,17 @@ async function* readCsv(file: string): AsyncGenerator<RawRecord> {
       return undefined;
     },
   });
+  // Good rows are numbered where the parser hands them over: it calls its stream's push synchronously
+  // while it parses, when its own line counter stands at the row's last line. (The on_record hook would
+  // do the same, but it builds an info object per row, which made reading 40% slower.)
+  const push = parser.push.bind(parser);
+  parser.push = (fields: Record<string, unknown> | null): boolean => {
+    if (fields === null) return push(null);
+    dataRows += 1;
+    lastLine = parser.info.lines;
+    // A quoted field may span lines, and a person looks for the line where the row starts.
+    return push({ row: dataRows, line: lastLine - newlinesIn(fields), fields });
+  };
   const release = async (s: SkippedRow): Promise<RawRecord> => {
     if (s.code !== 'CSV_QUOTE_NOT_CLOSED') return { row: s.row, line: s.line, error: s.error };
     // The parser only knows that the file ended inside quotes; the useful line is where they opened.
