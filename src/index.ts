@@ -8,7 +8,7 @@ export { train, type TrainOptions, type TrainResult } from './app/train.js';
 export { deleteRecords, planDeletion, type DeleteOptions, type DeleteResult, type DeletionPlan } from './app/delete.js';
 export { evaluate, type EvaluateOptions, type EvaluateResult } from './app/evaluate.js';
 export { predictFile, type PredictOptions, type Prediction } from './app/predictFile.js';
-export { fitFairness, loadFit, isStale, loadHistory, type FitOptions, type FairnessFit, type FairnessHistory } from './app/fairnessFit.js';
+export { fitFairness, computeFit, loadFit, isStale, isFittedFor, loadHistory, type FitOptions, type FairnessFit, type FairnessHistory } from './app/fairnessFit.js';
 export { buildReport, writeReport, reportMarkdown, reportHtml, type ReportOptions, type Report } from './app/report.js';
 export { recover, type RecoverOptions, type RecoverResult } from './app/recover.js';
 export { verify, type VerifyOptions, type VerifyResult, type Check } from './app/verify.js';

@@ -31,6 +31,12 @@ const FitSchema = z.object({
   fittedAt: z.string(),
   models: z.array(z.object({ shard: z.number().int(), version: z.number().int(), modelHash: z.string() })),
   calibrationRows: z.number().int(),
+  /**
+   * The workspace revision and calibration split the fit was made on. Absent in fits written before they
+   * were recorded: such a fit counts as stale, since it cannot show which calibration rows it saw.
+   */
+  revision: z.number().int().optional(),
+  calibrationSha256: z.string().optional(),
   methods: z.array(FittedSchema),
 });
 export type FairnessFit = z.infer<typeof FitSchema>;
@@ -63,9 +69,26 @@ export async function loadFit(ws: Workspace): Promise<FairnessFit | null> {
   }
 }
 
+/**
+ * Whether a stored fit is for this state. The models alone are not enough: a deletion of calibration
+ * rows leaves every model as it was, yet a fit made before it was computed with the deleted record. So
+ * the fit must name the state revision and calibration split it was made on.
+ */
+export function isFittedFor(fit: FairnessFit, state: State): boolean {
+  if (fit.revision !== state.revision) return false;
+  if (fit.calibrationSha256 !== state.heldout.calibration?.sha256) return false;
+  if (fit.models.length !== state.models.length) return false;
+  return fit.models.every((m, i) => state.models[i]?.version === m.version && state.models[i]?.modelHash === m.modelHash);
+}
+
 export function isStale(fit: FairnessFit, state: State): boolean {
-  if (fit.models.length !== state.models.length) return true;
-  return fit.models.some((m, i) => state.models[i]?.version !== m.version || state.models[i]?.modelHash !== m.modelHash);
+  return !isFittedFor(fit, state);
+}
+
+/** One line for a stale fit: what it was made on, what changed, what to run. */
+export function staleFitMessage(fit: FairnessFit): string {
+  const on = fit.revision === undefined ? 'an unrecorded revision' : `revision ${fit.revision}`;
+  return `the fairness post-processor was fitted on ${on} of this workspace, and the models or the calibration data have changed since; run 'sisa fairness fit'`;
 }
 
 export function attributeValues(state: State, rows: Rows, attribute: string): Uint8Array {
@@ -106,29 +129,39 @@ export async function fitFairness(o: FitOptions): Promise<FairnessFit> {
   return runOperation(o.workdir, 'fairness-fit', { wait: o.wait }, () => fitFairnessLocked(o));
 }
 
+/**
+ * Fits the post-processors for a state without storing anything: `sisa report` uses this for another
+ * attribute or tolerance, so a report never changes what `predict --fair` does in production.
+ */
+export async function computeFit(ws: Workspace, state: State, o: { attribute: string; tolerance: number; ensemble?: Ensemble }): Promise<FairnessFit> {
+  requireTrained(state);
+  const cal = await heldoutRows(ws, state, 'calibration');
+  const group = attributeValues(state, cal, o.attribute);
+  const ens = o.ensemble ?? (await loadEnsemble(ws, state));
+  const probs = memberProbabilities(ens, { ...cal, n: cal.ids.length });
+  const methods = [];
+  for (const m of FAIR_METHODS) methods.push(await fitMethod(m, probs, cal.labels, group, o.tolerance));
+  return {
+    attribute: o.attribute,
+    tolerance: o.tolerance,
+    seed: state.config.seed,
+    fittedAt: new Date().toISOString(),
+    models: state.models.map((m) => ({ shard: m.shard, version: m.version, modelHash: m.modelHash })),
+    calibrationRows: cal.ids.length,
+    revision: state.revision,
+    calibrationSha256: state.heldout.calibration?.sha256,
+    methods,
+  };
+}
+
 /** The fit itself, for callers that already hold the workspace (train and delete refit after commit). */
 async function fitFairnessLocked(o: FitOptions): Promise<FairnessFit> {
   const ws = workspace(o.workdir);
   const state = await loadState(ws);
   requireTrained(state);
   const previous = await loadFit(ws).catch(() => null);
-  const attribute = o.attribute ?? previous?.attribute ?? ANY;
-  const tolerance = o.tolerance ?? previous?.tolerance ?? 0;
-  const cal = await heldoutRows(ws, state, 'calibration');
-  const group = attributeValues(state, cal, attribute);
   const ens = await loadEnsemble(ws, state);
-  const probs = memberProbabilities(ens, { ...cal, n: cal.ids.length });
-  const methods = [];
-  for (const m of FAIR_METHODS) methods.push(await fitMethod(m, probs, cal.labels, group, tolerance));
-  const fit: FairnessFit = {
-    attribute,
-    tolerance,
-    seed: state.config.seed,
-    fittedAt: new Date().toISOString(),
-    models: state.models.map((m) => ({ shard: m.shard, version: m.version, modelHash: m.modelHash })),
-    calibrationRows: cal.ids.length,
-    methods,
-  };
+  const fit = await computeFit(ws, state, { attribute: o.attribute ?? previous?.attribute ?? ANY, tolerance: o.tolerance ?? previous?.tolerance ?? 0, ensemble: ens });
   crashPoint('fairness:before-write');
   await writeFileAtomic(ws.fairnessPath, JSON.stringify(fit) + '\n');
   await recordHistory(ws, state, ens, fit);

@@ -1,6 +1,6 @@
 /** `sisa predict`: scores every row of a file with the ensemble, optionally through a fair post-processor. */
 import { aggregate, loadEnsemble, memberProbabilities, type Aggregate } from '../models/ensemble.js';
-import { attributeValues, isStale, loadFit, methodPredictions } from './fairnessFit.js';
+import { attributeValues, isStale, loadFit, methodPredictions, staleFitMessage } from './fairnessFit.js';
 import { FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
 import { loadState, requireTrained } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
@@ -56,7 +56,7 @@ export async function predictFile(o: PredictOptions): Promise<Prediction[]> {
   const fit = fair ? await loadFit(ws) : null;
   if (fair) {
     if (!fit) throw stateError("no fitted fairness post-processor; run 'sisa fairness fit' (needs a calibration split and sensitive groups)");
-    if (isStale(fit, state)) throw stateError("the fairness post-processor was fitted on older models; run 'sisa fairness fit'");
+    if (isStale(fit, state)) throw stateError(staleFitMessage(fit));
   }
   const ens = await loadEnsemble(ws, state);
   const rows = await readInputRows(state, file, cols, false, fair !== undefined);

@@ -22,7 +22,7 @@ import { hashUnit } from '../util/rng.js';
 import { groupRatesChart, historyChart, renderSvg, shardAccuracyChart, tradeoffChart } from './charts.js';
 import { fairnessMetrics, fairnessWithIntervals, type GroupRates, type Interval } from '../fairness/metrics.js';
 import { applyMethod, expectedPositive, expectedRates, fitMethod, FAIR_METHODS, type FairMethod, type FittedMethod } from '../fairness/postprocess.js';
-import { attributeValues, fitFairness, heldoutRows, isStale, loadFit, loadHistory, type FairnessFit } from './fairnessFit.js';
+import { attributeValues, computeFit, heldoutRows, isFittedFor, loadFit, loadHistory, type FairnessFit } from './fairnessFit.js';
 import { ANY } from '../fairness/terms.js';
 import { confusion, binaryMetrics } from '../util/metrics.js';
 
@@ -92,6 +92,8 @@ export interface Report {
   generatedAt: string;
   sensitive: string;
   tolerance: number;
+  /** 'stored': the post-processors predict --fair uses; 'report': fitted in memory for this report only. */
+  postProcessors: 'stored' | 'report';
   reproduce: { datasetFingerprint: string; seed: number; backend: string; revision: number; models: { shard: number; version: number; modelHash: string }[]; command: string };
   methods: MethodEntry[];
   calibrationError: { name: FairMethod; lpError: number }[];
@@ -162,9 +164,13 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
   let fit: FairnessFit | null = await loadFit(ws).catch(() => null);
   const attribute = o.attribute ?? fit?.attribute ?? ANY;
   const tolerance = o.tolerance ?? fit?.tolerance ?? 0;
-  if (!fit || isStale(fit, state) || fit.attribute !== attribute || fit.tolerance !== tolerance) fit = await fitFairness({ workdir: o.workdir, attribute, tolerance });
-  const fitted = new Map(fit.methods.map((m) => [m.method, m] as [FairMethod, FittedMethod]));
   const ens = await loadEnsemble(ws, state);
+  // The stored fit is production's (predict --fair uses it); a report for another attribute or tolerance,
+  // or over a stale fit, fits its own post-processors in memory and leaves the stored one alone.
+  const storedFitUsed = !!fit && isFittedFor(fit, state) && fit.attribute === attribute && fit.tolerance === tolerance;
+  if (!storedFitUsed) fit = await computeFit(ws, state, { attribute, tolerance, ensemble: ens });
+  if (!fit) throw new Error('unreachable: a fit was computed');
+  const fitted = new Map(fit.methods.map((m) => [m.method, m] as [FairMethod, FittedMethod]));
   const mono = o.baseline ? await trainMonolithic(ws, state) : null;
   const seed = state.config.seed;
 
@@ -262,6 +268,7 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
     generatedAt: new Date().toISOString(),
     sensitive: attribute,
     tolerance,
+    postProcessors: storedFitUsed ? 'stored' : 'report',
     reproduce: {
       datasetFingerprint: state.dataset.fingerprint,
       seed,
@@ -286,6 +293,10 @@ export function reportMarkdown(r: Report): string {
     `# sisa fairness report`,
     '',
     `Sensitive attribute: **${r.sensitive}** · equalized-odds tolerance ${r.tolerance} · generated ${r.generatedAt}`,
+    '',
+    r.postProcessors === 'stored'
+      ? 'Post-processors: the stored fit (`manifests/fairness.json`), the one `predict --fair` uses.'
+      : "Post-processors: fitted for this report only; the stored fit that `predict --fair` uses is unchanged (change it with `sisa fairness fit`).",
     '',
     `Reproduce: data set sha256 \`${r.reproduce.datasetFingerprint}\`, seed ${r.reproduce.seed}, backend ${r.reproduce.backend}, revision ${r.reproduce.revision}; \`${r.reproduce.command}\``,
     '',
