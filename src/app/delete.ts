@@ -21,6 +21,7 @@ import { workspace } from '../state/workspace.js';
 import { SisaError, usageError } from '../util/errors.js';
 import { deletionReceiptFinder, entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from '../state/deletionLog.js';
 import { runOperation } from '../state/operation.js';
+import { pendingRequests, readPending, removePendingRequest } from '../state/journal.js';
 import { crashPoint } from '../util/faults.js';
 import { refitAfterChange } from './fairnessFit.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
@@ -84,7 +85,22 @@ export interface DeleteResult {
    */
   timings: { locate: number; rewrite: number; startWorkers: number; restore: number; retrain: number; save: number; commit: number };
   fairness?: { refitted: boolean; error?: string };
+  /**
+   * Requests accepted earlier whose run failed cleanly (a full disk, a failed worker), applied first,
+   * each with its own receipt. Absent when there were none.
+   */
+  earlierRequests?: DeleteResult[];
 }
+
+/**
+ * A failure that refuses the request itself (a bad id list, --strict with unknown ids, a runtime that
+ * cannot retrain exactly): the request is dropped. Any other failure after acceptance keeps it pending.
+ */
+export function refusesRequest(err: unknown): boolean {
+  return err instanceof SisaError && (err.code === 'USAGE' || err.code === 'NOT_FOUND' || err.code === 'BACKEND');
+}
+
+const KEPT_PENDING_HINT = "the deletion request stays pending: run 'sisa recover' (or the next 'sisa delete') to apply it";
 
 export interface DeletionPlan {
   /** shard → (ids found there, the slices holding them, the earliest of those). */
@@ -135,12 +151,39 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   checkOptions('deleteRecords', o, DELETE_OPTIONS);
   const ids = [...new Set(o.ids.map((s) => s.trim()).filter((s) => s.length > 0))];
   if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
+  // Refused before it is accepted: a workspace without models cannot apply it (train first).
+  requireTrained(await loadState(workspace(o.workdir)));
   // The request is written to manifests/pending/ before anything else, so it survives a crash.
   const pending: PendingDeletion = { ids, strict: o.strict ?? false, hashIds: o.hashIds ?? false, requestedAt: new Date().toISOString() };
-  return runOperation(o.workdir, 'delete', { wait: o.wait, pending }, () => {
+  return runOperation(o.workdir, 'delete', { wait: o.wait, pending, keepPendingOn: (err) => !refusesRequest(err), keptPendingHint: KEPT_PENDING_HINT }, async () => {
     crashPoint('delete:request-accepted');
-    return applyDeletion({ ...o, ids, strict: pending.strict, hashIds: pending.hashIds }, pending.requestedAt);
+    const earlier = await applyKeptRequests(o);
+    const result = await applyDeletion({ ...o, ids, strict: pending.strict, hashIds: pending.hashIds }, pending.requestedAt);
+    return earlier.length ? { ...result, earlierRequests: earlier } : result;
   });
+}
+
+/**
+ * Applies, oldest first, the requests that earlier clean failures kept pending (each gets its own
+ * receipt). The caller holds the workspace. A kept request that is now refused (--strict and an id
+ * that no longer exists) is dropped, as it would have been when it was made.
+ */
+export async function applyKeptRequests(o: Pick<DeleteOptions, 'workdir' | 'backend' | 'concurrency' | 'runner' | 'onProgress'>): Promise<DeleteResult[]> {
+  const ws = workspace(o.workdir);
+  const applied: DeleteResult[] = [];
+  for (const p of await pendingRequests(ws)) {
+    if (p.open) continue;
+    const req = await readPending<PendingDeletion>(ws, p.seq);
+    if (req) {
+      try {
+        applied.push(await applyDeletion({ ...o, ids: req.ids, strict: req.strict, hashIds: req.hashIds }, req.requestedAt));
+      } catch (err) {
+        if (!refusesRequest(err)) throw err;
+      }
+    }
+    await removePendingRequest(ws, p.seq);
+  }
+  return applied;
 }
 
 /** Applies a deletion request; the caller holds the workspace (used by delete and by recover). */
@@ -190,9 +233,6 @@ async function deleteWith(
   const tLocate = performance.now();
   const plan = await planDeletion(state, ws.root, ids);
   const timings = { locate: (performance.now() - tLocate) / 1000, rewrite: 0, startWorkers: 0, restore: 0, retrain: 0, save: 0, commit: 0 };
-  if (o.strict && plan.notFound.length > 0)
-    throw new SisaError('NOT_FOUND', `${plan.notFound.length} id(s) not found (${plan.notFound.slice(0, 5).join(', ')}${plan.notFound.length > 5 ? ', …' : ''}); nothing was deleted (--strict)`);
-
   const result: DeleteResult = { requested: ids.length, deleted: [], notFound: plan.notFound, alreadyDeleted: [], heldout: [], retrained: [], logEntry: null, seconds: 0, timings };
   if (plan.notFound.length) {
     // An auditor asks "was it deleted, and when?": an id a receipt names is not reported as unknown.
@@ -204,6 +244,12 @@ async function deleteWith(
       else result.alreadyDeleted.push({ id, receipt });
     }
   }
+  // --strict refuses ids that never existed here. An id a receipt already deleted is not one of them: a
+  // retry, or recover completing a --strict delete that died after its commit, finds its ids there.
+  if (o.strict && result.notFound.length > 0)
+    throw new SisaError('NOT_FOUND', `${result.notFound.length} id(s) not found (${result.notFound.slice(0, 5).join(', ')}${result.notFound.length > 5 ? ', …' : ''}); nothing was deleted (--strict)`, {
+      journalNote: `${result.notFound.length} id(s) not found; nothing was deleted (--strict)`,
+    });
   if (plan.shards.size === 0 && plan.heldout.size === 0) {
     result.seconds = (performance.now() - t0) / 1000;
     return result;

@@ -4,8 +4,8 @@
  * operation wrote without committing; an accepted deletion request is never rolled back but applied.
  */
 import { refitIfStale } from './fairnessFit.js';
-import { applyDeletion, type DeleteResult, type PendingDeletion } from './delete.js';
-import { SisaError } from '../util/errors.js';
+import { applyDeletion, applyKeptRequests, refusesRequest, type DeleteResult, type PendingDeletion } from './delete.js';
+import { errorMessage } from '../util/errors.js';
 import { garbageCollect } from '../state/gc.js';
 import { closeOperation, pendingOperation, readPending } from '../state/journal.js';
 import { withWorkspaceLock } from '../state/lock.js';
@@ -17,6 +17,8 @@ export interface RecoverResult {
   interrupted: { op: string; startedAt: string; pid: number } | null;
   action: 'none' | 'completed' | 'rolled back' | 'rejected';
   deletion: DeleteResult | null;
+  /** Requests that earlier clean failures (a full disk, a failed worker) had kept pending, now applied. */
+  keptRequests: DeleteResult[];
   removedFiles: string[];
   note: string;
 }
@@ -34,7 +36,7 @@ export async function recover(o: RecoverOptions): Promise<RecoverResult> {
   const ws = workspace(o.workdir);
   return withWorkspaceLock(ws, o.wait ?? false, async () => {
     const p = await pendingOperation(ws);
-    const result: RecoverResult = { interrupted: p ? { op: p.op, startedAt: p.time, pid: p.pid } : null, action: 'none', deletion: null, removedFiles: [], note: '' };
+    const result: RecoverResult = { interrupted: p ? { op: p.op, startedAt: p.time, pid: p.pid } : null, action: 'none', deletion: null, keptRequests: [], removedFiles: [], note: '' };
     if (p?.op === 'delete') {
       const req = await readPending<PendingDeletion>(ws, p.seq);
       if (req) {
@@ -43,9 +45,9 @@ export async function recover(o: RecoverOptions): Promise<RecoverResult> {
           result.deletion = await applyDeletion({ workdir: ws.root, ids: req.ids, strict: req.strict, hashIds: req.hashIds }, req.requestedAt);
           result.action = 'completed';
         } catch (err) {
-          if (!(err instanceof SisaError && err.code === 'NOT_FOUND')) throw err;
+          if (!refusesRequest(err)) throw err;
           result.action = 'rejected';
-          result.note = err.message;
+          result.note = errorMessage(err);
         }
       }
     }
@@ -56,9 +58,22 @@ export async function recover(o: RecoverOptions): Promise<RecoverResult> {
     // A crash between a commit and the refit that follows it leaves the fairness fit stale.
     if (state?.training) await refitIfStale(ws.root);
     if (p) {
-      result.note ||= result.action === 'completed' ? 'the pending deletion request was applied' : `the interrupted ${p.op} was rolled back; the workspace is as it was before it started${p.op === 'delete' ? '' : `; run 'sisa ${p.op === 'fairness-fit' ? 'fairness fit' : p.op}' again`}`;
       await closeOperation(ws, p, result.action === 'rejected' ? 'abort' : 'end', `recovered: ${result.action}`);
+      result.note ||= result.action === 'completed' ? 'the pending deletion request was applied' : `the interrupted ${p.op} was rolled back; the workspace is as it was before it started${p.op === 'delete' ? '' : `; run 'sisa ${p.op === 'fairness-fit' ? 'fairness fit' : p.op}' again`}`;
     } else result.note = 'nothing to recover';
+    // Requests kept pending after a clean failure: applied now, each with its receipt.
+    if (state?.training) {
+      result.keptRequests = await applyKeptRequests({ workdir: ws.root });
+      if (result.keptRequests.length) {
+        if (result.action === 'none') {
+          result.action = 'completed';
+          result.deletion = result.keptRequests.at(-1)!;
+          result.note = '';
+        }
+        const n = result.keptRequests.length;
+        result.note = [result.note === 'nothing to recover' ? '' : result.note, `${n} deletion request(s) kept pending after a failure ${n === 1 ? 'was' : 'were'} applied`].filter(Boolean).join('; ');
+      }
+    }
     return result;
   });
 }

@@ -8,7 +8,8 @@ import { loadState } from '../state/manifest.js';
 import { openStore } from '../state/remote.js';
 import { errorMessage } from '../util/errors.js';
 import { checkOptions, rule } from './options.js';
-import { workspace } from '../state/workspace.js';
+import { workspace, type Workspace } from '../state/workspace.js';
+import { pendingRequests, readPending } from '../state/journal.js';
 import { readLog } from '../state/deletionLog.js';
 import { configuredEndpoint } from '../storage/s3Url.js';
 
@@ -22,6 +23,12 @@ export interface StatusResult {
   lastTraining: string | null;
   shards: { shard: number; rows: number; slices: number[]; modelVersion: number | null; modelHash: string | null; trainedAt: string | null }[];
   deletions: { batches: number; records: number; last: string | null };
+  /**
+   * Accepted deletion requests not applied yet (a legal obligation still open): kept after a clean
+   * failure, or of an interrupted delete. `recover` or the next `delete` applies them. Counts only: a
+   * request's ids are not repeated here.
+   */
+  pendingRequests: { seq: number; ids: number; requestedAt: string | null; interrupted: boolean }[];
   revision: number;
   /** The object store holding the blobs, when the workspace has one (no credentials, ever). */
   store: { url: string; endpoint: string | null; size: StoreSize } | null;
@@ -134,8 +141,18 @@ export async function status(o: StatusOptions | string): Promise<StatusResult> {
       };
     }),
     deletions: { batches: log.length, records: log.reduce((n, e) => n + e.deleted.length, 0), last: log.at(-1)?.time ?? null },
+    pendingRequests: await describePendingRequests(ws),
     revision: state.revision,
     store: state.store ? { url: state.store, endpoint: configuredEndpoint() ?? null, size: await storeSize(state.store) } : null,
     disk: await diskUsage(ws.root),
   };
+}
+
+async function describePendingRequests(ws: Workspace): Promise<StatusResult['pendingRequests']> {
+  const out: StatusResult['pendingRequests'] = [];
+  for (const p of await pendingRequests(ws)) {
+    const req = await readPending<{ ids?: unknown; requestedAt?: unknown }>(ws, p.seq);
+    out.push({ seq: p.seq, ids: Array.isArray(req?.ids) ? req.ids.length : 0, requestedAt: typeof req?.requestedAt === 'string' ? req.requestedAt : null, interrupted: p.open });
+  }
+  return out;
 }

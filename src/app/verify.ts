@@ -10,7 +10,7 @@ import { choiceFor, usesFusedKernel } from '../models/backendChoice.js';
 import { deletedIdMatcher, entryPath, readEntry } from '../state/deletionLog.js';
 import { errorMessage } from '../util/errors.js';
 import { sha256 } from '../util/fsx.js';
-import { pendingDir, pendingOperation } from '../state/journal.js';
+import { pendingDir, pendingOperation, pendingRequests, readPending } from '../state/journal.js';
 import { lineageOf, loadState, type State } from '../state/manifest.js';
 import { listDir, referencedCheckpoints, referencedShardFiles } from '../state/gc.js';
 import { workspace, type Workspace } from '../state/workspace.js';
@@ -45,6 +45,11 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
 
   const pending = await pendingOperation(ws);
   check('journal', pending ? [`an interrupted '${pending.op}' from ${pending.time} is pending (run 'sisa recover')`] : [], 'no interrupted operation');
+  // A request kept after a clean failure is accepted but not applied: the records are still here.
+  const kept = [];
+  for (const p of await pendingRequests(ws)) if (!p.open) kept.push((await readPending<{ ids?: unknown[] }>(ws, p.seq))?.ids?.length ?? 0);
+  const keptIds = kept.reduce((a, b) => a + b, 0);
+  check('pending', kept.length ? [`${kept.length} accepted deletion request${kept.length === 1 ? '' : 's'} (${keptIds} id${keptIds === 1 ? '' : 's'}) not applied yet; run 'sisa recover'`] : [], 'no accepted deletion request waiting');
 
   let state: State;
   try {

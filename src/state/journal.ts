@@ -80,7 +80,12 @@ export async function refuseIfPending(ws: Workspace): Promise<void> {
 export interface Operation {
   seq: number;
   end(note?: string): Promise<void>;
-  abort(note?: string): Promise<void>;
+  /**
+   * Journals a clean failure. The operation's pending request is removed unless `keepRequest`: an
+   * accepted deletion that failed for a reason other than its own content (a full disk, a failed
+   * worker) stays in `manifests/pending/` until `recover` or the next `delete` applies it.
+   */
+  abort(note?: string, opts?: { keepRequest?: boolean }): Promise<void>;
 }
 
 export async function beginOperation(ws: Workspace, op: OpKind, pendingRequest?: unknown): Promise<Operation> {
@@ -89,17 +94,49 @@ export async function beginOperation(ws: Workspace, op: OpKind, pendingRequest?:
   if (pendingRequest !== undefined) await writeFileAtomic(pendingPath(ws, seq), JSON.stringify(pendingRequest) + '\n');
   const stamp = () => ({ seq, op, time: new Date().toISOString(), pid: process.pid });
   await append(ws, { ...stamp(), phase: 'begin' });
-  const finish = async (phase: 'end' | 'abort', note?: string) => {
-    await fsp.rm(pendingPath(ws, seq), { force: true });
+  const finish = async (phase: 'end' | 'abort', note?: string, keepRequest = false) => {
+    // The journal line first: a crash between the two leaves a request file for a closed operation,
+    // which the next delete or recover re-applies harmlessly (its ids are then already deleted). The
+    // other order would leave an open delete without its request, which recover could only roll back.
     await append(ws, { ...stamp(), phase, ...(note ? { note } : {}) });
+    if (!keepRequest) await fsp.rm(pendingPath(ws, seq), { force: true });
   };
-  return { seq, end: (note) => finish('end', note), abort: (note) => finish('abort', note) };
+  return { seq, end: (note) => finish('end', note), abort: (note, opts) => finish('abort', note, opts?.keepRequest ?? false) };
+}
+
+/** An accepted deletion request in `manifests/pending/`, by the journal sequence number that accepted it. */
+export interface PendingRequestFile {
+  seq: number;
+  /** Whether its operation is still open in the journal (interrupted): then `recover` handles it as such. */
+  open: boolean;
+}
+
+/** Every accepted request not yet applied: those of an interrupted operation and those kept after a clean failure. */
+export async function pendingRequests(ws: Workspace): Promise<PendingRequestFile[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(pendingDir(ws));
+  } catch {
+    return [];
+  }
+  const open = await pendingOperation(ws);
+  return names
+    .map((n) => /^(\d{6,})\.json$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b)
+    .map((seq) => ({ seq, open: open?.seq === seq }));
+}
+
+/** Removes an applied (or refused) request that a clean failure had kept. */
+export async function removePendingRequest(ws: Workspace, seq: number): Promise<void> {
+  await fsp.rm(pendingPath(ws, seq), { force: true });
 }
 
 /** Closes an interrupted operation's journal entry (used by recover). */
 export async function closeOperation(ws: Workspace, line: JournalLine, phase: 'end' | 'abort', note: string): Promise<void> {
-  await fsp.rm(pendingPath(ws, line.seq), { force: true });
   await append(ws, { seq: line.seq, op: line.op, phase, time: new Date().toISOString(), pid: process.pid, note });
+  await fsp.rm(pendingPath(ws, line.seq), { force: true });
 }
 
 export async function readPending<T>(ws: Workspace, seq: number): Promise<T | null> {

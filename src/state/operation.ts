@@ -3,7 +3,7 @@
  * operation was interrupted, journal `begin`, run, journal `end` (or `abort` on a clean failure, after
  * which the operation itself has left the committed state as it was).
  */
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, journalNoteOf, SisaError } from '../util/errors.js';
 import { beginOperation, refuseIfPending, type OpKind, type Operation } from './journal.js';
 import { withWorkspaceLock } from './lock.js';
 import { workspace } from './workspace.js';
@@ -13,7 +13,16 @@ export interface OperationOptions {
   wait?: boolean;
 }
 
-export async function runOperation<T>(workdir: string, kind: OpKind, opts: OperationOptions & { pending?: unknown }, body: (op: Operation) => Promise<T>): Promise<T> {
+export interface PendingRequestOptions {
+  /** The request, written to `manifests/pending/` (fsynced) before the journal's `begin`: from then on it is accepted. */
+  pending?: unknown;
+  /** Which failures leave the accepted request pending (the rest refuse it, and it is removed). */
+  keepPendingOn?: (err: unknown) => boolean;
+  /** Appended to the error's message when the request is kept: what the user should do next. */
+  keptPendingHint?: string;
+}
+
+export async function runOperation<T>(workdir: string, kind: OpKind, opts: OperationOptions & PendingRequestOptions, body: (op: Operation) => Promise<T>): Promise<T> {
   const ws = workspace(workdir);
   return withWorkspaceLock(ws, opts.wait ?? false, async () => {
     await refuseIfPending(ws);
@@ -22,8 +31,11 @@ export async function runOperation<T>(workdir: string, kind: OpKind, opts: Opera
     try {
       result = await body(op);
     } catch (err) {
-      await op.abort(errorMessage(err).slice(0, 500));
-      throw err;
+      const keep = opts.pending !== undefined && (opts.keepPendingOn?.(err) ?? false);
+      const note = journalNoteOf(err);
+      await op.abort(keep ? `${note}; the request stays pending` : note, { keepRequest: keep });
+      if (!keep) throw err;
+      throw new SisaError(err instanceof SisaError ? err.code : 'STATE', `${errorMessage(err)}; ${opts.keptPendingHint ?? 'the request stays pending'}`, { cause: err, journalNote: note });
     }
     await op.end();
     return result;

@@ -12,10 +12,16 @@ export type ErrorCode =
 
 export class SisaError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /**
+   * What the operation journal may keep of this failure, when the message itself names personal data
+   * (ids a user asked to delete): the journal is append-only and outlives every deletion.
+   */
+  readonly journalNote?: string;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; journalNote?: string }) {
     super(message, options);
     this.name = 'SisaError';
     this.code = code;
+    if (options?.journalNote !== undefined) this.journalNote = options.journalNote;
   }
 }
 
@@ -45,6 +51,12 @@ export function exitCodeFor(err: unknown): number {
   if (err instanceof SisaError) return err.code === 'USAGE' ? 2 : 1;
   if (systemErrorMessage(err)) return 1;
   return 70;
+}
+
+/** The failure as the journal records it: never an id (see SisaError.journalNote). */
+export function journalNoteOf(err: unknown): string {
+  if (err instanceof SisaError && err.journalNote !== undefined) return err.journalNote;
+  return errorMessage(err).slice(0, 500);
 }
 
 export function errorMessage(err: unknown): string {

@@ -36,6 +36,8 @@ export function deleteCommand(y: Argv): Argv {
         const r = await deleteRecords({ runner, workdir: a.workdir, ids, strict: a.strict, hashIds: a['hash-ids'], wait: a.wait, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) }).finally(() => runner?.close());
         bar.stop();
         const some = <T>(xs: T[], show: (x: T) => string) => `${xs.slice(0, 10).map(show).join(', ')}${xs.length > 10 ? ', …' : ''}`;
+        for (const e of r.earlierRequests ?? [])
+          note(a, `applied first: an earlier request kept pending after a failure (${e.deleted.length} record(s) deleted${e.logEntry ? `, deletion log entry ${e.logEntry}` : ''})`);
         if (r.alreadyDeleted.length) note(a, `already deleted: ${r.alreadyDeleted.length} id(s): ${some(r.alreadyDeleted, (x) => `${x.id} (receipt ${x.receipt})`)}`);
         if (r.notFound.length) note(a, `not found: ${r.notFound.length} id(s), in neither the data set nor any receipt: ${some(r.notFound, (x) => x)}`);
         emit(a, r, () =>

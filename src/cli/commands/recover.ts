@@ -12,7 +12,9 @@ export function recoverCommand(y: Argv): Argv {
         emit(a, r, () =>
           r.interrupted
             ? `interrupted ${r.interrupted.op} (started ${r.interrupted.startedAt} by process ${r.interrupted.pid}): ${r.action}. ${r.note}${r.removedFiles.length ? `\nremoved ${r.removedFiles.length} uncommitted file(s)` : ''}`
-            : `nothing to recover${r.removedFiles.length ? ` (removed ${r.removedFiles.length} stray file(s))` : ''}`,
+            : r.keptRequests.length
+              ? `${r.note}: ${r.keptRequests.reduce((n, k) => n + k.deleted.length, 0)} record(s) deleted${r.removedFiles.length ? ` (removed ${r.removedFiles.length} stray file(s))` : ''}`
+              : `nothing to recover${r.removedFiles.length ? ` (removed ${r.removedFiles.length} stray file(s))` : ''}`,
         );
       },
   );

@@ -31,6 +31,9 @@ export function statusCommand(y: Argv): Argv {
             `${s.config.shards} shards × ${s.config.slices} slices, seed ${s.config.seed}; held out: test ${s.heldout.test}, calibration ${s.heldout.calibration}`,
             s.trained ? `trained on backend ${s.backend}, last training ${s.lastTraining}` : 'not trained yet',
             `deletions: ${s.deletions.records} record(s) in ${s.deletions.batches} batch(es)${s.deletions.last ? `, last ${s.deletions.last}` : ''}`,
+            ...(s.pendingRequests.length
+              ? [`pending deletion requests: ${s.pendingRequests.length} (${s.pendingRequests.reduce((n, p) => n + p.ids, 0)} ids, oldest accepted ${s.pendingRequests[0]!.requestedAt ?? 'at an unknown time'}): run 'sisa recover' to apply them`]
+              : []),
             table(['shard', 'rows', 'slices', 'version', 'model hash'], s.shards.map((x) => [x.shard, x.rows, x.slices.join('/'), x.modelVersion ?? '-', x.modelHash?.slice(0, 16) ?? '-'])),
             ...(queue
               ? [
