@@ -280,3 +280,26 @@ describe('a full disk during ingest', () => {
     });
   }
 });
+
+describe('a workspace re-ingested before versions carried over', () => {
+  it('its next train numbers models above the receipts, and verify passes again', async () => {
+    const dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 600 });
+    const ws = path.join(dir, 'ws');
+    const small = ['--shards', '2', '--slices', '2', '--quiet'];
+    await cliJson(['ingest', corpus, '--workdir', ws, ...small]);
+    await cliJson(['train', '--workdir', ws, '--quiet']);
+    const ids = (await readRowsFile(path.join(ws, 'shards', (await readState(ws)).shards[0].file))).ids;
+    for (const id of ids.slice(0, 2)) await cliJson(['delete', '--id', id, '--workdir', ws, '--quiet']);
+    await cliJson(['ingest', corpus, '--workdir', ws, '--force', ...small]);
+    // What an older sisa left: the re-ingested state without the retired version.
+    const statePath = path.join(ws, 'manifests', 'state.json');
+    const state = await readState(ws);
+    delete state.retiredModelVersion;
+    await fsp.writeFile(statePath, JSON.stringify(state, null, 2) + '\n');
+    await cliJson(['train', '--workdir', ws, '--quiet']);
+    const v = await runCli(['verify', '--workdir', ws]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.ok((await readState(ws)).models[0].version > 3);
+  });
+});

@@ -3,6 +3,7 @@ import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
 import { LearnerConfig, lineageOf, loadState, nextModelVersion, saveState, type ModelInfo, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
+import { receiptModelVersions } from '../state/deletionLog.js';
 import { isBackendChoice, BACKEND_CHOICES } from '../models/backendChoice.js';
 import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
@@ -104,10 +105,11 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   }
   const backends = [...new Set(results.map((r) => r.backend))];
   if (backends.length !== 1) throw new SisaError('TRAIN', `workers used different backends (${backends.join(', ')}); pass --backend explicitly`);
+  const receiptVersions = await receiptModelVersions(ws, state);
   const now = new Date().toISOString();
   const models: ModelInfo[] = results.map((r) => ({
     shard: r.shard,
-    version: nextModelVersion(state, r.shard),
+    version: Math.max(nextModelVersion(state, r.shard), (receiptVersions.get(r.shard) ?? 0) + 1),
     checkpoints: r.checkpoints,
     modelHash: r.modelHash,
     dataSha256: state.shards[r.shard]!.sha256,

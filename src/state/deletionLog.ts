@@ -92,6 +92,17 @@ export async function deletionReceiptFinder(ws: Workspace, state: State): Promis
   return (id) => raw.get(id) ?? (salt !== null ? hashed.get(hashId(salt, id)) : undefined) ?? null;
 }
 
+/**
+ * The highest model version each shard's deletion receipts name. A new model must not get a version
+ * below it: verify reads a lower version as a model older than the deletion (workspaces re-ingested
+ * before versions carried over hold such receipts).
+ */
+export async function receiptModelVersions(ws: Workspace, state: State): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const e of await readLog(ws, state)) for (const t of e.shards) out.set(t.shard, Math.max(out.get(t.shard) ?? 0, t.modelVersion));
+  return out;
+}
+
 export async function readEntry(ws: Workspace, seq: number): Promise<DeletionEntry> {
   const p = entryPath(ws, seq);
   try {
