@@ -65,7 +65,7 @@ export async function snapshot(dir: string): Promise<Record<string, string>> {
     for (const e of entries) {
       const p = path.join(d, e.name);
       const rel = path.relative(dir, p);
-      if (/(^|\/)manifests\/(journal\.jsonl|lock\.pid|lock)$/.test(rel) || /(^|\/)manifests\/lock(\/|$)/.test(rel)) continue;
+      if (/(^|\/)manifests\/(journal\.jsonl|lock\.pid|lock\.owner|lock)$/.test(rel) || /(^|\/)manifests\/lock(\/|$)/.test(rel)) continue;
       if (e.isDirectory()) await walk(p);
       else out[rel] = createHash('sha256').update(await fsp.readFile(p)).digest('hex');
     }

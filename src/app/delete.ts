@@ -22,7 +22,7 @@ import { SisaError, usageError } from '../util/errors.js';
 import { deletionReceiptFinder, entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from '../state/deletionLog.js';
 import { runOperation } from '../state/operation.js';
 import { pendingRequests, readPending, removePendingRequest } from '../state/journal.js';
-import { crashPoint } from '../util/faults.js';
+import { crashPoint, pausePoint } from '../util/faults.js';
 import { refitAfterChange } from './fairnessFit.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
@@ -331,6 +331,7 @@ async function deleteWith(
   }
 
   crashPoint('delete:retrained');
+  await pausePoint('delete:retrained');
   const tCommit = performance.now();
   result.deleted = [...[...plan.shards.values()].flatMap((p) => [...p.ids]), ...heldoutNotes.flatMap((h) => h.ids)];
   result.seconds = (performance.now() - t0) / 1000;

@@ -21,6 +21,7 @@ import { ANY } from '../fairness/terms.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 import { readLog } from '../state/deletionLog.js';
 import { runOperation } from '../state/operation.js';
+import { assertLeaseHeld } from '../state/lock.js';
 import { crashPoint } from '../util/faults.js';
 
 const FittedSchema = z.object({ method: z.enum(FAIR_METHODS), tables: z.array(z.array(z.array(z.number()))), lpError: z.number() });
@@ -163,6 +164,7 @@ async function fitFairnessLocked(o: FitOptions): Promise<FairnessFit> {
   const ens = await loadEnsemble(ws, state);
   const fit = await computeFit(ws, state, { attribute: o.attribute ?? previous?.attribute ?? ANY, tolerance: o.tolerance ?? previous?.tolerance ?? 0, ensemble: ens });
   crashPoint('fairness:before-write');
+  await assertLeaseHeld(ws);
   await writeFileAtomic(ws.fairnessPath, JSON.stringify(fit) + '\n');
   await recordHistory(ws, state, ens, fit);
   return fit;

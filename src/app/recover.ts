@@ -6,6 +6,7 @@
 import { refitIfStale } from './fairnessFit.js';
 import { applyDeletion, applyKeptRequests, refusesRequest, type DeleteResult, type PendingDeletion } from './delete.js';
 import { errorMessage } from '../util/errors.js';
+import { pausePoint } from '../util/faults.js';
 import { garbageCollect } from '../state/gc.js';
 import { closeOperation, pendingOperation, readPending } from '../state/journal.js';
 import { withWorkspaceLock } from '../state/lock.js';
@@ -35,6 +36,7 @@ export async function recover(o: RecoverOptions): Promise<RecoverResult> {
   checkOptions('recover', o, { workdir: rule.req('string'), wait: rule.opt('boolean') });
   const ws = workspace(o.workdir);
   return withWorkspaceLock(ws, o.wait ?? false, async () => {
+    await pausePoint('recover:locked');
     const p = await pendingOperation(ws);
     const result: RecoverResult = { interrupted: p ? { op: p.op, startedAt: p.time, pid: p.pid } : null, action: 'none', deletion: null, keptRequests: [], removedFiles: [], note: '' };
     if (p?.op === 'delete') {

@@ -9,6 +9,8 @@ import type { State } from './manifest.js';
 import type { Workspace } from './workspace.js';
 import { crashPoint } from '../util/faults.js';
 import { gcStore } from './remote.js';
+import { assertLeaseHeld } from './lock.js';
+import { fsyncDir } from '../util/fsx.js';
 
 export function referencedShardFiles(state: State | null): Set<string> {
   if (!state) return new Set();
@@ -32,6 +34,8 @@ export async function listDir(dir: string): Promise<string[]> {
 
 /** `state` null: nothing is committed yet (a first ingest died), so every data file goes. */
 export async function garbageCollect(ws: Workspace, state: State | null): Promise<{ removed: string[] }> {
+  // A process that lost the workspace lock must not remove files: they may be the new holder's.
+  await assertLeaseHeld(ws);
   const removed: string[] = [];
   const keepShards = referencedShardFiles(state);
   for (const f of await listDir(ws.shardsDir)) {
@@ -57,6 +61,11 @@ export async function garbageCollect(ws: Workspace, state: State | null): Promis
       }
     }
   }
+  // Removal is durable only once the directories are synced: until then a power loss can bring a removed
+  // file (with the deleted records in it) back. Synced before the caller journals the operation's end.
+  if (removed.length) for (const dir of [ws.shardsDir, ws.checkpointsDir, ws.manifestsDir, ws.deletionsDir]) await fsyncDir(dir).catch((err) => {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  });
   // The object store, when there is one: superseded blobs hold deleted records there too.
   if (state?.store) removed.push(...(await gcStore(ws, state)));
   return { removed };

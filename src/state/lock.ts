@@ -1,13 +1,44 @@
 /**
- * One writer at a time per workspace, with proper-lockfile (a lock directory whose mtime is refreshed
- * while held). The holder's pid is written beside it, so a lock left by a killed process is taken over
- * at once instead of after the staleness timeout.
+ * One writer at a time per workspace: a lease on `manifests/lock` (a directory made atomically by
+ * proper-lockfile, whose mtime the holder refreshes) plus `manifests/lock.owner`, which names the holder
+ * (pid, host, a random token) and is written atomically right after the lock is taken and removed before
+ * it is released.
+ *
+ * Why the token: a lock whose holder was killed is taken over at once (its pid is dead), and a lock whose
+ * holder stopped refreshing it goes stale; either way another process may now hold the workspace while
+ * the old holder still runs. So every commit point first checks that `lock.owner` still carries this
+ * process's token (fencing, `assertLeaseHeld`): a process that lost the lock cannot commit. A takeover
+ * claims the stale owner file by renaming it (only one process can), and gives it back if what it
+ * claimed was not the stale owner it saw.
  */
+import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { SisaError } from '../util/errors.js';
+import { pausePoint } from '../util/faults.js';
+import { writeFileAtomic } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
+
+interface LockOwner {
+  pid: number;
+  host: string;
+  token: string;
+  acquiredAt: string;
+}
+
+interface Lease {
+  token: string;
+  /** Set when proper-lockfile finds the lock changed under it (it went stale and was taken over). */
+  compromised: Error | null;
+}
+
+/** The leases this process holds, by workspace root: a process may hold several workspaces. */
+const held = new Map<string, Lease>();
+
+const lockPath = (ws: Workspace) => path.join(ws.manifestsDir, 'lock');
+const ownerPath = (ws: Workspace) => path.join(ws.manifestsDir, 'lock.owner');
 
 function alive(pid: number): boolean {
   try {
@@ -18,33 +49,100 @@ function alive(pid: number): boolean {
   }
 }
 
+async function readOwner(ws: Workspace): Promise<LockOwner | null> {
+  try {
+    const o = JSON.parse(await fsp.readFile(ownerPath(ws), 'utf8')) as Partial<LockOwner>;
+    return typeof o.pid === 'number' && typeof o.token === 'string' && typeof o.host === 'string' ? (o as LockOwner) : null;
+  } catch {
+    // Missing or half-written: a holder between taking the lock and naming itself. Treated as alive.
+    return null;
+  }
+}
+
+/** Removes a lock whose owner is dead, unless another process got there first. True if it did. */
+async function takeOverStale(ws: Workspace, stale: LockOwner): Promise<boolean> {
+  await pausePoint('lock:stale-seen');
+  const claimed = `${ownerPath(ws)}.${randomUUID()}`;
+  try {
+    await fsp.rename(ownerPath(ws), claimed);
+  } catch {
+    return false; // another process claimed it (or a new holder has not named itself yet)
+  }
+  const got = await fsp.readFile(claimed, 'utf8').catch(() => '');
+  if (!got.includes(stale.token)) {
+    // The owner file changed since we read it: a live holder's. Give it back.
+    await fsp.rename(claimed, ownerPath(ws)).catch(() => undefined);
+    return false;
+  }
+  await fsp.rm(lockPath(ws), { recursive: true, force: true });
+  await fsp.rm(claimed, { force: true });
+  return true;
+}
+
 export async function withWorkspaceLock<T>(ws: Workspace, wait: boolean, fn: () => Promise<T>): Promise<T> {
   await fsp.mkdir(ws.manifestsDir, { recursive: true });
-  const lockPath = path.join(ws.manifestsDir, 'lock');
-  const pidPath = path.join(ws.manifestsDir, 'lock.pid');
   const deadline = Date.now() + (wait ? 24 * 3600_000 : 0);
+  const lease: Lease = { token: randomUUID(), compromised: null };
   let release: (() => Promise<void>) | null = null;
   for (let attempt = 0; ; attempt++) {
     try {
-      release = await lockfile.lock(ws.manifestsDir, { lockfilePath: lockPath, stale: 10_000, update: 2_000, realpath: false });
+      release = await lockfile.lock(ws.manifestsDir, {
+        lockfilePath: lockPath(ws),
+        stale: 10_000,
+        update: 2_000,
+        realpath: false,
+        // proper-lockfile throws from a timer by default; the fencing check turns this into a clean refusal.
+        onCompromised: (err) => {
+          lease.compromised = err;
+        },
+      });
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-      const holder = Number(await fsp.readFile(pidPath, 'utf8').catch(() => 'NaN'));
-      if (Number.isInteger(holder) && holder !== process.pid && !alive(holder)) {
+      const owner = await readOwner(ws);
+      if (owner && owner.host === hostname() && owner.pid !== process.pid && !alive(owner.pid)) {
         // The holder was killed: its lock is stale now, whatever its mtime says.
-        await fsp.rm(lockPath, { recursive: true, force: true });
+        await takeOverStale(ws, owner);
         continue;
       }
       if (Date.now() >= deadline)
-        throw new SisaError('STATE', `workspace ${ws.root} is locked by another sisa process${Number.isInteger(holder) ? ` (pid ${holder})` : ''}; pass --wait to wait for it`);
+        throw new SisaError('STATE', `workspace ${ws.root} is locked by another sisa process${owner ? ` (pid ${owner.pid}${owner.host !== hostname() ? ` on ${owner.host}` : ''})` : ''}; pass --wait to wait for it`);
       await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** Math.min(attempt, 5))));
     }
   }
-  await fsp.writeFile(pidPath, String(process.pid));
+  await writeFileAtomic(ownerPath(ws), JSON.stringify({ pid: process.pid, host: hostname(), token: lease.token, acquiredAt: new Date().toISOString() } satisfies LockOwner) + '\n');
+  held.set(ws.root, lease);
   try {
     return await fn();
   } finally {
-    await release!().catch(() => undefined);
+    held.delete(ws.root);
+    // Only our own owner file is removed: after a takeover it names the new holder.
+    if ((await readOwner(ws))?.token === lease.token) {
+      await fsp.rm(ownerPath(ws), { force: true });
+      await release!().catch(() => undefined);
+    }
   }
+}
+
+/**
+ * Fencing: throws unless this process still holds the workspace it is about to commit to. Called right
+ * before every commit point (state, receipts, fairness fit) and before removing files.
+ */
+export async function assertLeaseHeld(ws: Workspace): Promise<void> {
+  const lease = held.get(ws.root);
+  if (!lease) throw new SisaError('STATE', `internal error: a write to ${ws.root} without holding its lock`);
+  const owner = await readOwner(ws);
+  if (owner?.token === lease.token && !lease.compromised) return;
+  throw new SisaError(
+    'STATE',
+    `this process lost the lock on ${ws.root}${owner && owner.token !== lease.token ? ` to process ${owner.pid}` : ''} before its commit, so it committed nothing; check 'sisa status' and retry`,
+  );
+}
+
+/** Whether this process still holds the workspace (the fencing check, as a boolean). */
+export async function holdsLease(ws: Workspace): Promise<boolean> {
+  return assertLeaseHeld(ws).then(
+    () => true,
+    () => false,
+  );
 }

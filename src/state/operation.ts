@@ -5,7 +5,7 @@
  */
 import { errorMessage, journalNoteOf, SisaError } from '../util/errors.js';
 import { beginOperation, refuseIfPending, type OpKind, type Operation } from './journal.js';
-import { withWorkspaceLock } from './lock.js';
+import { holdsLease, withWorkspaceLock } from './lock.js';
 import { workspace } from './workspace.js';
 
 export interface OperationOptions {
@@ -31,6 +31,8 @@ export async function runOperation<T>(workdir: string, kind: OpKind, opts: Opera
     try {
       result = await body(op);
     } catch (err) {
+      // A process that lost the lock writes nothing more: the journal is the new holder's now.
+      if (!(await holdsLease(ws))) throw err;
       const keep = opts.pending !== undefined && (opts.keepPendingOn?.(err) ?? false);
       const note = journalNoteOf(err);
       await op.abort(keep ? `${note}; the request stays pending` : note, { keepRequest: keep });

@@ -36,3 +36,25 @@ export function outputFault(name: string): 'lose' | 'damage' | null {
   if (hit(process.env.SISA_DAMAGE_OUTPUT_AT, name)) return 'damage';
   return null;
 }
+
+/**
+ * SISA_PAUSE_AT=name[@n] with SISA_PAUSE_DIR=DIR: at that point the process writes DIR/name.paused (its
+ * pid inside) and waits, with its event loop running, until DIR/name.go exists. Tests use it to make two
+ * processes overlap at an exact point (a lock takeover, a commit) instead of hoping a race happens.
+ */
+export async function pausePoint(name: string): Promise<void> {
+  const dir = process.env.SISA_PAUSE_DIR;
+  if (!dir || !hit(process.env.SISA_PAUSE_AT, name)) return;
+  const { writeFile, access } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const file = join(dir, name.replace(/[^a-z0-9-]/gi, '_'));
+  await writeFile(`${file}.paused`, String(process.pid));
+  for (;;) {
+    try {
+      await access(`${file}.go`);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}

@@ -4,14 +4,23 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crashPoint } from './faults.js';
 
-/** fsync a directory so that a rename inside it survives power loss. */
-async function fsyncDir(dir: string): Promise<void> {
+/**
+ * Errors that mean "this filesystem cannot fsync a directory" (some network and FUSE filesystems, and
+ * platforms without directory handles): the rename or unlink is still atomic there, just not provably
+ * durable, so they are tolerated. Anything else (EIO above all) means the directory entry may not be on
+ * disk, and is raised.
+ */
+export const DIR_FSYNC_UNSUPPORTED: ReadonlySet<string> = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EPERM', 'EBADF']);
+
+/** fsync a directory so that a rename or unlink inside it survives power loss. */
+export async function fsyncDir(dir: string): Promise<void> {
   let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(dir, 'r');
     await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic there.
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || !code || !DIR_FSYNC_UNSUPPORTED.has(code)) throw err;
   } finally {
     await fh?.close();
   }

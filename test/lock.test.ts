@@ -1,0 +1,84 @@
+/**
+ * One writer at a time, made deterministic with pause points (SISA_PAUSE_AT): two processes are stopped
+ * at exact places so that the races of issue 9 item 4 happen every run, not by luck.
+ */
+import assert from 'node:assert/strict';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { cliJson, makeCorpus, runCli, tempDir, type CliResult } from './helpers.js';
+
+const copy = async (from: string, to: string) => (await fsp.cp(from, to, { recursive: true }), to);
+
+/** Starts the CLI paused at `point`; resolves once it is waiting there (or fails if it ended first). */
+async function startPaused(args: string[], point: string, pauseDir: string): Promise<{ pid: number; go: () => Promise<void>; done: Promise<CliResult> }> {
+  await fsp.mkdir(pauseDir, { recursive: true });
+  let ended: CliResult | null = null;
+  const done = runCli(args, { env: { SISA_PAUSE_AT: point, SISA_PAUSE_DIR: pauseDir } }).then((r) => (ended = r));
+  const marker = path.join(pauseDir, point.replace(/[^a-z0-9-]/gi, '_'));
+  for (;;) {
+    const pid = await fsp.readFile(`${marker}.paused`, 'utf8').catch(() => null);
+    if (pid) return { pid: Number(pid), go: () => fsp.writeFile(`${marker}.go`, ''), done };
+    if (ended) assert.fail(`sisa ${args[0]} ended without reaching ${point}: ${(ended as CliResult).stderr}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('the workspace lock', () => {
+  let dir: string;
+  let trained: string;
+
+  before(async () => {
+    dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 1200 });
+    trained = path.join(dir, 'trained');
+    await cliJson(['ingest', corpus, '--workdir', trained, '--shards', '3', '--slices', '2', '--quiet']);
+    await cliJson(['train', '--workdir', trained, '--quiet', '--epochs', '2']);
+  });
+
+  it('two processes taking over a dead holder\'s lock: only one gets it', async () => {
+    const ws = await copy(trained, path.join(dir, 'takeover'));
+    // A holder killed while it holds the lock (recover writes no journal line, so nothing else is pending).
+    const dead = await startPaused(['recover', '--workdir', ws], 'recover:locked', path.join(dir, 'p-dead'));
+    process.kill(dead.pid, 'SIGKILL');
+    await dead.done;
+
+    // A sees the dead holder and stops right before taking over; B takes over and stops before its commit.
+    const a = await startPaused(['delete', '--workdir', ws, '--id', 'd5', '--quiet'], 'lock:stale-seen', path.join(dir, 'p-a'));
+    const b = await startPaused(['delete', '--workdir', ws, '--id', 'd6', '--quiet'], 'delete:retrained', path.join(dir, 'p-b'));
+    await a.go();
+    const ra = await a.done;
+    assert.equal(ra.code, 1, `A must not take the lock B holds: ${ra.stdout}${ra.stderr}`);
+    assert.match(ra.stderr, new RegExp(`^sisa: error: workspace .* is locked by another sisa process \\(pid ${b.pid}\\); pass --wait to wait for it\\n$`));
+    await b.go();
+    const rb = await b.done;
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.equal((await cliJson(['verify', '--workdir', ws])).ok, true);
+    const st = await cliJson(['status', '--workdir', ws]);
+    assert.equal(st.deletions.batches, 1);
+  });
+
+  it('a process that lost its lock before the commit commits nothing (fencing)', async () => {
+    const ws = await copy(trained, path.join(dir, 'fencing'));
+    const a = await startPaused(['delete', '--workdir', ws, '--id', 'd7', '--quiet'], 'delete:retrained', path.join(dir, 'p-f'));
+    // A's lock goes stale (a hung process stops refreshing it), and recover takes the workspace over:
+    // it completes A's accepted request itself.
+    const past = new Date(Date.now() - 120_000);
+    await fsp.utimes(path.join(ws, 'manifests', 'lock'), past, past);
+    const rec = await cliJson(['recover', '--workdir', ws]);
+    assert.equal(rec.action, 'completed');
+    assert.deepEqual(rec.deletion.deleted, ['d7']);
+    const stateAfterRecover = await fsp.readFile(path.join(ws, 'manifests', 'state.json'));
+    const receipts = await fsp.readdir(path.join(ws, 'manifests', 'deletions'));
+    const receiptBytes = await fsp.readFile(path.join(ws, 'manifests', 'deletions', receipts[0]!));
+
+    await a.go();
+    const ra = await a.done;
+    assert.equal(ra.code, 1, `A lost its lock and must not commit: ${ra.stdout}${ra.stderr}`);
+    assert.match(ra.stderr, /^sisa: error: this process lost the lock on .* before its commit, so it committed nothing/);
+    assert.deepEqual(await fsp.readFile(path.join(ws, 'manifests', 'state.json')), stateAfterRecover, 'state untouched by A');
+    assert.deepEqual(await fsp.readdir(path.join(ws, 'manifests', 'deletions')), receipts, 'no receipt from A');
+    assert.deepEqual(await fsp.readFile(path.join(ws, 'manifests', 'deletions', receipts[0]!)), receiptBytes, "recover's receipt not overwritten");
+    assert.equal((await cliJson(['verify', '--workdir', ws])).ok, true);
+  });
+});
