@@ -12,7 +12,7 @@ export { fitFairness, computeFit, loadFit, isStale, isFittedFor, loadHistory, ty
 export { buildReport, writeReport, reportMarkdown, reportHtml, type ReportOptions, type Report } from './app/report.js';
 export { recover, type RecoverOptions, type RecoverResult } from './app/recover.js';
 export { verify, type VerifyOptions, type VerifyResult, type Check } from './app/verify.js';
-export { status, type StatusOptions, type StatusResult } from './app/status.js';
+export { status, interruptedOperationWarning, type StatusOptions, type StatusResult } from './app/status.js';
 export type { FileColumns } from './app/inputFile.js';
 export type { LearnerConfig, GroupSpec } from './state/manifest.js';
 // Queue mode (BullMQ)
@@ -31,3 +31,4 @@ export { workspace, type Workspace } from './state/workspace.js';
 export { generateCorpus, writeCorpusCsv } from './demo/corpus.js';
 export { SisaError, type ErrorCode } from './util/errors.js';
 export { resolveGroups } from './fairness/terms.js';
+export { interruptOperations } from './state/lock.js';

@@ -94,3 +94,17 @@ export async function nothingPending(workdir: string): Promise<boolean> {
   }
   return open.size === 0;
 }
+
+/** Starts the CLI paused at `point`; resolves once it is waiting there (or fails if it ended first). */
+export async function startPaused(args: string[], point: string, pauseDir: string): Promise<{ pid: number; go: () => Promise<void>; done: Promise<CliResult> }> {
+  await fsp.mkdir(pauseDir, { recursive: true });
+  let ended: CliResult | null = null;
+  const done = runCli(args, { env: { SISA_PAUSE_AT: point, SISA_PAUSE_DIR: pauseDir } }).then((r) => (ended = r));
+  const marker = path.join(pauseDir, point.replace(/[^a-z0-9-]/gi, '_'));
+  for (;;) {
+    const pid = await fsp.readFile(`${marker}.paused`, 'utf8').catch(() => null);
+    if (pid) return { pid: Number(pid), go: () => fsp.writeFile(`${marker}.go`, ''), done };
+    if (ended) throw new Error(`sisa ${args[0]} ended without reaching ${point}: ${(ended as CliResult).stderr}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -6,23 +6,9 @@ import assert from 'node:assert/strict';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { cliJson, makeCorpus, runCli, tempDir, type CliResult } from './helpers.js';
+import { cliJson, makeCorpus, startPaused, tempDir } from './helpers.js';
 
 const copy = async (from: string, to: string) => (await fsp.cp(from, to, { recursive: true }), to);
-
-/** Starts the CLI paused at `point`; resolves once it is waiting there (or fails if it ended first). */
-async function startPaused(args: string[], point: string, pauseDir: string): Promise<{ pid: number; go: () => Promise<void>; done: Promise<CliResult> }> {
-  await fsp.mkdir(pauseDir, { recursive: true });
-  let ended: CliResult | null = null;
-  const done = runCli(args, { env: { SISA_PAUSE_AT: point, SISA_PAUSE_DIR: pauseDir } }).then((r) => (ended = r));
-  const marker = path.join(pauseDir, point.replace(/[^a-z0-9-]/gi, '_'));
-  for (;;) {
-    const pid = await fsp.readFile(`${marker}.paused`, 'utf8').catch(() => null);
-    if (pid) return { pid: Number(pid), go: () => fsp.writeFile(`${marker}.go`, ''), done };
-    if (ended) assert.fail(`sisa ${args[0]} ended without reaching ${point}: ${(ended as CliResult).stderr}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('the workspace lock', () => {
   let dir: string;

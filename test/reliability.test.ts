@@ -68,9 +68,12 @@ describe('crash safety (SIGKILL at many points, then recover and verify)', () =>
       const ws = await copy(ingested, path.join(dir, `train-${point.replace(/[:@]/g, '-')}`));
       const r = await runCli(['train', '--workdir', ws, '--quiet'], { env: { SISA_CRASH_AT: point } });
       assert.equal(r.signal, 'SIGKILL', `${point}: process was killed (${r.stderr})`);
-      const refused = await runCli(['status', '--workdir', ws]);
-      assert.equal(refused.code, 1, `${point}: other commands refuse until recovered`);
+      const refused = await runCli(['delete', '--workdir', ws, '--id', 'd1', '--quiet']);
+      assert.equal(refused.code, 1, `${point}: writers refuse until recovered`);
       assert.match(refused.stderr, /interrupted 'train'.*sisa recover/);
+      const read = await runCli(['status', '--workdir', ws]);
+      assert.equal(read.code, 0, `${point}: status answers from the last committed state`);
+      assert.match(read.stderr, /^sisa: warning: an interrupted 'train'/);
       await recoverAndVerify(ws);
       if (point === 'train:committed' || point === 'fairness:before-write') assert.deepEqual(await modelHashes(ws), trainedHashes, `${point}: the committed training survived`);
       await cliJson(['train', '--workdir', ws, '--quiet']);

@@ -11,13 +11,14 @@ import { DEFAULT_FEATURES, hashText, validateFeatureConfig, type FeatureConfig }
 import { groupFlagger } from '../data/groups.js';
 import { deletedIdMatcher } from '../state/deletionLog.js';
 import { retiredModelVersion, saveState, tryLoadState, type GroupSpec, type LabelRule, type ShardInfo, type State } from '../state/manifest.js';
-import { garbageCollect } from '../state/gc.js';
+import { garbageCollect, referencedShardFiles } from '../state/gc.js';
 import { syncBeforeCommit } from '../state/remote.js';
 import { parseS3Url } from '../storage/s3Url.js';
 import { workspace } from '../state/workspace.js';
 import { inputError, stateError, usageError } from '../util/errors.js';
 import { sha256File } from '../util/fsx.js';
-import { crashPoint } from '../util/faults.js';
+import { crashPoint, pausePoint } from '../util/faults.js';
+import { holdsLease, interruptedError, isInterrupted } from '../state/lock.js';
 import { runOperation } from '../state/operation.js';
 import { placeRecord, type Placement } from '../data/assign.js';
 import { FeaturePool, type CsrBatch } from '../features/pool.js';
@@ -269,6 +270,7 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
       }
       return;
     }
+    if (isInterrupted()) throw interruptedError(); // Ctrl-C: stop reading; the writers are aborted below
     pool ??= new FeaturePool(features);
     inFlight.push({ records, features: pool.featurize(records.map((r) => r.text)) });
     if (inFlight.length > 3) await drainOne();
@@ -407,13 +409,16 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     ...(store ? { store } : {}),
   };
   try {
+    await pausePoint('ingest:files-written');
     await syncBeforeCommit(ws, state);
+    await saveState(ws, state);
   } catch (err) {
-    // Nothing is committed: the new files go, the previous state (if any) stays as it was.
-    await Promise.all(written.map((f) => fsp.rm(path.join(ws.shardsDir, f.file), { force: true })));
+    // Nothing is committed (a failed upload, Ctrl-C, a lost lock): the new files go, the previous state
+    // (if any) stays as it was. Files shared with the previous state (same content) are kept.
+    const keep = referencedShardFiles(previous);
+    if (await holdsLease(ws)) await Promise.all(written.filter((f) => !keep.has(f.file)).map((f) => fsp.rm(path.join(ws.shardsDir, f.file), { force: true })));
     throw err;
   }
-  await saveState(ws, state);
   crashPoint('ingest:committed');
   await garbageCollect(ws, state);
   return {

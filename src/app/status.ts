@@ -9,7 +9,7 @@ import { openStore } from '../state/remote.js';
 import { errorMessage } from '../util/errors.js';
 import { checkOptions, rule } from './options.js';
 import { workspace, type Workspace } from '../state/workspace.js';
-import { pendingRequests, readPending } from '../state/journal.js';
+import { pendingOperation, pendingRequests, readPending } from '../state/journal.js';
 import { readLog } from '../state/deletionLog.js';
 import { configuredEndpoint } from '../storage/s3Url.js';
 
@@ -146,6 +146,18 @@ export async function status(o: StatusOptions | string): Promise<StatusResult> {
     store: state.store ? { url: state.store, endpoint: configuredEndpoint() ?? null, size: await storeSize(state.store) } : null,
     disk: await diskUsage(ws.root),
   };
+}
+
+/**
+ * The rule for read-only use cases while an operation is interrupted (a crash, kill -9): they answer
+ * from the last committed state, which is complete and consistent, and say so in this one line. Writers
+ * refuse instead until `recover` (see runOperation). Null when nothing is interrupted.
+ */
+export async function interruptedOperationWarning(workdir: string): Promise<string | null> {
+  const p = await pendingOperation(workspace(workdir));
+  if (!p) return null;
+  const unapplied = p.op === 'delete' ? '; its deletion request is not applied yet' : '';
+  return `an interrupted '${p.op}' (started ${p.time} by process ${p.pid}) is not finished${unapplied}: this is the last committed state; run 'sisa recover'`;
 }
 
 async function describePendingRequests(ws: Workspace): Promise<StatusResult['pendingRequests']> {

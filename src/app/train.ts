@@ -9,7 +9,8 @@ import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
 import { refitAfterChange } from './fairnessFit.js';
 import { runOperation } from '../state/operation.js';
-import { crashPoint } from '../util/faults.js';
+import { crashPoint, pausePoint } from '../util/faults.js';
+import { holdsLease } from '../state/lock.js';
 import type { ShardJob, ShardJobResult } from '../orchestration/shardJob.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 import { checkConcurrency, resolveLearner, runJobs, scheduledExamples } from '../orchestration/jobs.js';
@@ -98,11 +99,12 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   try {
     results = await runJobs(runner, jobs);
   } catch (err) {
+    // Workers still running (after Ctrl-C) are stopped first, so that none writes after the sweep.
+    if (!o.runner) await runner.close();
     await garbageCollect(ws, state); // drop the checkpoints of the failed run; the committed ones stay
     throw err;
-  } finally {
-    if (!o.runner) await runner.close();
   }
+  if (!o.runner) await runner.close();
   const backends = [...new Set(results.map((r) => r.backend))];
   if (backends.length !== 1) throw new SisaError('TRAIN', `workers used different backends (${backends.join(', ')}); pass --backend explicitly`);
   const receiptVersions = await receiptModelVersions(ws, state);
@@ -127,7 +129,13 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     throw err;
   }
   crashPoint('train:jobs-done');
-  await saveState(ws, next);
+  await pausePoint('train:jobs-done');
+  try {
+    await saveState(ws, next);
+  } catch (err) {
+    if (await holdsLease(ws)) await garbageCollect(ws, state); // Ctrl-C or a failed write: nothing committed
+    throw err;
+  }
   crashPoint('train:committed');
   await garbageCollect(ws, next);
   const seconds = (performance.now() - t0) / 1000;

@@ -23,10 +23,11 @@ export function common<T>(y: Argv<T>) {
 }
 
 /** Read-only commands refuse, like writers, while an interrupted operation awaits 'sisa recover'. */
-export async function refuseIfInterrupted(workdir: string): Promise<void> {
-  const { refuseIfPending } = await import('../state/journal.js');
-  const { workspace } = await import('../state/workspace.js');
-  await refuseIfPending(workspace(workdir));
+/** Read-only commands: answer from the last committed state, with the library's one-line warning. */
+export async function warnIfInterrupted(workdir: string): Promise<void> {
+  const { interruptedOperationWarning } = await import('../app/status.js');
+  const warning = await interruptedOperationWarning(workdir);
+  if (warning) process.stderr.write(`sisa: warning: ${warning}\n`);
 }
 
 export function queueFlags<T>(y: Argv<T>) {

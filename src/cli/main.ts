@@ -8,6 +8,7 @@ import type { Argv } from 'yargs';
 import { yargs } from './yargs.js';
 import { suggestName } from '../util/suggest.js';
 import { errorMessage, exitCodeFor, usageError } from '../util/errors.js';
+import { interruptOperations } from '../state/lock.js';
 import { ingestCommand } from './commands/ingest.js';
 import { trainCommand } from './commands/train.js';
 import { predictCommand } from './commands/predict.js';
@@ -92,7 +93,26 @@ function knownFlags(y: Argv): string[] {
   return Object.keys(opts.key).filter((k) => k.length > 1 && !/[A-Z]/.test(k));
 }
 
+/** The commands that change the workspace: Ctrl-C makes them stop before their commit and roll back. */
+const WRITERS = new Set(['ingest', 'train', 'delete', 'fairness']);
+
+/**
+ * First Ctrl-C during a writer: stop at the next check before the commit, roll back (or keep an accepted
+ * deletion request pending) and say so on one line; a commit already under way finishes. A second
+ * Ctrl-C kills the process at once, which leaves an interrupted operation for `sisa recover`.
+ */
+function handleCtrlC(argv: string[]): void {
+  if (!WRITERS.has(argv.find((a) => !a.startsWith('-')) ?? '')) return;
+  let pressed = 0;
+  process.on('SIGINT', () => {
+    pressed += 1;
+    if (pressed > 1 || !interruptOperations()) process.exit(130);
+    if (process.stderr.isTTY) process.stderr.write("\nsisa: stopping before the commit (Ctrl-C again to kill now, then run 'sisa recover')\n");
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  handleCtrlC(argv);
   try {
     await buildCli(argv).parseAsync();
     return 0;

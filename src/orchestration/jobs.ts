@@ -1,4 +1,5 @@
 /** Helpers shared by every use case that runs shard jobs: concurrency, learner settings, scheduling. */
+import { interruptedError, isInterrupted, whenInterrupted } from '../state/lock.js';
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -45,7 +46,10 @@ export function checkConcurrency(c: number | undefined): number {
 
 /** Runs jobs and returns their results, or throws the first failure after every job has settled. */
 export async function runJobs(runner: JobRunner, jobs: ShardJob[]): Promise<ShardJobResult[]> {
-  const settled = await Promise.allSettled(jobs.map((j) => runner.run(j)));
+  // Ctrl-C stops waiting at once; the caller's clean-up closes the runner (terminating its workers).
+  const interrupted = whenInterrupted().then(() => 'interrupted' as const);
+  const settled = await Promise.race([Promise.allSettled(jobs.map((j) => runner.run(j))), interrupted]);
+  if (settled === 'interrupted' || isInterrupted()) throw interruptedError();
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason instanceof SisaError ? failed.reason : new SisaError('TRAIN', String(failed.reason));
   const results = settled.map((s) => (s as PromiseFulfilledResult<ShardJobResult>).value);

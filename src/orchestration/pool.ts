@@ -2,6 +2,7 @@
  * Local execution of shard jobs: a p-queue bounds how many run at once, and each runs in its own
  * worker thread so that shards really use separate cores. Workers are started lazily and reused.
  */
+import { isInterrupted } from '../state/lock.js';
 import { Worker } from 'node:worker_threads';
 import PQueue from 'p-queue';
 import { SisaError, type ErrorCode } from '../util/errors.js';
@@ -80,7 +81,9 @@ export class WorkerPool implements JobRunner {
   }
 
   async close(): Promise<void> {
-    await this.queue.onIdle();
+    // After Ctrl-C the queued jobs are dropped and running ones stopped: their results would be discarded.
+    if (isInterrupted()) this.queue.clear();
+    else await this.queue.onIdle();
     await Promise.all(this.all.map((w) => w.terminate()));
   }
 }

@@ -3,7 +3,7 @@
  * written (atomically) before the state that counts it is committed; entries beyond the committed
  * count belong to an operation that did not finish and are ignored.
  */
-import { assertLeaseHeld } from './lock.js';
+import { assertMayCommit } from './lock.js';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -47,7 +47,7 @@ export function entryPath(ws: Workspace, seq: number): string {
 }
 
 export async function writeEntry(ws: Workspace, entry: DeletionEntry): Promise<void> {
-  await assertLeaseHeld(ws); // a receipt number belongs to the lock holder
+  await assertMayCommit(ws); // a receipt number belongs to the lock holder; after the receipt, the commit follows
   await writeFileAtomic(entryPath(ws, entry.seq), JSON.stringify(DeletionEntrySchema.parse(entry), null, 2) + '\n');
 }
 

@@ -32,6 +32,10 @@ interface Lease {
   token: string;
   /** Set when proper-lockfile finds the lock changed under it (it went stale and was taken over). */
   compromised: Error | null;
+  /** Set by `interruptOperations` (Ctrl-C): the operation must stop before its commit. */
+  interrupted: boolean;
+  /** Set once the commit has begun: from then on an interrupt waits for the operation to finish. */
+  committing: boolean;
 }
 
 /** The leases this process holds, by workspace root: a process may hold several workspaces. */
@@ -82,7 +86,7 @@ async function takeOverStale(ws: Workspace, stale: LockOwner): Promise<boolean> 
 export async function withWorkspaceLock<T>(ws: Workspace, wait: boolean, fn: () => Promise<T>): Promise<T> {
   await fsp.mkdir(ws.manifestsDir, { recursive: true });
   const deadline = Date.now() + (wait ? 24 * 3600_000 : 0);
-  const lease: Lease = { token: randomUUID(), compromised: null };
+  const lease: Lease = { token: randomUUID(), compromised: null, interrupted: false, committing: false };
   let release: (() => Promise<void>) | null = null;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -137,6 +141,44 @@ export async function assertLeaseHeld(ws: Workspace): Promise<void> {
     'STATE',
     `this process lost the lock on ${ws.root}${owner && owner.token !== lease.token ? ` to process ${owner.pid}` : ''} before its commit, so it committed nothing; check 'sisa status' and retry`,
   );
+}
+
+/**
+ * Ctrl-C: every operation this process runs stops at its next check before the commit (`assertMayCommit`,
+ * and the job runner between jobs) and rolls back; one already committing finishes. Returns whether any
+ * operation was running.
+ */
+export function interruptOperations(): boolean {
+  for (const lease of held.values()) lease.interrupted = true;
+  for (const wake of interruptWaiters.splice(0)) wake();
+  return held.size > 0;
+}
+
+const interruptWaiters: (() => void)[] = [];
+
+/** Resolves when `interruptOperations` is called (used to stop waiting for shard jobs at once). */
+export function whenInterrupted(): Promise<void> {
+  return new Promise((resolve) => interruptWaiters.push(resolve));
+}
+
+export function interruptedError(): SisaError {
+  return new SisaError('INTERRUPTED', 'interrupted (Ctrl-C) before the commit');
+}
+
+/** Whether Ctrl-C asked this process's operations to stop (and none has begun its commit). */
+export function isInterrupted(): boolean {
+  return [...held.values()].some((l) => l.interrupted && !l.committing);
+}
+
+/**
+ * The check before a commit point: the lock is still ours (fencing) and the user has not interrupted.
+ * Once it passes, the operation is committing, and a later Ctrl-C lets it finish.
+ */
+export async function assertMayCommit(ws: Workspace): Promise<void> {
+  const lease = held.get(ws.root);
+  if (lease?.interrupted && !lease.committing) throw interruptedError();
+  await assertLeaseHeld(ws);
+  if (lease) lease.committing = true;
 }
 
 /** Whether this process still holds the workspace (the fencing check, as a boolean). */

@@ -4,7 +4,7 @@
  * data and checkpoint files are written first under content-addressed names, then the state that
  * refers to them is renamed into place. Deletion log entries live beside it in `manifests/deletions/`.
  */
-import { assertLeaseHeld } from './lock.js';
+import { assertMayCommit } from './lock.js';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -148,7 +148,7 @@ export async function tryLoadState(ws: Workspace): Promise<State | null> {
 
 export async function saveState(ws: Workspace, state: State): Promise<void> {
   const next = StateSchema.parse(state);
-  await assertLeaseHeld(ws); // the commit point: a process that lost the lock stops here
+  await assertMayCommit(ws); // the commit point: a process that lost the lock, or was interrupted, stops here
   await writeFileAtomic(ws.statePath, JSON.stringify(next, null, 2) + '\n');
 }
 

@@ -36,6 +36,8 @@ export async function runOperation<T>(workdir: string, kind: OpKind, opts: Opera
       const keep = opts.pending !== undefined && (opts.keepPendingOn?.(err) ?? false);
       const note = journalNoteOf(err);
       await op.abort(keep ? `${note}; the request stays pending` : note, { keepRequest: keep });
+      if (!keep && err instanceof SisaError && err.code === 'INTERRUPTED')
+        throw new SisaError('INTERRUPTED', `interrupted (Ctrl-C): the ${kind} was rolled back; the workspace is as it was before it started`, { cause: err });
       if (!keep) throw err;
       throw new SisaError(err instanceof SisaError ? err.code : 'STATE', `${errorMessage(err)}; ${opts.keptPendingHint ?? 'the request stays pending'}`, { cause: err, journalNote: note });
     }

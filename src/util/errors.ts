@@ -8,7 +8,8 @@ export type ErrorCode =
   | 'STATE' // the workspace is missing, corrupt, or not in the state the command needs
   | 'NOT_FOUND' // ids asked for deletion are unknown (only fatal with --strict)
   | 'BACKEND' // the requested compute backend is not available
-  | 'TRAIN'; // a training job failed
+  | 'TRAIN' // a training job failed
+  | 'INTERRUPTED'; // the user interrupted the command (Ctrl-C) before its commit
 
 export class SisaError extends Error {
   readonly code: ErrorCode;
@@ -46,9 +47,9 @@ export function systemErrorMessage(err: unknown): string | null {
   return `${SYSTEM_ERRORS[e.code]}${e.path ? ` (${e.path})` : ''}; nothing was committed, the workspace is as it was`;
 }
 
-/** Exit codes: 1 for a user-caused or environment failure, 2 for usage, 70 (EX_SOFTWARE) for bugs. */
+/** Exit codes: 1 for a user-caused or environment failure, 2 for usage, 130 for Ctrl-C, 70 (EX_SOFTWARE) for bugs. */
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof SisaError) return err.code === 'USAGE' ? 2 : 1;
+  if (err instanceof SisaError) return err.code === 'USAGE' ? 2 : err.code === 'INTERRUPTED' ? 130 : 1;
   if (systemErrorMessage(err)) return 1;
   return 70;
 }

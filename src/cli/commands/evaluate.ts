@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import type { Aggregate } from '../../models/ensemble.js';
 import { emit, fmt, table } from '../output.js';
-import { list, common, refuseIfInterrupted, fileColumnFlags } from '../flags.js';
+import { list, common, warnIfInterrupted, fileColumnFlags } from '../flags.js';
 export function evaluateCommand(y: Argv): Argv {
   return y.command(
       'evaluate',
@@ -14,7 +14,7 @@ export function evaluateCommand(y: Argv): Argv {
           .example('$0 evaluate --workdir dv', 'Metrics on the held-out test split')
           .example('$0 evaluate --data other.csv --label-col label --workdir dv', 'Metrics on another labelled file'),
       async (a) => {
-        await refuseIfInterrupted(a.workdir);
+        await warnIfInterrupted(a.workdir);
         const { evaluate } = await import('../../app/evaluate.js');
         const r = await evaluate({
           workdir: a.workdir,

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { stateError } from '../../util/errors.js';
 import { emit, fmt, table } from '../output.js';
-import { common, refuseIfInterrupted } from '../flags.js';
+import { common, warnIfInterrupted } from '../flags.js';
 export function fairnessCommand(y: Argv): Argv {
   return y.command(
       'fairness <action>',
@@ -18,7 +18,7 @@ export function fairnessCommand(y: Argv): Argv {
         const { loadState } = await import('../../state/manifest.js');
         const { workspace } = await import('../../state/workspace.js');
         const ws = workspace(a.workdir);
-        if (a.action === 'show') await refuseIfInterrupted(a.workdir);
+        if (a.action === 'show') await warnIfInterrupted(a.workdir);
         const fit = a.action === 'fit' ? await fitFairness({ workdir: a.workdir, attribute: a.attribute, tolerance: a['eo-tolerance'], wait: a.wait }) : await loadFit(ws);
         if (!fit) throw stateError("no fitted fairness post-processor; run 'sisa fairness fit'");
         const stale = isStale(fit, await loadState(ws));

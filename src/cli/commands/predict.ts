@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import type { Aggregate } from '../../models/ensemble.js';
 import type { FairMethod } from '../../fairness/postprocess.js';
 import { emit } from '../output.js';
-import { FAIR_METHODS, common, refuseIfInterrupted } from '../flags.js';
+import { FAIR_METHODS, common, warnIfInterrupted } from '../flags.js';
 export function predictCommand(y: Argv): Argv {
   return y.command(
       'predict <file>',
@@ -18,7 +18,7 @@ export function predictCommand(y: Argv): Argv {
           .example('$0 predict new.csv --workdir dv > scores.csv', 'Score new.csv (columns id,text) with the models in dv')
           .example('$0 predict new.csv --fair ensemble --workdir dv', 'Labels from the fitted fair post-processor (needs sensitive groups)'),
       async (a) => {
-        await refuseIfInterrupted(a.workdir);
+        await warnIfInterrupted(a.workdir);
         const { predictFile } = await import('../../app/predictFile.js');
         const preds = await predictFile({ workdir: a.workdir, file: a.file, aggregate: a.aggregate as Aggregate, fair: a.fair as FairMethod | undefined, format: a.format, idCol: a['id-col'], textCol: a['text-col'] });
         if (a.json) emit(a, { aggregate: a.aggregate, predictions: preds }, () => '');

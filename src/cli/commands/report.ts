@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { emit } from '../output.js';
-import { list, common, refuseIfInterrupted } from '../flags.js';
+import { list, common, warnIfInterrupted } from '../flags.js';
 export function reportCommand(y: Argv): Argv {
   return y.command(
       'report',
@@ -21,7 +21,7 @@ export function reportCommand(y: Argv): Argv {
           .example('$0 report --workdir dv', 'Write report.json, report.md and report.html in dv/report')
           .example('$0 report --baseline --resplits 5 --workdir dv', 'Add a monolithic model and average over 5 re-drawn splits'),
       async (a) => {
-        await refuseIfInterrupted(a.workdir);
+        await warnIfInterrupted(a.workdir);
         const { reportMarkdown, writeReport } = await import('../../app/report.js');
         const { report, files } = await writeReport({
           workdir: a.workdir,

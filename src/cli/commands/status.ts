@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { emit, fmt, table } from '../output.js';
-import { common, refuseIfInterrupted } from '../flags.js';
+import { common, warnIfInterrupted } from '../flags.js';
 export function statusCommand(y: Argv): Argv {
   return y.command(
       'status',
@@ -12,7 +12,7 @@ export function statusCommand(y: Argv): Argv {
           .example('$0 status --workdir dv', 'What is in dv: data set, shards, models, deletions, size on disk')
           .example('$0 status --queue redis://127.0.0.1:6379 --workdir dv', 'Also the shard jobs on the queue'),
       async (a) => {
-        await refuseIfInterrupted(a.workdir);
+        await warnIfInterrupted(a.workdir);
         const { status } = await import('../../app/status.js');
         const base = await status(a.workdir);
         const queue = a.queue ? await (await import('../../orchestration/queue.js')).queueStatus({ url: a.queue, name: a['queue-name'] }, base.workdir) : undefined;
