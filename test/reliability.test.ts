@@ -68,7 +68,7 @@ describe('crash safety (SIGKILL at many points, then recover and verify)', () =>
       const ws = await copy(ingested, path.join(dir, `train-${point.replace(/[:@]/g, '-')}`));
       const r = await runCli(['train', '--workdir', ws, '--quiet'], { env: { SISA_CRASH_AT: point } });
       assert.equal(r.signal, 'SIGKILL', `${point}: process was killed (${r.stderr})`);
-      const refused = await runCli(['delete', '--workdir', ws, '--id', 'd1', '--quiet']);
+      const refused = await runCli(['train', '--workdir', ws, '--quiet']);
       assert.equal(refused.code, 1, `${point}: writers refuse until recovered`);
       assert.match(refused.stderr, /interrupted 'train'.*sisa recover/);
       const read = await runCli(['status', '--workdir', ws]);

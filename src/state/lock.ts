@@ -18,7 +18,7 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { SisaError } from '../util/errors.js';
 import { pausePoint } from '../util/faults.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { tempPathFor } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
 
 interface LockOwner {
@@ -61,6 +61,22 @@ async function readOwner(ws: Workspace): Promise<LockOwner | null> {
     // Missing or half-written: a holder between taking the lock and naming itself. Treated as alive.
     return null;
   }
+}
+
+/**
+ * Written atomically (temporary file, fsync, rename) but without the data writes' crash points: the
+ * crash-point suite numbers those writes, and the lock is not one of them.
+ */
+async function writeOwner(ws: Workspace, owner: LockOwner): Promise<void> {
+  const tmp = tempPathFor(ownerPath(ws));
+  const fh = await fsp.open(tmp, 'w');
+  try {
+    await fh.writeFile(JSON.stringify(owner) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsp.rename(tmp, ownerPath(ws));
 }
 
 /** Removes a lock whose owner is dead, unless another process got there first. True if it did. */
@@ -114,7 +130,7 @@ export async function withWorkspaceLock<T>(ws: Workspace, wait: boolean, fn: () 
       await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** Math.min(attempt, 5))));
     }
   }
-  await writeFileAtomic(ownerPath(ws), JSON.stringify({ pid: process.pid, host: hostname(), token: lease.token, acquiredAt: new Date().toISOString() } satisfies LockOwner) + '\n');
+  await writeOwner(ws, { pid: process.pid, host: hostname(), token: lease.token, acquiredAt: new Date().toISOString() });
   held.set(ws.root, lease);
   try {
     return await fn();
