@@ -3,6 +3,7 @@
  * weights, so it is refused with one line naming both, and nothing is written.
  */
 import assert from 'node:assert/strict';
+import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { placeRecord } from '../src/data/assign.js';
@@ -38,6 +39,65 @@ describe('runtime pinning', () => {
   it('delete --backend wasm (the trained one) still works', async () => {
     const r = await cliJson(['delete', '--workdir', ws, '--id', victim, '--backend', 'wasm', '--quiet']);
     assert.deepEqual(r.deleted, [victim]);
+  });
+});
+
+describe('runtime versions (tfjs release, wasm build) are pinned too', () => {
+  let dir: string;
+  let trained: string;
+  let victim: string;
+  const copy = async (from: string, to: string) => (await fsp.cp(from, to, { recursive: true }), to);
+
+  before(async () => {
+    dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 600 });
+    trained = path.join(dir, 'trained');
+    await cliJson(['ingest', corpus, '--workdir', trained, '--shards', '2', '--slices', '2', '--quiet']);
+    await cliJson(['train', '--workdir', trained, '--backend', 'wasm', '--quiet']);
+    const state = await readState(trained);
+    victim = [...generateCorpus({ rows: 600, seed: 11 })].find((r) => { const p = placeRecord(r.id, state.config); return p.split === 'train' && p.slice === 1; })!.id;
+  });
+
+  it('every model records its runtime: tfjs version and the wasm build', async () => {
+    const state = await readState(trained);
+    for (const m of state.models) {
+      assert.equal(m.runtime.backend, 'wasm');
+      assert.match(m.runtime.versions.tfjs, /^\d+\.\d+\.\d+/);
+      assert.match(m.runtime.versions.wasm, /^\d+\.\d+\.\d+ (simd|nosimd) (threads|nothreads)$/);
+    }
+    assert.deepEqual(state.training.runtime, state.models[0].runtime);
+  });
+
+  it('a model from another tfjs release: delete refuses naming both; --full-retrain retrains the shard from scratch, exactly', async () => {
+    const reference = await copy(trained, path.join(dir, 'reference'));
+    await cliJson(['delete', '--workdir', reference, '--id', victim, '--quiet']);
+    const expected = (await readState(reference)).models.map((m: { modelHash: string }) => m.modelHash);
+
+    const ws = await copy(trained, path.join(dir, 'old-tfjs'));
+    const statePath = path.join(ws, 'manifests', 'state.json');
+    const state = await readState(ws);
+    const real = state.models[0].runtime.versions.tfjs;
+    for (const m of state.models) m.runtime.versions.tfjs = '0.0.1-old';
+    state.training.runtime.versions.tfjs = '0.0.1-old';
+    await fsp.writeFile(statePath, JSON.stringify(state, null, 2) + '\n');
+    const snap = await snapshot(ws);
+
+    const r = await runCli(['delete', '--workdir', ws, '--id', victim]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^sisa: error: [^\n]+\n$/, `one line: ${r.stderr}`);
+    assert.ok(r.stderr.includes('tfjs 0.0.1-old') && r.stderr.includes(`tfjs ${real}`), `names both runtimes: ${r.stderr}`);
+    assert.match(r.stderr, /--full-retrain/);
+    assert.deepEqual(await snapshot(ws), snap, 'nothing written');
+
+    const full = await cliJson(['delete', '--workdir', ws, '--id', victim, '--full-retrain', '--quiet']);
+    assert.deepEqual(full.deleted, [victim]);
+    assert.equal(full.retrained.length, 1);
+    assert.equal(full.retrained[0].fromSlice, 0, 'retrained from scratch');
+    const after = await readState(ws);
+    const shard = full.retrained[0].shard;
+    assert.equal(after.models[shard].modelHash, expected[shard], 'equals the deletion from the checkpoint on the original runtime');
+    assert.equal(after.models[shard].runtime.versions.tfjs, real, 'the retrained model records this runtime');
+    assert.equal(after.models[1 - shard].runtime.versions.tfjs, '0.0.1-old', 'the other shard is untouched');
   });
 });
 

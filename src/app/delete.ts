@@ -43,6 +43,12 @@ export interface DeleteOptions {
   onProgress?: (done: number, total: number) => void;
   /** Record salted hashes of the ids in the deletion receipt instead of the ids. */
   hashIds?: boolean;
+  /**
+   * Retrain each affected shard from scratch (all its slices) instead of from the checkpoint before the
+   * record's slice: for a model trained on another runtime (tfjs version, wasm build), where a retrain from
+   * its checkpoint would not be exact. The shard's model then records this runtime.
+   */
+  fullRetrain?: boolean;
   /** Wait for another sisa process holding the workspace instead of failing. */
   wait?: boolean;
 }
@@ -56,6 +62,7 @@ const DELETE_OPTIONS: OptionSpec<DeleteOptions> = {
   runner: rule.opt('object'),
   onProgress: rule.opt('function'),
   hashIds: rule.opt('boolean'),
+  fullRetrain: rule.opt('boolean'),
   wait: rule.opt('boolean'),
 };
 
@@ -64,6 +71,8 @@ export interface PendingDeletion {
   ids: string[];
   strict: boolean;
   hashIds: boolean;
+  /** Absent in requests written before the option existed. */
+  fullRetrain?: boolean;
   requestedAt: string;
 }
 
@@ -154,11 +163,11 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   // Refused before it is accepted: a workspace without models cannot apply it (train first).
   requireTrained(await loadState(workspace(o.workdir)));
   // The request is written to manifests/pending/ before anything else, so it survives a crash.
-  const pending: PendingDeletion = { ids, strict: o.strict ?? false, hashIds: o.hashIds ?? false, requestedAt: new Date().toISOString() };
+  const pending: PendingDeletion = { ids, strict: o.strict ?? false, hashIds: o.hashIds ?? false, ...(o.fullRetrain ? { fullRetrain: true } : {}), requestedAt: new Date().toISOString() };
   return runOperation(o.workdir, 'delete', { wait: o.wait, pending, keepPendingOn: (err) => !refusesRequest(err), keptPendingHint: KEPT_PENDING_HINT }, async () => {
     crashPoint('delete:request-accepted');
     const earlier = await applyKeptRequests(o);
-    const result = await applyDeletion({ ...o, ids, strict: pending.strict, hashIds: pending.hashIds }, pending.requestedAt);
+    const result = await applyDeletion({ ...o, ids, strict: pending.strict, hashIds: pending.hashIds, fullRetrain: pending.fullRetrain ?? false }, pending.requestedAt);
     return earlier.length ? { ...result, earlierRequests: earlier } : result;
   });
 }
@@ -176,7 +185,7 @@ export async function applyKeptRequests(o: Pick<DeleteOptions, 'workdir' | 'back
     const req = await readPending<PendingDeletion>(ws, p.seq);
     if (req) {
       try {
-        applied.push(await applyDeletion({ ...o, ids: req.ids, strict: req.strict, hashIds: req.hashIds }, req.requestedAt));
+        applied.push(await applyDeletion({ ...o, ids: req.ids, strict: req.strict, hashIds: req.hashIds, fullRetrain: req.fullRetrain ?? false }, req.requestedAt));
       } catch (err) {
         if (!refusesRequest(err)) throw err;
       }
@@ -263,6 +272,7 @@ async function deleteWith(
     const kept = filterRows(p.rows, (i) => !p.ids.has(p.rows.ids[i]!));
     const written = await writeRowsFile(ws.shardsDir, `shard-${String(shard).padStart(3, '0')}`, kept, Object.keys(kept.groups));
     const info = next.shards[shard]!;
+    if (o.fullRetrain) p.fromSlice = 0;
     shardNotes.set(shard, { before: info.sha256, ids: [...p.ids], fromSlice: p.fromSlice });
     // Only the slices that lost records change; the others keep their recorded hashes.
     const rehashed = sliceHashes(kept, state.config.slices, p.slices);
@@ -279,7 +289,8 @@ async function deleteWith(
       buckets: state.config.features.buckets,
       seed: state.config.seed,
       slices: state.config.slices,
-      runtime: runtimeOf(state.training.backend),
+      // Pinned to the model's runtime, unless the shard is retrained from scratch (then any runtime of the same backend).
+      ...(o.fullRetrain ? {} : { runtime: model.runtime ?? state.training.runtime ?? runtimeOf(state.training.backend) }),
       ...(state.store ? { store: state.store } : {}),
     });
   }
@@ -312,6 +323,7 @@ async function deleteWith(
     for (const r of results) {
       const m = next.models[r.shard]!;
       m.checkpoints = [...m.checkpoints.slice(0, r.fromSlice), ...r.checkpoints];
+      m.runtime = r.runtime;
       m.version += 1;
       m.modelHash = r.modelHash;
       m.dataSha256 = next.shards[r.shard]!.sha256;

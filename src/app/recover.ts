@@ -44,7 +44,7 @@ export async function recover(o: RecoverOptions): Promise<RecoverResult> {
       if (req) {
         try {
           // Re-applying is safe: ids the interrupted run already committed are simply not found now.
-          result.deletion = await applyDeletion({ workdir: ws.root, ids: req.ids, strict: req.strict, hashIds: req.hashIds }, req.requestedAt);
+          result.deletion = await applyDeletion({ workdir: ws.root, ids: req.ids, strict: req.strict, hashIds: req.hashIds, fullRetrain: req.fullRetrain ?? false }, req.requestedAt);
           result.action = 'completed';
         } catch (err) {
           if (!refusesRequest(err)) throw err;

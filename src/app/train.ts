@@ -118,8 +118,9 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     lineage: lineageOf(state.shards[r.shard]!),
     trainedAt: now,
     seconds: r.seconds,
+    runtime: r.runtime,
   }));
-  const next: State = { ...state, training: { backend: backends[0]!, learner, trainedAt: now }, models, revision: state.revision + 1 };
+  const next: State = { ...state, training: { backend: backends[0]!, learner, trainedAt: now, runtime: results[0]!.runtime }, models, revision: state.revision + 1 };
   try {
     // Every checkpoint the new state names is in the store with its hash checked, before the commit.
     await syncBeforeCommit(ws, next);

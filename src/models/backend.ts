@@ -17,6 +17,26 @@ export interface LoadedBackend {
   tf: Tf;
   /** What was actually used: 'tensorflow-gpu', 'tensorflow', 'wasm' or 'cpu'. Recorded in the manifest. */
   name: string;
+  /** What else decides the arithmetic (see Runtime.versions): tfjs's version, the wasm build. */
+  versions: Record<string, string>;
+}
+
+/** tfjs's version and, for WebAssembly, the build's version and whether it runs with SIMD and threads. */
+function versionsOf(tf: Tf, name: string): Record<string, string> {
+  const versions: Record<string, string> = { tfjs: String((tf as unknown as { version_core?: string }).version_core ?? 'unknown') };
+  if (name === 'wasm') {
+    const require = createRequire(import.meta.url);
+    const wasmVersion = (require('@tensorflow/tfjs-backend-wasm/package.json') as { version: string }).version;
+    const flag = (f: string) => {
+      try {
+        return Boolean(tf.env().getBool(f));
+      } catch {
+        return false;
+      }
+    };
+    versions.wasm = `${wasmVersion} ${flag('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'nosimd'} ${flag('WASM_HAS_MULTITHREAD_SUPPORT') ? 'threads' : 'nothreads'}`;
+  }
+  return versions;
 }
 
 async function importOptional(name: string): Promise<Tf | null> {
@@ -35,7 +55,7 @@ async function loadNative(): Promise<LoadedBackend | null> {
     const tf = await importOptional(pkg);
     if (tf && (await tf.setBackend('tensorflow'))) {
       await tf.ready();
-      return { tf, name };
+      return { tf, name, versions: versionsOf(tf, name) };
     }
   }
   return null;
@@ -49,7 +69,7 @@ async function loadWasm(): Promise<LoadedBackend | null> {
     wasm.setWasmPaths(dist);
     if (!(await tfcore.setBackend('wasm'))) return null;
     await tfcore.ready();
-    return { tf: tfcore, name: 'wasm' };
+    return { tf: tfcore, name: 'wasm', versions: versionsOf(tfcore, 'wasm') };
   } catch {
     return null;
   }
@@ -59,7 +79,7 @@ async function loadCpu(): Promise<LoadedBackend> {
   await import('@tensorflow/tfjs-backend-cpu');
   await tfcore.setBackend('cpu');
   await tfcore.ready();
-  return { tf: tfcore, name: 'cpu' };
+  return { tf: tfcore, name: 'cpu', versions: versionsOf(tfcore, 'cpu') };
 }
 
 export async function loadBackend(choice: string): Promise<LoadedBackend> {

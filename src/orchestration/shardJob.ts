@@ -50,6 +50,8 @@ export interface ShardJobResult {
   checkpoints: string[];
   modelHash: string;
   backend: string;
+  /** The full runtime the job trained on (backend and versions), recorded with the model. */
+  runtime: Runtime;
   seconds: number;
   /** Where the time went inside the job (seconds). */
   timings: { loadData: number; restore: number; train: number; save: number };
@@ -68,7 +70,10 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
   const backend = fused ? null : await engine.loadTf();
   const here = runtimeOf(backend ?? FUSED_BACKEND_NAME);
   if (job.runtime && !sameRuntime(job.runtime, here))
-    throw new SisaError('BACKEND', `shard ${job.shard}: this runner has backend ${describeRuntime(here)} but the model was trained on ${describeRuntime(job.runtime)}; a retrain here would not be exact; run it on a worker with --backend ${job.runtime.backend}`);
+    throw new SisaError(
+      'BACKEND',
+      `shard ${job.shard}: this runner has ${describeRuntime(here)} but the model was trained on ${describeRuntime(job.runtime)}; a retrain from its checkpoint here would not be exact; run it where the model's runtime is (${job.runtime.backend === here.backend ? 'the same versions' : `--backend ${job.runtime.backend}`}), or pass --full-retrain to retrain the shard from scratch on this runtime`,
+    );
   const ws = workspace(job.workdir);
   const rows = await readRowsFile(path.join(ws.shardsDir, job.shardFile), job.shardSha256);
   const t1 = performance.now();
@@ -101,6 +106,7 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
     checkpoints,
     modelHash,
     backend: here.backend,
+    runtime: here,
     seconds: (end - t0) / 1000,
     timings: { loadData: (t1 - t0) / 1000, restore: (t2 - t1) / 1000, train: (end - t2 - saving) / 1000, save: saving / 1000 },
   };

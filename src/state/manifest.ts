@@ -46,6 +46,8 @@ export const LearnerConfig = z.object({
 });
 export type LearnerConfig = z.infer<typeof LearnerConfig>;
 
+const RuntimeSchema = z.object({ backend: z.string(), versions: z.record(z.string(), z.string()).optional() });
+
 const ModelInfo = z.object({
   shard: z.number().int().nonnegative(),
   /** Increases by one each time the shard's model is (re)trained. */
@@ -60,6 +62,8 @@ const ModelInfo = z.object({
   lineage: z.array(z.string()),
   trainedAt: z.string(),
   seconds: z.number().nonnegative(),
+  /** The runtime (backend and versions) this model was trained on; a retrain from its checkpoints must match it. */
+  runtime: RuntimeSchema.optional(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
@@ -90,7 +94,7 @@ export const StateSchema = z.object({
   shards: z.array(ShardInfo),
   heldout: z.object({ test: FileRef, calibration: FileRef.nullable() }),
   training: z
-    .object({ backend: z.string(), learner: LearnerConfig, trainedAt: z.string() })
+    .object({ backend: z.string(), learner: LearnerConfig, trainedAt: z.string(), runtime: RuntimeSchema.optional() })
     .nullable(),
   models: z.array(ModelInfo),
   /** Number of committed deletion log entries (manifests/deletions/000001.json …). */

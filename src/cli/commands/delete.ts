@@ -14,7 +14,8 @@ export function deleteCommand(y: Argv): Argv {
           .example('$0 delete --id 1234 --workdir dv', 'Forget record 1234')
           .example('$0 delete --ids-file gdpr-requests.txt --strict --workdir dv', 'Forget every id in the file, or none if one is unknown')
           .option('strict', { type: 'boolean', default: false, describe: 'Fail, deleting nothing, if any id is unknown' })
-          .option('hash-ids', { type: 'boolean', default: false, describe: 'Record salted hashes of the ids in the deletion receipt, not the ids' }),
+          .option('hash-ids', { type: 'boolean', default: false, describe: 'Record salted hashes of the ids in the deletion receipt, not the ids' })
+          .option('full-retrain', { type: 'boolean', default: false, describe: "Retrain each affected shard from scratch: for models trained on another runtime (tfjs version, wasm build), which a retrain from a checkpoint cannot match" }),
       async (a) => {
         const ids = (a.id ?? []).map(String);
         if (a['ids-file']) {
@@ -33,7 +34,7 @@ export function deleteCommand(y: Argv): Argv {
         const bar = progress(a, 'retrain', 'slices');
         let done = 0;
         const runner = await queueRunner(a, () => bar.update(++done, Math.max(done, 1)));
-        const r = await deleteRecords({ runner, workdir: a.workdir, ids, strict: a.strict, hashIds: a['hash-ids'], wait: a.wait, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) }).finally(() => runner?.close());
+        const r = await deleteRecords({ runner, workdir: a.workdir, ids, strict: a.strict, hashIds: a['hash-ids'], fullRetrain: a['full-retrain'], wait: a.wait, backend: a.backend, concurrency: a.concurrency, onProgress: (d, t) => bar.update(d, t) }).finally(() => runner?.close());
         bar.stop();
         const some = <T>(xs: T[], show: (x: T) => string) => `${xs.slice(0, 10).map(show).join(', ')}${xs.length > 10 ? ', …' : ''}`;
         for (const e of r.earlierRequests ?? [])
