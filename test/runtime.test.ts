@@ -8,6 +8,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { placeRecord } from '../src/data/assign.js';
 import { generateCorpus } from '../src/demo/corpus.js';
+import { decodeCheckpoint } from '../src/models/checkpoint.js';
 import { cliJson, makeCorpus, nothingPending, readState, runCli, snapshot, tempDir } from './helpers.js';
 
 describe('runtime pinning', () => {
@@ -66,6 +67,11 @@ describe('runtime versions (tfjs release, wasm build) are pinned too', () => {
       assert.match(m.runtime.versions.wasm, /^\d+\.\d+\.\d+ (simd|nosimd) (threads|nothreads)$/);
     }
     assert.deepEqual(state.training.runtime, state.models[0].runtime);
+    for (const m of state.models)
+      for (const sha of m.checkpoints) {
+        const ckpt = decodeCheckpoint(new Uint8Array(await fsp.readFile(path.join(trained, 'shards', 'checkpoints', `${sha}.ckpt`))));
+        assert.deepEqual(ckpt.meta.runtime, m.runtime, 'every checkpoint carries its runtime');
+      }
   });
 
   it('a model from another tfjs release: delete refuses naming both; --full-retrain retrains the shard from scratch, exactly', async () => {

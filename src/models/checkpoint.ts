@@ -32,7 +32,16 @@ export interface KernelId {
 }
 
 export interface Checkpoint {
-  meta: { shard: number; slice: number; buckets: number; hidden: number; step: number; kernel?: KernelId };
+  meta: {
+    shard: number;
+    slice: number;
+    buckets: number;
+    hidden: number;
+    step: number;
+    kernel?: KernelId;
+    /** The runtime that produced it (see models/runtime.ts): a checkpoint carries its own provenance. */
+    runtime?: { backend: string; versions?: Record<string, string> };
+  };
   /** Model parameters, in a fixed order. */
   params: TensorBlob[];
   /** Optimiser state (empty for plain SGD). */
@@ -211,8 +220,20 @@ export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
     }
     (t.kind === 'param' ? params : optimizer).push({ name: t.name, data });
   }
-  const { shard, slice, buckets, hidden, step, kernel } = header;
-  return { meta: { shard, slice, buckets, hidden, step, ...(kernel ? { kernel: { name: kernel.name, version: kernel.version } } : {}) }, params, optimizer };
+  const { shard, slice, buckets, hidden, step, kernel, runtime } = header;
+  return {
+    meta: {
+      shard,
+      slice,
+      buckets,
+      hidden,
+      step,
+      ...(kernel ? { kernel: { name: kernel.name, version: kernel.version } } : {}),
+      ...(runtime ? { runtime: { backend: runtime.backend, ...(runtime.versions ? { versions: { ...runtime.versions } } : {}) } } : {}),
+    },
+    params,
+    optimizer,
+  };
 }
 
 /** sha256 of the parameters only: two models with equal hashes have identical weights. */

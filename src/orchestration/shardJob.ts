@@ -72,7 +72,7 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
   if (job.runtime && !sameRuntime(job.runtime, here))
     throw new SisaError(
       'BACKEND',
-      `shard ${job.shard}: this runner has ${describeRuntime(here)} but the model was trained on ${describeRuntime(job.runtime)}; a retrain from its checkpoint here would not be exact; run it where the model's runtime is (${job.runtime.backend === here.backend ? 'the same versions' : `--backend ${job.runtime.backend}`}), or pass --full-retrain to retrain the shard from scratch on this runtime`,
+      `shard ${job.shard}: this runner has backend ${describeRuntime(here)} but the model was trained on ${describeRuntime(job.runtime)}; a retrain from its checkpoint here would not be exact; run it where the model's runtime is (${job.runtime.backend === here.backend ? 'the same versions' : `--backend ${job.runtime.backend}`}), or pass --full-retrain to retrain the shard from scratch on this runtime`,
     );
   const ws = workspace(job.workdir);
   const rows = await readRowsFile(path.join(ws.shardsDir, job.shardFile), job.shardSha256);
@@ -87,7 +87,7 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
   let modelHash = '';
   const onCheckpoint = async (ckpt: Checkpoint) => {
     const ts = performance.now();
-    const sha = await storeCheckpoint(ws.checkpointsDir, encodeCheckpoint(ckpt));
+    const sha = await storeCheckpoint(ws.checkpointsDir, encodeCheckpoint({ ...ckpt, meta: { ...ckpt.meta, runtime: here } }));
     const fault = outputFault('job:checkpoint-stored');
     if (fault === 'lose') await fsp.rm(checkpointPath(ws.checkpointsDir, sha), { force: true });
     if (fault === 'damage') await fsp.truncate(checkpointPath(ws.checkpointsDir, sha), 10);
