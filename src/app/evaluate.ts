@@ -9,6 +9,7 @@ import { stateError } from '../util/errors.js';
 import { loadLabelledFile } from './inputFile.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 import { binaryMetrics, confusion, rocAuc } from '../util/metrics.js';
+import { vote } from '../util/vote.js';
 
 export interface EvaluateOptions {
   /** Workspace folder with trained models. */
@@ -90,7 +91,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
     recall: m.recall,
     f1: m.f1,
     perShard: probs.map((p, s) => {
-      const pred = Uint8Array.from(p, (x) => (x >= 0.5 ? 1 : 0));
+      const pred = Uint8Array.from(p, vote);
       return { shard: s, modelVersion: ens.models[s]!.version, accuracy: binaryMetrics(confusion(rows.labels, pred)).accuracy, auc: rocAuc(rows.labels, p) };
     }),
   };

@@ -25,6 +25,7 @@ import { applyMethod, expectedPositive, expectedRates, fitMethod, FAIR_METHODS, 
 import { attributeValues, computeFit, heldoutRows, isFittedFor, loadFit, loadHistory, type FairnessFit } from './fairnessFit.js';
 import { ANY } from '../fairness/terms.js';
 import { confusion, binaryMetrics } from '../util/metrics.js';
+import { vote } from '../util/vote.js';
 
 export interface ReportOptions {
   /** Workspace folder with trained models and, for the fair methods, a fitted post-processor. */
@@ -112,7 +113,7 @@ interface Split {
 
 function predictionsFor(name: MethodName, split: Pick<Split, 'probs' | 'group' | 'mono'> & { ids: readonly string[] }, fitted: Map<FairMethod, FittedMethod>, seed: number): Uint8Array {
   if (name === 'sisa') return aggregate(split.probs, 'vote').label;
-  if (name === 'monolithic') return Uint8Array.from(split.mono!, (p) => (p >= 0.5 ? 1 : 0));
+  if (name === 'monolithic') return Uint8Array.from(split.mono!, vote);
   return applyMethod(fitted.get(name)!, split.probs, split.group, split.ids, seed);
 }
 
@@ -262,7 +263,7 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
   const perShard = test.probs.map((p, s) => ({
     shard: s,
     modelVersion: ens.models[s]!.version,
-    accuracy: binaryMetrics(confusion(test.rows.labels, Uint8Array.from(p, (x) => (x >= 0.5 ? 1 : 0)))).accuracy,
+    accuracy: binaryMetrics(confusion(test.rows.labels, Uint8Array.from(p, vote))).accuracy,
   }));
   return {
     generatedAt: new Date().toISOString(),

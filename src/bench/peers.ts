@@ -8,6 +8,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { rocAuc } from '../util/metrics.js';
+import { vote } from '../util/vote.js';
 
 const run = promisify(execFile);
 
@@ -110,7 +111,7 @@ export async function runFasttext(files: SplitFiles, dir: string, threads: numbe
         for (let i = 0; i + 1 < parts.length; i += 2) if (parts[i] === '__label__1') return Number(parts[i + 1]);
         return 1 - Number(parts[1]);
       });
-    const acc = scores.reduce((s, p, i) => s + ((p >= 0.5 ? 1 : 0) === files.testLabels[i] ? 1 : 0), 0) / scores.length;
+    const acc = scores.reduce((s, p, i) => s + (vote(p) === files.testLabels[i] ? 1 : 0), 0) / scores.length;
     return { examplesPerSec: (files.trainRows * epochs) / seconds, seconds, epochs, auc: rocAuc(files.testLabels, scores), accuracy: acc, threads };
   } catch (err) {
     return { absent: true, reason: `fastText run failed: ${(err as Error).message.split('\n')[0]}` };
@@ -161,7 +162,7 @@ export async function runLiblinear(train: readonly HashedRows[], test: HashedRow
     const col = head!.split(' ').indexOf('1'); // "labels 1 0": the column of class 1's probability
     const scores = lines.map((l) => Number(l.split(' ')[col]));
     const labels = Array.from(test.labels);
-    const acc = scores.reduce((s, p, i) => s + ((p >= 0.5 ? 1 : 0) === labels[i] ? 1 : 0), 0) / scores.length;
+    const acc = scores.reduce((s, p, i) => s + (vote(p) === labels[i] ? 1 : 0), 0) / scores.length;
     return { examplesPerSec: rows / seconds, seconds, epochs: 1, auc: rocAuc(labels, scores), accuracy: acc };
   } catch (err) {
     return { absent: true, reason: `liblinear run failed: ${(err as Error).message.split('\n')[0]}` };

@@ -10,6 +10,7 @@
 import { voteCounts } from '../models/ensemble.js';
 import { hashUnit } from '../util/rng.js';
 import { solveDerivedPredictor, tally } from './lp.js';
+import { majority, majorityThreshold, vote } from '../util/vote.js';
 
 export const FAIR_METHODS = ['per-model', 'ensemble', 'votes'] as const;
 export type FairMethod = (typeof FAIR_METHODS)[number];
@@ -22,8 +23,8 @@ export interface FittedMethod {
   lpError: number;
 }
 
-function majority(votes: Int32Array, S: number): Uint8Array {
-  return Uint8Array.from(votes, (k) => (2 * k >= S ? 1 : 0));
+function majorityLabels(votes: Int32Array, S: number): Uint8Array {
+  return Uint8Array.from(votes, (k) => majority(k, S));
 }
 
 export async function fitMethod(method: FairMethod, probs: readonly Float32Array[], y: ArrayLike<number>, group: ArrayLike<number>, tolerance: number): Promise<FittedMethod> {
@@ -33,13 +34,13 @@ export async function fitMethod(method: FairMethod, probs: readonly Float32Array
     return { method, tables: [r.p], lpError: r.error };
   }
   if (method === 'ensemble') {
-    const r = await solveDerivedPredictor(tally(y, group, majority(voteCounts(probs), S), 2), tolerance);
+    const r = await solveDerivedPredictor(tally(y, group, majorityLabels(voteCounts(probs), S), 2), tolerance);
     return { method, tables: [r.p], lpError: r.error };
   }
   const tables: number[][][] = [];
   let err = 0;
   for (const p of probs) {
-    const r = await solveDerivedPredictor(tally(y, group, Uint8Array.from(p, (x) => (x >= 0.5 ? 1 : 0)), 2), tolerance);
+    const r = await solveDerivedPredictor(tally(y, group, Uint8Array.from(p, vote), 2), tolerance);
     tables.push(r.p);
     err += r.error / S;
   }
@@ -57,13 +58,13 @@ export function applyMethod(fit: FittedMethod, probs: readonly Float32Array[], g
     for (let i = 0; i < n; i++) {
       const g = group[i] === 1 ? 1 : 0;
       let k = 0;
-      for (let m = 0; m < S; m++) k += decide(fit.tables[m]![g]![probs[m]![i]! >= 0.5 ? 1 : 0]!, `fair:per-model:${m}`, ids[i]!);
-      out[i] = 2 * k >= S ? 1 : 0;
+      for (let m = 0; m < S; m++) k += decide(fit.tables[m]![g]![vote(probs[m]![i]!)]!, `fair:per-model:${m}`, ids[i]!);
+      out[i] = majority(k, S);
     }
     return out;
   }
   const votes = voteCounts(probs);
-  const input = fit.method === 'votes' ? votes : majority(votes, S);
+  const input = fit.method === 'votes' ? votes : majorityLabels(votes, S);
   const table = fit.tables[0]!;
   if (fit.method === 'votes' && table[0]!.length !== S + 1) throw new Error(`votes post-processor was fitted for ${table[0]!.length - 1} models, ensemble has ${S}`);
   for (let i = 0; i < n; i++) out[i] = decide(table[group[i] === 1 ? 1 : 0]![input[i]!]!, `fair:${fit.method}`, ids[i]!);
@@ -86,12 +87,12 @@ export function expectedPositive(fit: FittedMethod, probs: readonly Float32Array
       dist.fill(0);
       dist[0] = 1;
       for (let m = 0; m < S; m++) {
-        const p = fit.tables[m]![g]![probs[m]![i]! >= 0.5 ? 1 : 0]!;
+        const p = fit.tables[m]![g]![vote(probs[m]![i]!)]!;
         for (let k = m + 1; k >= 1; k--) dist[k] = dist[k]! * (1 - p) + dist[k - 1]! * p;
         dist[0] = dist[0]! * (1 - p);
       }
       let tail = 0;
-      for (let k = Math.ceil(S / 2); k <= S; k++) tail += dist[k]!;
+      for (let k = majorityThreshold(S); k <= S; k++) tail += dist[k]!;
       out[i] = tail;
     }
     return out;
@@ -100,7 +101,7 @@ export function expectedPositive(fit: FittedMethod, probs: readonly Float32Array
   const table = fit.tables[0]!;
   for (let i = 0; i < n; i++) {
     const k = votes[i]!;
-    out[i] = table[group[i] === 1 ? 1 : 0]![fit.method === 'votes' ? k : 2 * k >= S ? 1 : 0]!;
+    out[i] = table[group[i] === 1 ? 1 : 0]![fit.method === 'votes' ? k : majority(k, S)]!;
   }
   return out;
 }

@@ -9,6 +9,7 @@ import { requireTrained, type State } from '../state/manifest.js';
 import type { Workspace } from '../state/workspace.js';
 import { loadCheckpoint, type TensorBlob } from './checkpoint.js';
 import { predictProba } from './learner.js';
+import { majority, vote } from '../util/vote.js';
 
 export type Aggregate = 'vote' | 'mean';
 
@@ -74,7 +75,7 @@ export function memberProbabilities(ens: Ensemble, batch: SparseBatch): Float32A
 export function voteCounts(probs: readonly Float32Array[]): Int32Array {
   const n = probs[0]?.length ?? 0;
   const votes = new Int32Array(n);
-  for (const p of probs) for (let i = 0; i < n; i++) if (p[i]! >= 0.5) votes[i]! += 1;
+  for (const p of probs) for (let i = 0; i < n; i++) votes[i]! += vote(p[i]!);
   return votes;
 }
 
@@ -96,13 +97,13 @@ export function aggregate(probs: readonly Float32Array[], how: Aggregate): Score
     const votes = voteCounts(probs);
     for (let i = 0; i < n; i++) {
       score[i] = votes[i]! / S;
-      label[i] = 2 * votes[i]! >= S ? 1 : 0;
+      label[i] = majority(votes[i]!, S);
     }
   } else {
     for (const p of probs) for (let i = 0; i < n; i++) score[i]! += p[i]!;
     for (let i = 0; i < n; i++) {
       score[i]! /= S;
-      label[i] = score[i]! >= 0.5 ? 1 : 0;
+      label[i] = vote(score[i]!);
     }
   }
   return { score, label };
