@@ -76,7 +76,17 @@ function dedupTable(buckets: number): DedupTable {
   return { stamp: new Int32Array(buckets), slot: new Int32Array(buckets), batch: 0 };
 }
 
-function packBatch(rows: Rows, order: Int32Array, start: number, end: number, width: number, table: DedupTable): Batch {
+/** Which rows go into one batch: order[start..end) of `rows`, packed `width` features to a block. */
+interface BatchSpan {
+  rows: Rows;
+  order: Int32Array;
+  start: number;
+  end: number;
+  width: number;
+  table: DedupTable;
+}
+
+function packBatch({ rows, order, start, end, width, table }: BatchSpan): Batch {
   const size = end - start;
   let blocks = 0;
   for (let i = start; i < end; i++) {
@@ -173,6 +183,7 @@ export async function trainShard(a: TrainShardArgs): Promise<void> {
   const update = makeUpdater(tf, vars, accumulators, cfg);
   const sparse = makeSparseUpdater(tf, vars, accumulators, cfg);
   const dedup = dedupTable(a.buckets);
+  const ctx: StepContext = { tf, vars, cfg, buckets: a.buckets, update, sparse };
   try {
     for (let slice = a.fromSlice; slice < a.slices; slice++) {
       const members: number[] = [];
@@ -183,10 +194,10 @@ export async function trainShard(a: TrainShardArgs): Promise<void> {
         order.sort();
         shuffleInPlace(order, mulberry32(deriveSeed(a.seed, a.shard, slice, epoch)));
         for (let s = 0; s < order.length; s += cfg.batchSize) {
-          const batch = packBatch(rows, order, s, Math.min(order.length, s + cfg.batchSize), cfg.blockWidth, dedup);
+          const batch = packBatch({ rows, order, start: s, end: Math.min(order.length, s + cfg.batchSize), width: cfg.blockWidth, table: dedup });
           const lr = stepSize(cfg, step);
-          if (cfg.hidden === 0) linearStep(tf, vars, batch, cfg, lr, a.buckets, update, sparse);
-          else mlpStep(tf, vars, batch, cfg, lr, a.buckets, update, sparse);
+          if (cfg.hidden === 0) linearStep(ctx, batch, lr);
+          else mlpStep(ctx, batch, lr);
           step += 1;
         }
       }
@@ -267,7 +278,17 @@ function rowsToBlocks(tf: Tf, x: Tensor, batch: Batch): Tensor {
   return tf.gather(x, tf.tensor1d(batch.blockRow, 'int32'));
 }
 
-function linearStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: LearnerConfig, lr: number, buckets: number, update: Updater, sparse: SparseUpdater): void {
+/** What a training step works with that stays the same for a whole run: the model, its config and its updaters. */
+interface StepContext {
+  tf: Tf;
+  vars: Map<string, Variable>;
+  cfg: LearnerConfig;
+  buckets: number;
+  update: Updater;
+  sparse: SparseUpdater;
+}
+
+function linearStep({ tf, vars, cfg, buckets, update, sparse }: StepContext, batch: Batch, lr: number): void {
   const w = vars.get('w')!;
   const b = vars.get('b')!;
   tf.tidy(() => {
@@ -289,7 +310,7 @@ function linearStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: Lear
   });
 }
 
-function mlpStep(tf: Tf, vars: Map<string, Variable>, batch: Batch, cfg: LearnerConfig, lr: number, buckets: number, update: Updater, sparse: SparseUpdater): void {
+function mlpStep({ tf, vars, cfg, buckets, update, sparse }: StepContext, batch: Batch, lr: number): void {
   const H = cfg.hidden;
   const emb = vars.get('emb')!;
   const b1 = vars.get('b1')!;
