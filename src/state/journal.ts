@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { SisaError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { fsyncDir, removeFileDurably, syncHandle, writeFileAtomic } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
 
 export type OpKind = 'ingest' | 'train' | 'delete' | 'fairness-fit' | 'recover';
@@ -32,13 +32,17 @@ export const pendingPath = (ws: Workspace, seq: number) => path.join(pendingDir(
 
 async function append(ws: Workspace, line: JournalLine): Promise<void> {
   await fsp.mkdir(ws.manifestsDir, { recursive: true });
-  const fh = await fsp.open(journalPath(ws), 'a');
+  // 'wx' tells whether this append creates the journal: then its directory entry must be synced too.
+  let fh = await fsp.open(journalPath(ws), 'ax').catch(() => null);
+  const created = fh !== null;
+  fh ??= await fsp.open(journalPath(ws), 'a');
   try {
     await fh.appendFile(JSON.stringify(line) + '\n');
-    await fh.sync();
+    await syncHandle(fh, journalPath(ws));
   } finally {
     await fh.close();
   }
+  if (created) await fsyncDir(ws.manifestsDir);
 }
 
 export async function readJournal(ws: Workspace): Promise<JournalLine[]> {
@@ -99,7 +103,7 @@ export async function beginOperation(ws: Workspace, op: OpKind, pendingRequest?:
     // which the next delete or recover re-applies harmlessly (its ids are then already deleted). The
     // other order would leave an open delete without its request, which recover could only roll back.
     await append(ws, { ...stamp(), phase, ...(note ? { note } : {}) });
-    if (!keepRequest) await fsp.rm(pendingPath(ws, seq), { force: true });
+    if (!keepRequest) await removeFileDurably(pendingPath(ws, seq));
   };
   return { seq, end: (note) => finish('end', note), abort: (note, opts) => finish('abort', note, opts?.keepRequest ?? false) };
 }
@@ -130,13 +134,13 @@ export async function pendingRequests(ws: Workspace): Promise<PendingRequestFile
 
 /** Removes an applied (or refused) request that a clean failure had kept. */
 export async function removePendingRequest(ws: Workspace, seq: number): Promise<void> {
-  await fsp.rm(pendingPath(ws, seq), { force: true });
+  await removeFileDurably(pendingPath(ws, seq));
 }
 
 /** Closes an interrupted operation's journal entry (used by recover). */
 export async function closeOperation(ws: Workspace, line: JournalLine, phase: 'end' | 'abort', note: string): Promise<void> {
   await append(ws, { seq: line.seq, op: line.op, phase, time: new Date().toISOString(), pid: process.pid, note });
-  await fsp.rm(pendingPath(ws, line.seq), { force: true });
+  await removeFileDurably(pendingPath(ws, line.seq));
 }
 
 export async function readPending<T>(ws: Workspace, seq: number): Promise<T | null> {

@@ -10,6 +10,11 @@
  * process's token (fencing, `assertLeaseHeld`): a process that lost the lock cannot commit. A takeover
  * claims the stale owner file by renaming it (only one process can), and gives it back if what it
  * claimed was not the stale owner it saw.
+ *
+ * The owner file is made durable (directory fsync) and names the boot it was written in: after a power
+ * cut the lock directory can survive while an owner file that was only renamed into place would not, and
+ * a lock without an owner counts as held until it goes stale. With a durable owner from an earlier boot,
+ * the lock is known to be dead at once, even if a new process now has the old pid.
  */
 import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
@@ -18,7 +23,8 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { SisaError } from '../util/errors.js';
 import { pausePoint } from '../util/faults.js';
-import { tempPathFor } from '../util/fsx.js';
+import { readFileSync } from 'node:fs';
+import { fsyncDir, syncHandle, tempPathFor } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
 
 interface LockOwner {
@@ -26,6 +32,27 @@ interface LockOwner {
   host: string;
   token: string;
   acquiredAt: string;
+  /** The kernel's boot id when the lock was taken (absent where the platform has none). */
+  boot?: string;
+}
+
+let bootIdCache: string | undefined;
+/** Linux's per-boot random id; '' elsewhere (then only the pid tells whether a holder is alive). */
+function bootId(): string {
+  if (bootIdCache === undefined) {
+    try {
+      bootIdCache = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      bootIdCache = '';
+    }
+  }
+  return bootIdCache;
+}
+
+/** Whether the owner of a lock on this host is dead: its pid is gone, or it was written in an earlier boot. */
+function ownerDead(owner: LockOwner): boolean {
+  if (owner.boot && bootId() && owner.boot !== bootId()) return true;
+  return owner.pid !== process.pid && !alive(owner.pid);
 }
 
 interface Lease {
@@ -72,11 +99,12 @@ async function writeOwner(ws: Workspace, owner: LockOwner): Promise<void> {
   const fh = await fsp.open(tmp, 'w');
   try {
     await fh.writeFile(JSON.stringify(owner) + '\n');
-    await fh.sync();
+    await syncHandle(fh, tmp);
   } finally {
     await fh.close();
   }
   await fsp.rename(tmp, ownerPath(ws));
+  await fsyncDir(ws.manifestsDir);
 }
 
 /** Removes a lock whose owner is dead, unless another process got there first. True if it did. */
@@ -120,7 +148,7 @@ export async function withWorkspaceLock<T>(ws: Workspace, wait: boolean, fn: () 
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
       const owner = await readOwner(ws);
-      if (owner && owner.host === hostname() && owner.pid !== process.pid && !alive(owner.pid)) {
+      if (owner && owner.host === hostname() && ownerDead(owner)) {
         // The holder was killed: its lock is stale now, whatever its mtime says.
         await takeOverStale(ws, owner);
         continue;
@@ -130,7 +158,7 @@ export async function withWorkspaceLock<T>(ws: Workspace, wait: boolean, fn: () 
       await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** Math.min(attempt, 5))));
     }
   }
-  await writeOwner(ws, { pid: process.pid, host: hostname(), token: lease.token, acquiredAt: new Date().toISOString() });
+  await writeOwner(ws, { pid: process.pid, host: hostname(), token: lease.token, acquiredAt: new Date().toISOString(), ...(bootId() ? { boot: bootId() } : {}) });
   held.set(ws.root, lease);
   try {
     return await fn();
@@ -140,6 +168,9 @@ export async function withWorkspaceLock<T>(ws: Workspace, wait: boolean, fn: () 
     if ((await readOwner(ws))?.token === lease.token) {
       await fsp.rm(ownerPath(ws), { force: true });
       await release!().catch(() => undefined);
+      // Both removals durable: a power cut must not leave a lock directory (held until it goes stale)
+      // behind. If this sync fails, the worst left is such a stale lock, so the operation's outcome stands.
+      await fsyncDir(ws.manifestsDir).catch(() => undefined);
     }
   }
 }

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crashPoint } from './faults.js';
+import { noteDirSynced, noteFileSynced } from './powerLoss.js';
 
 /**
  * Errors that mean "this filesystem cannot fsync a directory" (some network and FUSE filesystems, and
@@ -18,6 +19,7 @@ export async function fsyncDir(dir: string): Promise<void> {
   try {
     fh = await fsp.open(dir, 'r');
     await fh.sync();
+    noteDirSynced(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || !code || !DIR_FSYNC_UNSUPPORTED.has(code)) throw err;
@@ -40,7 +42,7 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
   const fh = await fsp.open(tmp, 'w');
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    await syncHandle(fh, tmp);
   } catch (err) {
     await fh.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });
@@ -58,11 +60,31 @@ export async function commitTempFile(tmp: string, target: string): Promise<void>
   await fsyncDir(path.dirname(target));
 }
 
+/**
+ * Removes a file and makes the removal durable. Without the directory fsync a power cut can bring the
+ * file back: a kept deletion request that was already applied, or a lock owner that has gone.
+ */
+export async function removeFileDurably(file: string): Promise<void> {
+  await fsp.rm(file, { force: true });
+  await fsyncDir(path.dirname(file)).catch((err) => {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  });
+}
+
+/**
+ * fsyncs an open file. Every fsync of a workspace file goes through here or the functions above, so the
+ * crash tests' power-loss simulation (util/powerLoss) knows what is durable.
+ */
+export async function syncHandle(fh: fsp.FileHandle, file: string): Promise<void> {
+  await fh.sync();
+  noteFileSynced(file);
+}
+
 /** fsyncs a file that was written through a stream. */
 export async function fsyncFile(file: string): Promise<void> {
   const fh = await fsp.open(file, 'r+');
   try {
-    await fh.sync();
+    await syncHandle(fh, file);
   } finally {
     await fh.close();
   }
