@@ -18,6 +18,7 @@ import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
 import { lineageOf, loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
+import { folderStoreUrl } from '../storage/fsBlobStore.js';
 import { SisaError, usageError } from '../util/errors.js';
 import { deletionReceiptFinder, entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from '../state/deletionLog.js';
 import { runOperation } from '../state/operation.js';
@@ -279,9 +280,9 @@ async function deleteWith(
     Object.assign(info, written, { slices: info.slices.map((old, slice) => ({ slice, ...(rehashed[slice] ?? { rows: old.rows, hash: old.hash }) })) });
     const model = state.models[shard]!;
     jobs.push({
-      workdir: ws.root,
+      // Local worker threads read the workspace folder; queue workers read the object store when there is one.
+      store: o.runner && state.store ? state.store : folderStoreUrl(ws.root),
       shard,
-      shardFile: written.file,
       shardSha256: written.sha256,
       fromSlice: p.fromSlice,
       startCheckpoint: p.fromSlice > 0 ? model.checkpoints[p.fromSlice - 1]! : null,
@@ -291,7 +292,6 @@ async function deleteWith(
       slices: state.config.slices,
       // Pinned to the model's runtime, unless the shard is retrained from scratch (then any runtime of the same backend).
       ...(o.fullRetrain ? {} : { runtime: model.runtime ?? state.training.runtime ?? runtimeOf(state.training.backend) }),
-      ...(state.store ? { store: state.store } : {}),
     });
   }
   const heldoutNotes: DeletionEntry['heldout'] = [];

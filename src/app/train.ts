@@ -3,6 +3,7 @@ import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
 import { LearnerConfig, lineageOf, loadState, nextModelVersion, saveState, type ModelInfo, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
+import { folderStoreUrl } from '../storage/fsBlobStore.js';
 import { receiptModelVersions } from '../state/deletionLog.js';
 import { isBackendChoice, BACKEND_CHOICES } from '../models/backendChoice.js';
 import { SisaError, usageError } from '../util/errors.js';
@@ -77,10 +78,11 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   if (!isBackendChoice(backend)) throw usageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got '${backend}'`);
   const concurrency = checkConcurrency(o.concurrency);
   const learner = resolveLearner(state.training?.learner, o.learner);
+  // Local worker threads read the workspace folder; queue workers read the object store when there is one.
+  const blobsUrl = o.runner && state.store ? state.store : folderStoreUrl(ws.root);
   const jobs: ShardJob[] = state.shards.map((s) => ({
-    workdir: ws.root,
+    store: blobsUrl,
     shard: s.shard,
-    shardFile: s.file,
     shardSha256: s.sha256,
     fromSlice: 0,
     startCheckpoint: null,
@@ -88,7 +90,6 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     buckets: state.config.features.buckets,
     seed: state.config.seed,
     slices: state.config.slices,
-    ...(state.store ? { store: state.store } : {}),
   }));
   // Local worker threads read the workspace cache; queue workers fetch from the store themselves.
   if (!o.runner) await pullReferenced(ws, state, ['shard']);

@@ -1,15 +1,12 @@
 /** Helpers shared by every use case that runs shard jobs: concurrency, learner settings, scheduling. */
 import { interruptedError, isInterrupted, whenInterrupted } from '../state/lock.js';
-import { createHash } from 'node:crypto';
-import * as fsp from 'node:fs/promises';
 import os from 'node:os';
-import { checkpointPath } from '../models/checkpoint.js';
-import { workspace } from '../state/workspace.js';
 import { LearnerConfig, type State } from '../state/manifest.js';
 import { DEFAULT_LEARNER } from '../models/learner.js';
 import { SisaError, usageError } from '../util/errors.js';
 import type { JobRunner } from './pool.js';
-import type { ShardJob, ShardJobResult } from './shardJob.js';
+import { inObjectStore, localBlobs, type ShardJob, type ShardJobResult } from './shardJob.js';
+import { BlobCorruptError, BlobMissingError } from '../storage/blobStore.js';
 
 export function defaultConcurrency(): number {
   return Math.max(1, os.availableParallelism());
@@ -66,14 +63,17 @@ async function checkOutputs(job: ShardJob, r: ShardJobResult): Promise<void> {
   const expected = job.slices - job.fromSlice;
   if (r.shard !== job.shard || r.fromSlice !== job.fromSlice || r.checkpoints.length !== expected)
     throw new SisaError('TRAIN', `shard ${job.shard}: the runner returned ${r.checkpoints.length} checkpoint(s) for shard ${r.shard} from slice ${r.fromSlice}, expected ${expected} from slice ${job.fromSlice}; nothing was committed`);
-  if (job.store) return;
-  const dir = workspace(job.workdir).checkpointsDir;
+  if (inObjectStore(job)) return;
+  const blobs = localBlobs(job);
+  const dir = blobs.dirs.checkpointsDir;
   for (const sha of r.checkpoints) {
-    const file = checkpointPath(dir, sha);
-    const bytes = await fsp.readFile(file).catch(() => null);
-    if (!bytes) throw new SisaError('TRAIN', `shard ${job.shard}: checkpoint ${sha.slice(0, 12)} returned by the runner is not in ${dir}; nothing was committed (does the worker see this workspace?)`);
-    if (createHash('sha256').update(bytes).digest('hex') !== sha)
-      throw new SisaError('TRAIN', `shard ${job.shard}: checkpoint ${sha.slice(0, 12)} returned by the runner does not match its hash in ${dir}; nothing was committed`);
+    try {
+      await blobs.get('checkpoint', sha);
+    } catch (err) {
+      if (err instanceof BlobMissingError)
+        throw new SisaError('TRAIN', `shard ${job.shard}: checkpoint ${sha.slice(0, 12)} returned by the runner is not in ${dir}; nothing was committed (does the worker see this workspace?)`);
+      if (err instanceof BlobCorruptError) throw new SisaError('TRAIN', `shard ${job.shard}: checkpoint ${sha.slice(0, 12)} returned by the runner does not match its hash in ${dir}; nothing was committed`);
+      throw err;
+    }
   }
 }
-

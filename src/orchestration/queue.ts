@@ -12,7 +12,7 @@ import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq
 import { Redis as IORedis } from 'ioredis';
 import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from './pool.js';
-import type { ShardJob, ShardJobResult } from './shardJob.js';
+import { inObjectStore, type ShardJob, type ShardJobResult } from './shardJob.js';
 import { fetchJobInputs, knownStores, sweepCache, uploadCheckpoints } from './storeCache.js';
 import { isTransient } from '../storage/blobStore.js';
 
@@ -185,18 +185,20 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close()
     o.name ?? DEFAULT_QUEUE_NAME,
     async (job: Job<ShardJob>) => {
       const data = job.data;
-      log(`start ${job.id} shard ${data.shard} from slice ${data.fromSlice} (${data.store ?? data.workdir})`);
+      log(`start ${job.id} shard ${data.shard} from slice ${data.fromSlice} (${data.store})`);
       const idle = active.size === 0;
       active.set(data.shard, job);
       try {
         let run = data;
         await sweeping;
-        if (o.cache && data.store) {
+        const remote = inObjectStore(data);
+        if (remote && !o.cache) throw new SisaError('STATE', `shard ${data.shard}: this job's blobs are in ${data.store}; start the worker with --cache DIR to fetch them`);
+        if (remote) {
           if (idle) await sweep([data.store]);
-          run = await fetchJobInputs({ ...data, store: data.store }, o.cache);
+          run = await fetchJobInputs(data, o.cache!);
         }
         const result = await pool.run(run);
-        if (o.cache && data.store) await uploadCheckpoints(data.store, o.cache, result.checkpoints);
+        if (remote) await uploadCheckpoints(data.store, o.cache!, result.checkpoints);
         log(`done ${job.id} shard ${data.shard} in ${result.seconds.toFixed(2)} s`);
         return result;
       } catch (err) {
@@ -227,10 +229,12 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close()
 export interface QueueStatus {
   queue: string;
   counts: Record<string, number>;
-  shards: { workdir: string; shard: number; state: string; attempts: number; failedReason?: string }[];
+  /** This workspace's jobs (all jobs when no stores were given), each with the store URL its blobs are in. */
+  shards: { store: string; shard: number; state: string; attempts: number; failedReason?: string }[];
 }
 
-export async function queueStatus(target: QueueTarget, workdir?: string): Promise<QueueStatus> {
+/** `stores`: the store URLs of one workspace's jobs (its folder's URL and its object store), to list only those. */
+export async function queueStatus(target: QueueTarget, stores?: readonly string[]): Promise<QueueStatus> {
   const connection = connect(target.url);
   const queue = new Queue(target.name ?? DEFAULT_QUEUE_NAME, { connection });
   try {
@@ -239,8 +243,8 @@ export async function queueStatus(target: QueueTarget, workdir?: string): Promis
     for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) {
       for (const job of await queue.getJobs([state], 0, 1000)) {
         const data = job.data as ShardJob;
-        if (workdir && data.workdir !== workdir) continue;
-        shards.push({ workdir: data.workdir, shard: data.shard, state, attempts: job.attemptsMade, ...(job.failedReason ? { failedReason: job.failedReason } : {}) });
+        if (stores && !stores.includes(data.store)) continue;
+        shards.push({ store: data.store, shard: data.shard, state, attempts: job.attemptsMade, ...(job.failedReason ? { failedReason: job.failedReason } : {}) });
       }
     }
     return { queue: queue.name, counts, shards: shards.sort((a, b) => a.shard - b.shard) };

@@ -13,16 +13,21 @@ import { FUSED_BACKEND_NAME, trainShardFused } from '../models/fusedLinear.js';
 import { usesFusedKernel } from '../models/backendChoice.js';
 import type { LoadedBackend } from '../models/backend.js';
 import { describeRuntime, runtimeOf, sameRuntime, type Runtime } from '../models/runtime.js';
-import path from 'node:path';
+import { FsBlobStore, folderOfStoreUrl } from '../storage/fsBlobStore.js';
+import { BlobMissingError } from '../storage/blobStore.js';
 import { SisaError } from '../util/errors.js';
 import { outputFault } from '../util/faults.js';
 import * as fsp from 'node:fs/promises';
 
 export interface ShardJob {
-  workdir: string;
+  /**
+   * Where the job's blobs are, as a URL: a workspace (or a worker's cache) folder, `file:///…` (see
+   * folderStoreUrl), or an object store, `s3://bucket/prefix`, whose jobs `sisa worker --cache` runs after
+   * fetching their inputs. The job names its inputs by content hash only, never by path.
+   */
+  store: string;
   shard: number;
-  /** Shard file name (in shards/) and its expected sha256. */
-  shardFile: string;
+  /** The shard file's sha256. */
   shardSha256: string;
   fromSlice: number;
   /** Checkpoint hash after slice fromSlice−1; null when fromSlice is 0. */
@@ -32,15 +37,23 @@ export interface ShardJob {
   seed: number;
   slices: number;
   /**
-   * Object store holding the shard file and checkpoints (`s3://bucket/prefix`), when the workspace has
-   * one: a `sisa worker --cache` then fetches its inputs from there by hash and uploads its checkpoints.
-   */
-  store?: string;
-  /**
    * The runtime the start checkpoint (and the rest of the model) was produced on, for a retrain; a
    * runner on another runtime refuses the job, since its weights would differ from a full retrain.
    */
   runtime?: Runtime;
+}
+
+/** Whether a job's blobs are in an object store (then only a worker with a cache can run it). */
+export function inObjectStore(job: Pick<ShardJob, 'store'>): boolean {
+  return !job.store.startsWith('file:');
+}
+
+/** The blob store of a job whose store is a local folder. */
+export function localBlobs(job: Pick<ShardJob, 'store' | 'shard'>): FsBlobStore {
+  if (inObjectStore(job))
+    throw new SisaError('STATE', `shard ${job.shard}: this job's blobs are in ${job.store}; only a worker with a cache fetches them: 'sisa worker --queue URL --cache DIR'`);
+  const ws = workspace(folderOfStoreUrl(job.store));
+  return new FsBlobStore({ shardsDir: ws.shardsDir, checkpointsDir: ws.checkpointsDir });
 }
 
 export interface ShardJobResult {
@@ -74,10 +87,13 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
       'BACKEND',
       `shard ${job.shard}: this runner has backend ${describeRuntime(here)} but the model was trained on ${describeRuntime(job.runtime)}; a retrain from its checkpoint here would not be exact; run it where the model's runtime is (${job.runtime.backend === here.backend ? 'the same versions' : `--backend ${job.runtime.backend}`}), or pass --full-retrain to retrain the shard from scratch on this runtime`,
     );
-  const ws = workspace(job.workdir);
-  const rows = await readRowsFile(path.join(ws.shardsDir, job.shardFile), job.shardSha256);
+  const blobs = localBlobs(job);
+  const shardFile = await blobs.file('shard', job.shardSha256);
+  if (!shardFile) throw new BlobMissingError({ kind: 'shard', sha256: job.shardSha256 }, blobs.location);
+  const rows = await readRowsFile(shardFile, job.shardSha256);
+  const checkpointsDir = blobs.dirs.checkpointsDir;
   const t1 = performance.now();
-  const start = job.startCheckpoint ? await loadCheckpoint(ws.checkpointsDir, job.startCheckpoint) : null;
+  const start = job.startCheckpoint ? await loadCheckpoint(checkpointsDir, job.startCheckpoint) : null;
   const t2 = performance.now();
   let saving = 0;
   if (start && (start.meta.shard !== job.shard || start.meta.slice !== job.fromSlice - 1))
@@ -87,10 +103,10 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
   let modelHash = '';
   const onCheckpoint = async (ckpt: Checkpoint) => {
     const ts = performance.now();
-    const sha = await storeCheckpoint(ws.checkpointsDir, encodeCheckpoint({ ...ckpt, meta: { ...ckpt.meta, runtime: here } }));
+    const sha = await storeCheckpoint(checkpointsDir, encodeCheckpoint({ ...ckpt, meta: { ...ckpt.meta, runtime: here } }));
     const fault = outputFault('job:checkpoint-stored');
-    if (fault === 'lose') await fsp.rm(checkpointPath(ws.checkpointsDir, sha), { force: true });
-    if (fault === 'damage') await fsp.truncate(checkpointPath(ws.checkpointsDir, sha), 10);
+    if (fault === 'lose') await fsp.rm(checkpointPath(checkpointsDir, sha), { force: true });
+    if (fault === 'damage') await fsp.truncate(checkpointPath(checkpointsDir, sha), 10);
     checkpoints.push(sha);
     modelHash = paramsHash(ckpt.params);
     saving += performance.now() - ts;

@@ -13,6 +13,7 @@ import { workspace } from '../state/workspace.js';
 import type { BlobKind } from '../storage/blobStore.js';
 import { sha256File, writeFileAtomic } from '../util/fsx.js';
 import type { ShardJob } from './shardJob.js';
+import { folderStoreUrl } from '../storage/fsBlobStore.js';
 
 /** One cache folder per store, so that sweeping one store's cache never touches another's blobs. */
 function cacheWorkspace(cacheDir: string, storeUrl: string) {
@@ -36,15 +37,14 @@ export async function knownStores(cacheDir: string): Promise<string[]> {
   return out;
 }
 
-/** Fetches the job's shard file and start checkpoint; returns the job pointed at the cache. */
-export async function fetchJobInputs(job: ShardJob & { store: string }, cacheDir: string): Promise<ShardJob> {
+/** Fetches the job's shard file and start checkpoint; returns the job pointed at the cache folder. */
+export async function fetchJobInputs(job: ShardJob, cacheDir: string): Promise<ShardJob> {
   const ws = cacheWorkspace(cacheDir, job.store);
   const urlFile = path.join(ws.root, 'store.url');
   if ((await fsp.readFile(urlFile, 'utf8').catch(() => null)) !== job.store) await writeFileAtomic(urlFile, job.store);
-  const shardFile = `${job.shardSha256}.arrow`;
-  await ensureCached(job.store, 'shard', job.shardSha256, path.join(ws.shardsDir, shardFile));
+  await ensureCached(job.store, 'shard', job.shardSha256, path.join(ws.shardsDir, `${job.shardSha256}.arrow`));
   if (job.startCheckpoint) await ensureCached(job.store, 'checkpoint', job.startCheckpoint, checkpointPath(ws.checkpointsDir, job.startCheckpoint));
-  return { ...job, workdir: ws.root, shardFile };
+  return { ...job, store: folderStoreUrl(ws.root) };
 }
 
 /** Uploads the checkpoints a job wrote into the cache (each skipped if the store already has it). */

@@ -15,7 +15,10 @@ export function statusCommand(y: Argv): Argv {
         await warnIfInterrupted(a.workdir);
         const { status } = await import('../../app/status.js');
         const base = await status(a.workdir);
-        const queue = a.queue ? await (await import('../../orchestration/queue.js')).queueStatus({ url: a.queue, name: a['queue-name'] }, base.workdir) : undefined;
+        // This workspace's jobs name its folder (local runs) or its object store (workers with a cache).
+        const { folderStoreUrl } = await import('../../storage/fsBlobStore.js');
+        const stores = [folderStoreUrl(base.workdir), ...(base.store ? [base.store.url] : [])];
+        const queue = a.queue ? await (await import('../../orchestration/queue.js')).queueStatus({ url: a.queue, name: a['queue-name'] }, stores) : undefined;
         const s = { ...base, ...(queue ? { queue } : {}) };
         emit(a, s, () =>
           [
