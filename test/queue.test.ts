@@ -141,6 +141,24 @@ describe('BullMQ queue mode', { skip }, () => {
     assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
   });
 
+  it('a shard file the worker cannot see yet (NFS lag: ENOENT) is retried, not failed for good', async () => {
+    const corpus = await makeCorpus(dir, { rows: 1200, seed: 6 });
+    const ws = path.join(dir, 'lagging');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '3', '--slices', '2', '--quiet']);
+    const st = await readState(ws);
+    const file = path.join(ws, 'shards', st.shards[1].file);
+    await fsp.rename(file, `${file}.elsewhere`);
+    const w = startWorker('w-lag');
+    await until(() => w.log().includes('worker ready'), 20000, 'worker');
+    const run = runCli(['train', '--workdir', ws, '--queue', url, '--queue-name', queueName, '--json', '--quiet']);
+    await until(() => /failed \S+ shard 1:/.test(w.log()), 30000, 'the first attempt at shard 1 to fail');
+    await fsp.rename(`${file}.elsewhere`, file); // the file becomes visible
+    const r = await run;
+    assert.equal(r.code, 0, `${r.stderr}\n${w.log()}`);
+    assert.equal((await readState(ws)).models.length, 3);
+    assert.equal((await cliJson(['verify', '--workdir', ws])).ok, true);
+  });
+
   it('a worker on another backend than the one that trained the models fails the retrain job permanently; nothing is committed', async () => {
     const corpus = await makeCorpus(dir, { rows: 900, seed: 8 });
     const ws = path.join(dir, 'pinned');

@@ -63,7 +63,7 @@ export class WorkerPool implements JobRunner {
         cleanup();
         this.idle.push(worker);
         if (msg.type === 'done') resolve(msg.result);
-        else reject(new SisaError((msg.code as ErrorCode | null) ?? 'TRAIN', `shard ${job.shard}: ${msg.message}`));
+        else reject(Object.assign(new SisaError((msg.code as ErrorCode | null) ?? 'TRAIN', msg.message.startsWith(`shard ${job.shard}:`) ? msg.message : `shard ${job.shard}: ${msg.message}`), msg.notVisibleYet ? { notVisibleYet: true } : {}));
       };
       const onError = (err: Error) => {
         cleanup();

@@ -12,7 +12,7 @@ import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq
 import { Redis as IORedis } from 'ioredis';
 import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from './pool.js';
-import { inObjectStore, type ShardJob, type ShardJobResult } from './shardJob.js';
+import { inObjectStore, notVisibleYet, type ShardJob, type ShardJobResult } from './shardJob.js';
 import { fetchJobInputs, knownStores, sweepCache, uploadCheckpoints } from './storeCache.js';
 import { isTransient } from '../storage/blobStore.js';
 
@@ -74,7 +74,8 @@ export class QueueRunner implements JobRunner {
     await this.events.waitUntilReady();
     const added = await this.queue.add(job.fromSlice === 0 ? 'train' : 'retrain', job, {
       jobId: `${this.runId}-shard-${job.shard}`,
-      attempts: 3,
+      // 5 attempts, 0.5 s to 4 s apart: a worker that cannot see a new file yet (NFS) gets ~7 s for it to appear.
+      attempts: 5,
       backoff: { type: 'exponential', delay: 500 },
       removeOnComplete: { age: 3600 },
       removeOnFail: { age: 7 * 24 * 3600 },
@@ -206,6 +207,9 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close()
         // Inputs that do not match (hash, checkpoint) will not match on a retry either, nor will this
         // worker's runtime change. An unreachable store is not an input problem: BullMQ retries it with backoff.
         if (err instanceof SisaError && err.code === 'BACKEND') throw new UnrecoverableError(err.message);
+        // A file in a shared folder that this host cannot see yet (NFS attribute caching: ENOENT, or
+        // ESTALE after the coordinator renamed over it) may appear on a retry; a wrong hash will not.
+        if (!inObjectStore(data) && notVisibleYet(err)) throw new Error(`${err instanceof Error ? err.message : String(err)} (retried: the shared folder may not show it on this host yet)`);
         if (err instanceof SisaError && err.code === 'STATE' && !isTransient(err)) throw new UnrecoverableError(err.message);
         throw err;
       } finally {

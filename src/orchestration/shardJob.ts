@@ -43,6 +43,20 @@ export interface ShardJob {
   runtime?: Runtime;
 }
 
+/**
+ * A job input that is not there for this host, as opposed to one whose bytes are wrong: in a shared
+ * folder (NFS) a file the coordinator just wrote may show up on another host only seconds later
+ * (attribute caching gives ENOENT, or ESTALE after a rename over it). A queue retries such a job.
+ */
+export function notVisibleYet(err: unknown): boolean {
+  if (err instanceof BlobMissingError || (err as { notVisibleYet?: unknown })?.notVisibleYet === true) return true;
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESTALE') return true;
+  }
+  return false;
+}
+
 /** Whether a job's blobs are in an object store (then only a worker with a cache can run it). */
 export function inObjectStore(job: Pick<ShardJob, 'store'>): boolean {
   return !job.store.startsWith('file:');

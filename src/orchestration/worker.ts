@@ -2,13 +2,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { LoadedBackend } from '../models/backend.js';
 import { SisaError } from '../util/errors.js';
-import { runShardJob, type ShardJob } from './shardJob.js';
+import { notVisibleYet, runShardJob, type ShardJob } from './shardJob.js';
 
 export type ToWorker = { type: 'job'; id: number; job: ShardJob } | { type: 'warm' };
 export type FromWorker =
   | { type: 'progress'; id: number; shard: number; slice: number }
   | { type: 'done'; id: number; result: Awaited<ReturnType<typeof runShardJob>> }
-  | { type: 'failed'; id: number; message: string; code: string | null };
+  | { type: 'failed'; id: number; message: string; code: string | null; notVisibleYet: boolean };
 
 const port = parentPort!;
 const backendChoice = (workerData as { backend: string }).backend;
@@ -34,6 +34,7 @@ port.on('message', async (msg: ToWorker) => {
       id: msg.id,
       message: err instanceof Error ? err.message : String(err),
       code: err instanceof SisaError ? err.code : null,
+      notVisibleYet: notVisibleYet(err),
     } satisfies FromWorker);
   }
 });
