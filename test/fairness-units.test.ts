@@ -45,7 +45,7 @@ describe('fairness metrics (fairlearn definitions)', () => {
   });
 });
 
-/** Best objective over a grid of p values satisfying the constraints: an upper bound the LP must meet. */
+/** Best objective over a grid of monotone p values satisfying the constraints: an upper bound the LP must meet. */
 function bruteForce(counts: Counts, tol: number, steps = 10): number {
   const B = counts[0]!.length;
   const vars = 2 * B;
@@ -58,6 +58,8 @@ function bruteForce(counts: Counts, tol: number, steps = 10): number {
   };
   const rec = (k: number) => {
     if (k === vars) {
+      // The LP is optimal among monotone predictors (p never decreases along the input), so compare with those.
+      for (let g = 0; g < 2; g++) for (let b = 0; b + 1 < B; b++) if (p[g * B + b]! > p[g * B + b + 1]!) return;
       for (const l of [0, 1] as const) {
         const a = rate(0, l);
         const b = rate(1, l);
@@ -139,6 +141,29 @@ describe('derived-predictor LP', () => {
         assert.ok(votes.lpError <= bestThreshold + 1e-9);
       }),
       { numRuns: 15 },
+    );
+  });
+
+  it('every fitted table is monotone: more toxic evidence is never flagged less often (any groups, models, counts)', async () => {
+    // A count is zero often, so empty cells, groups without one label and all-zero inputs all occur.
+    const count = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 40 }));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 2, max: 3 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.boolean(),
+        fc.constantFrom(0, 0.02, 0.1),
+        fc.array(count, { minLength: 3 * 10 * 2, maxLength: 3 * 10 * 2 }),
+        async (G, S, onVotes, tol, raw) => {
+          // votes looks at the vote count 0..S; ensemble and each model of per-model at a hard vote 0/1.
+          const B = onVotes ? S + 1 : 2;
+          const counts: Counts = Array.from({ length: G }, (_, g) => Array.from({ length: B }, (_, b) => [raw[(g * 10 + b) * 2]!, raw[(g * 10 + b) * 2 + 1]!] as [number, number]));
+          const r = await solveDerivedPredictor(counts, tol);
+          for (let g = 0; g < G; g++)
+            for (let b = 0; b + 1 < B; b++) assert.ok(r.p[g]![b]! <= r.p[g]![b + 1]! + 1e-9, `group ${g}: p[${b}] = ${r.p[g]![b]} > p[${b + 1}] = ${r.p[g]![b + 1]} in ${JSON.stringify(counts)} (tolerance ${tol})`);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 

@@ -24,7 +24,7 @@ import { runOperation } from '../state/operation.js';
 import { assertLeaseHeld } from '../state/lock.js';
 import { crashPoint } from '../util/faults.js';
 
-const FittedSchema = z.object({ method: z.enum(FAIR_METHODS), tables: z.array(z.array(z.array(z.number()))), lpError: z.number() });
+const FittedSchema = z.object({ method: z.enum(FAIR_METHODS), tables: z.array(z.array(z.array(z.number()))), lpError: z.number(), notes: z.array(z.string()).optional() });
 const FitSchema = z.object({
   attribute: z.string(),
   tolerance: z.number(),

@@ -21,6 +21,8 @@ export interface FittedMethod {
   tables: number[][][];
   /** Expected error of the LP solution on the calibration data (per-model: of each model, mean). */
   lpError: number;
+  /** What did not go as planned in the fit (a failed tie-break), for `fairness show`; absent when nothing. */
+  notes?: string[];
 }
 
 function majorityLabels(votes: Int32Array, S: number): Uint8Array {
@@ -31,20 +33,27 @@ export async function fitMethod(method: FairMethod, probs: readonly Float32Array
   const S = probs.length;
   if (method === 'votes') {
     const r = await solveDerivedPredictor(tally(y, group, voteCounts(probs), S + 1), tolerance);
-    return { method, tables: [r.p], lpError: r.error };
+    return withNotes({ method, tables: [r.p], lpError: r.error }, [r.tieBreak]);
   }
   if (method === 'ensemble') {
     const r = await solveDerivedPredictor(tally(y, group, majorityLabels(voteCounts(probs), S), 2), tolerance);
-    return { method, tables: [r.p], lpError: r.error };
+    return withNotes({ method, tables: [r.p], lpError: r.error }, [r.tieBreak]);
   }
   const tables: number[][][] = [];
+  const notes: (string | undefined)[] = [];
   let err = 0;
-  for (const p of probs) {
+  for (const [m, p] of probs.entries()) {
     const r = await solveDerivedPredictor(tally(y, group, Uint8Array.from(p, vote), 2), tolerance);
     tables.push(r.p);
+    notes.push(r.tieBreak && `model ${m}: ${r.tieBreak}`);
     err += r.error / S;
   }
-  return { method, tables, lpError: err };
+  return withNotes({ method, tables, lpError: err }, notes);
+}
+
+function withNotes(fit: FittedMethod, notes: (string | undefined)[]): FittedMethod {
+  const said = notes.filter((n): n is string => n !== undefined);
+  return said.length ? { ...fit, notes: said } : fit;
 }
 
 /** Fair hard predictions for rows identified by `ids`, with their group membership. */

@@ -26,6 +26,7 @@ export function fairnessCommand(y: Argv): Argv {
           [
             `fairness post-processors for attribute '${fit.attribute}', tolerance ${fit.tolerance}, fitted ${fit.fittedAt} on ${fit.calibrationRows} calibration rows${stale ? ' (STALE: models changed since)' : ''}`,
             table(['method', 'expected calibration error'], fit.methods.map((m) => [m.method, fmt.num(m.lpError, 4)])),
+            ...fit.methods.flatMap((m) => (m.notes ?? []).map((n) => `note: ${m.method}: ${n}`)),
           ].join('\n'),
         );
       },
