@@ -1,0 +1,62 @@
+// Deletion fixed cost (issue 10): what `sisa delete` loads. A deletion's latency includes the start of a
+// Node process, and every module it loads is paid on every request; the heavy libraries it does not
+// need for a fused-kernel retrain must stay unloaded. The loader hooks record each ES module the
+// process loads (CommonJS requires are not seen, which is how the single-file Arrow build gets in).
+import assert from 'node:assert/strict';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { before, describe, it } from 'node:test';
+import { cliJson, makeCorpus, readState, runCli, tempDir } from './helpers.js';
+
+/** Runs the CLI with hooks that append every loaded module's URL to a file; returns those URLs. */
+async function loadedModules(dir: string, args: string[]): Promise<{ code: number; stderr: string; modules: string[] }> {
+  const log = path.join(dir, `loads-${Date.now()}.txt`);
+  const hooks = path.join(dir, 'hooks.mjs');
+  const register = path.join(dir, 'register.mjs');
+  await fsp.writeFile(
+    hooks,
+    `import { appendFileSync } from 'node:fs';\nexport async function load(url, ctx, next) { appendFileSync(${JSON.stringify(log)}, url + '\\n'); return next(url, ctx); }\n`,
+  );
+  await fsp.writeFile(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+  const r = await runCli(args, { env: { NODE_OPTIONS: `--import ${pathToFileURL(register).href}` } });
+  const modules = (await fsp.readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  return { code: r.code, stderr: r.stderr, modules };
+}
+
+/** The packages (node_modules/<name>) among loaded module URLs. */
+function packagesOf(modules: string[]): Set<string> {
+  const out = new Set<string>();
+  for (const m of modules) {
+    const hit = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(m);
+    if (hit) out.add(hit[1]!);
+  }
+  return out;
+}
+
+describe('what a deletion loads', () => {
+  let dir: string;
+  let ws: string;
+  let trainId: string;
+  before(async () => {
+    dir = await tempDir();
+    const csv = await makeCorpus(dir, { rows: 600 });
+    ws = path.join(dir, 'ws');
+    await cliJson(['ingest', csv, '--workdir', ws, '--shards', '2', '--slices', '2']);
+    await cliJson(['train', '--workdir', ws]);
+    const state = await readState(ws);
+    const { readRowsFile } = await import('../src/data/shardFile.js');
+    trainId = (await readRowsFile(path.join(ws, 'shards', state.shards[0].file))).ids[0]!;
+  });
+
+  it('delete --id with the fused kernel loads no tfjs, no module-per-file Arrow build, no queue, S3 or chart library', async () => {
+    const r = await loadedModules(dir, ['delete', '--id', trainId, '--workdir', ws, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.modules.some((m) => m.endsWith('/src/app/delete.js')), 'the hooks saw the deletion');
+    const heavy = [...packagesOf(r.modules)].filter((p) => /^(apache-arrow|@tensorflow\/|@aws-sdk\/|bullmq|ioredis|vega|vega-lite)$/.test(p));
+    assert.deepEqual(heavy, [], `loaded: ${heavy.join(', ')}`);
+    // The shard really was retrained in this process (the models changed version).
+    const state = await readState(ws);
+    assert.equal(state.models[0].version, 2);
+  });
+});
