@@ -6,6 +6,7 @@ import { fairnessMetrics, groupRates, bootstrapInterval } from '../src/fairness/
 import { solveDerivedPredictor, tally, type Counts } from '../src/fairness/lp.js';
 import { applyMethod, expectedPositive, expectedRates, fitMethod } from '../src/fairness/postprocess.js';
 import { resolveGroups } from '../src/fairness/terms.js';
+import { searchThresholds } from '../src/fairness/threshold.js';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) <= eps, `${a} ≠ ${b}`);
 
@@ -144,7 +145,7 @@ describe('derived-predictor LP', () => {
     );
   });
 
-  it('every fitted table is monotone: more toxic evidence is never flagged less often (any groups, models, counts)', async () => {
+  it('every fitted table, randomised or threshold, is monotone: more toxic evidence is never flagged less often (any groups, models, counts)', async () => {
     // A count is zero often, so empty cells, groups without one label and all-zero inputs all occur.
     const count = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 40 }));
     await fc.assert(
@@ -154,11 +155,12 @@ describe('derived-predictor LP', () => {
         fc.boolean(),
         fc.constantFrom(0, 0.02, 0.1),
         fc.array(count, { minLength: 3 * 10 * 2, maxLength: 3 * 10 * 2 }),
-        async (G, S, onVotes, tol, raw) => {
+        fc.boolean(),
+        async (G, S, onVotes, tol, raw, threshold) => {
           // votes looks at the vote count 0..S; ensemble and each model of per-model at a hard vote 0/1.
           const B = onVotes ? S + 1 : 2;
           const counts: Counts = Array.from({ length: G }, (_, g) => Array.from({ length: B }, (_, b) => [raw[(g * 10 + b) * 2]!, raw[(g * 10 + b) * 2 + 1]!] as [number, number]));
-          const r = await solveDerivedPredictor(counts, tol);
+          const r = threshold ? searchThresholds(counts, { tolerance: tol }) : await solveDerivedPredictor(counts, tol);
           for (let g = 0; g < G; g++)
             for (let b = 0; b + 1 < B; b++) assert.ok(r.p[g]![b]! <= r.p[g]![b + 1]! + 1e-9, `group ${g}: p[${b}] = ${r.p[g]![b]} > p[${b + 1}] = ${r.p[g]![b + 1]} in ${JSON.stringify(counts)} (tolerance ${tol})`);
         },

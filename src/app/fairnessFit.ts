@@ -16,7 +16,8 @@ import { workspace, type Workspace } from '../state/workspace.js';
 import { errorMessage, stateError, usageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { fairnessMetrics } from '../fairness/metrics.js';
-import { applyMethod, fitMethod, FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
+import { applyMethod, eligibility, fitMethod, labelCounts, FAIR_DECISIONS, FAIR_METHODS, type FairDecision, type FairMethod, type FitSpec, type GroupCount } from '../fairness/postprocess.js';
+import { checkSpec, FAIR_CONSTRAINTS, FAIR_OBJECTIVES, type FairConstraint, type FairObjective } from '../fairness/lp.js';
 import { ANY } from '../fairness/terms.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 import { readLog } from '../state/deletionLog.js';
@@ -24,10 +25,27 @@ import { runOperation } from '../state/operation.js';
 import { assertLeaseHeld } from '../state/lock.js';
 import { crashPoint } from '../util/faults.js';
 
-const FittedSchema = z.object({ method: z.enum(FAIR_METHODS), tables: z.array(z.array(z.array(z.number()))), lpError: z.number(), notes: z.array(z.string()).optional() });
+const FittedSchema = z.object({
+  method: z.enum(FAIR_METHODS),
+  tables: z.array(z.array(z.array(z.number()))),
+  lpError: z.number(),
+  notes: z.array(z.string()).optional(),
+  calibrationGap: z.number().optional(),
+});
+const GroupSchema = z.object({ name: z.string(), negatives: z.number().int(), positives: z.number().int(), constrained: z.boolean(), reason: z.string().optional() });
 const FitSchema = z.object({
   attribute: z.string(),
   tolerance: z.number(),
+  // Fits written before these were recorded were equalized odds for accuracy, every group constrained.
+  constraint: z.enum(FAIR_CONSTRAINTS).default('equalized-odds'),
+  objective: z.enum(FAIR_OBJECTIVES).default('accuracy'),
+  decision: z.enum(FAIR_DECISIONS).default('randomized'),
+  fnCost: z.number().optional(),
+  fpCost: z.number().optional(),
+  /** Absent in older fits (no group was left out); a refit of one uses the current default. */
+  minGroup: z.number().int().optional(),
+  /** Calibration counts per group code (absent in older fits). */
+  groups: z.array(GroupSchema).optional(),
   seed: z.number().int(),
   fittedAt: z.string(),
   models: z.array(z.object({ shard: z.number().int(), version: z.number().int(), modelHash: z.string() })),
@@ -117,13 +135,82 @@ export interface FitOptions {
   workdir: string;
   /** Sensitive attribute: a group name given at ingest, or 'any' (default: in any group). */
   attribute?: string;
-  /** Allowed |ΔTPR| and |ΔFPR| between groups (default 0: equalized odds exactly). */
+  /** Allowed max − min of each constrained rate between groups (default 0: the constraint exactly). */
   tolerance?: number;
+  /** Rates held equal between groups (default equalized-odds; a refit keeps the stored fit's). */
+  constraint?: FairConstraint;
+  /** What the fit minimises (default accuracy); cost needs fnCost and fpCost. */
+  objective?: FairObjective;
+  /** Cost of a missed toxic row (objective cost). */
+  fnCost?: number;
+  /** Cost of a wrongly flagged clean row (objective cost). */
+  fpCost?: number;
+  /** Groups with fewer calibration positives or negatives than this are not constrained (default 30). */
+  minGroup?: number;
+  /** randomized (default): the LP optimum, drawn per record id; threshold: per-group vote thresholds, no randomness. */
+  decision?: FairDecision;
   /** Wait for another sisa process holding the workspace instead of failing. */
   wait?: boolean;
 }
 
-const FIT_OPTIONS: OptionSpec<FitOptions> = { workdir: rule.req('string'), attribute: rule.opt('string'), tolerance: rule.opt('number'), wait: rule.opt('boolean') };
+const FIT_OPTIONS: OptionSpec<FitOptions> = {
+  workdir: rule.req('string'),
+  attribute: rule.opt('string'),
+  tolerance: rule.opt('number'),
+  constraint: rule.opt({ oneOf: FAIR_CONSTRAINTS }),
+  objective: rule.opt({ oneOf: FAIR_OBJECTIVES }),
+  fnCost: rule.opt('number'),
+  fpCost: rule.opt('number'),
+  minGroup: rule.opt('number'),
+  decision: rule.opt({ oneOf: FAIR_DECISIONS }),
+  wait: rule.opt('boolean'),
+};
+
+export const DEFAULT_MIN_GROUP = 30;
+
+/** The choices a fit is made with; computeFit takes them, a refit carries them over from the stored fit. */
+export interface FitChoices {
+  attribute: string;
+  tolerance: number;
+  constraint?: FairConstraint;
+  objective?: FairObjective;
+  fnCost?: number;
+  fpCost?: number;
+  /** Default 0 here (every group constrained), so a report or library call without it fits as before. */
+  minGroup?: number;
+  decision?: FairDecision;
+}
+
+/**
+ * The spec to fit with these choices on calibration rows (y, group codes): which groups --min-group leaves
+ * out depends on the rows, so a report re-split must call this on each of its calibration parts.
+ */
+export function fitSpecFor(o: FitChoices, y: ArrayLike<number>, group: ArrayLike<number>): { spec: FitSpec; counts: GroupCount[] } {
+  const constraint = o.constraint ?? 'equalized-odds';
+  const names = groupNames(o.attribute);
+  const counts = eligibility(labelCounts(y, group, names.length), constraint, o.minGroup ?? 0);
+  const spec: FitSpec = {
+    tolerance: o.tolerance,
+    constraint,
+    objective: o.objective ?? 'accuracy',
+    ...(o.objective === 'cost' ? { fnCost: o.fnCost, fpCost: o.fpCost } : {}),
+    constrained: counts.map((c) => c.constrained),
+    groups: names.length,
+    decision: o.decision ?? 'randomized',
+  };
+  return { spec, counts };
+}
+
+/** The choices a stored fit was made with, for fitting the same way on other data (the report's re-splits). */
+export function choicesOf(fit: FairnessFit): FitChoices {
+  const { attribute, tolerance, constraint, objective, fnCost, fpCost, minGroup, decision } = fit;
+  return { attribute, tolerance, constraint, objective, fnCost, fpCost, minGroup, decision };
+}
+
+/** Group names by code: a binary attribute's code 0 is everyone outside the group. */
+export function groupNames(attribute: string): string[] {
+  return ['other', attribute];
+}
 
 export async function fitFairness(o: FitOptions): Promise<FairnessFit> {
   checkOptions('fitFairness', o, FIT_OPTIONS);
@@ -134,17 +221,31 @@ export async function fitFairness(o: FitOptions): Promise<FairnessFit> {
  * Fits the post-processors for a state without storing anything: `sisa report` uses this for another
  * attribute or tolerance, so a report never changes what `predict --fair` does in production.
  */
-export async function computeFit(ws: Workspace, state: State, o: { attribute: string; tolerance: number; ensemble?: Ensemble }): Promise<FairnessFit> {
+export async function computeFit(ws: Workspace, state: State, o: FitChoices & { ensemble?: Ensemble }): Promise<FairnessFit> {
   requireTrained(state);
+  const constraint = o.constraint ?? 'equalized-odds';
+  const objective = o.objective ?? 'accuracy';
+  const minGroup = o.minGroup ?? 0;
+  if (!(Number.isInteger(minGroup) && minGroup >= 0)) throw usageError(`--min-group must be a whole number >= 0, got ${minGroup}`);
+  checkSpec({ tolerance: o.tolerance, constraint, objective, fnCost: o.fnCost, fpCost: o.fpCost });
   const cal = await heldoutRows(ws, state, 'calibration');
   const group = attributeValues(state, cal, o.attribute);
+  const names = groupNames(o.attribute);
+  const { spec, counts } = fitSpecFor(o, cal.labels, group);
+  const decision = spec.decision!;
   const ens = o.ensemble ?? (await loadEnsemble(ws, state));
   const probs = memberProbabilities(ens, { ...cal, n: cal.ids.length });
   const methods = [];
-  for (const m of FAIR_METHODS) methods.push(await fitMethod(m, probs, cal.labels, group, o.tolerance));
+  for (const m of FAIR_METHODS) methods.push(await fitMethod(m, probs, cal.labels, group, spec));
   return {
     attribute: o.attribute,
     tolerance: o.tolerance,
+    constraint,
+    objective,
+    decision,
+    ...(objective === 'cost' ? { fnCost: o.fnCost, fpCost: o.fpCost } : {}),
+    minGroup,
+    groups: counts.map((c, g) => ({ name: names[g]!, ...c })),
     seed: state.config.seed,
     fittedAt: new Date().toISOString(),
     models: state.models.map((m) => ({ shard: m.shard, version: m.version, modelHash: m.modelHash })),
@@ -162,7 +263,21 @@ async function fitFairnessLocked(o: FitOptions): Promise<FairnessFit> {
   requireTrained(state);
   const previous = await loadFit(ws).catch(() => null);
   const ens = await loadEnsemble(ws, state);
-  const fit = await computeFit(ws, state, { attribute: o.attribute ?? previous?.attribute ?? ANY, tolerance: o.tolerance ?? previous?.tolerance ?? 0, ensemble: ens });
+  // Choices not given carry over from the stored fit, so the refit after train or delete keeps them.
+  const objective = o.objective ?? previous?.objective;
+  // Costs carry over only with the objective: naming --objective again means naming its costs again.
+  const keepCosts = o.objective === undefined;
+  const fit = await computeFit(ws, state, {
+    attribute: o.attribute ?? previous?.attribute ?? ANY,
+    tolerance: o.tolerance ?? previous?.tolerance ?? 0,
+    constraint: o.constraint ?? previous?.constraint,
+    objective,
+    fnCost: o.fnCost ?? (keepCosts && objective === 'cost' ? previous?.fnCost : undefined),
+    fpCost: o.fpCost ?? (keepCosts && objective === 'cost' ? previous?.fpCost : undefined),
+    minGroup: o.minGroup ?? previous?.minGroup ?? DEFAULT_MIN_GROUP,
+    decision: o.decision ?? previous?.decision,
+    ensemble: ens,
+  });
   crashPoint('fairness:before-write');
   await assertLeaseHeld(ws);
   await writeFileAtomic(ws.fairnessPath, JSON.stringify(fit) + '\n');

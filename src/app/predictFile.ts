@@ -1,7 +1,7 @@
 /** `sisa predict`: scores every row of a file with the ensemble, optionally through a fair post-processor. */
-import { aggregate, loadEnsemble, memberProbabilities, type Aggregate } from '../models/ensemble.js';
-import { attributeValues, isStale, loadFit, methodPredictions, staleFitMessage } from './fairnessFit.js';
-import { FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
+import { aggregate, loadEnsemble, memberProbabilities, voteCounts, type Aggregate } from '../models/ensemble.js';
+import { attributeValues, groupNames, isStale, loadFit, methodPredictions, staleFitMessage } from './fairnessFit.js';
+import { expectedPositive, FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
 import { loadState, requireTrained } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { stateError } from '../util/errors.js';
@@ -15,6 +15,22 @@ export interface Prediction {
   score: number;
   /** 1 toxic, 0 not (from the fair post-processor when `fair` is given). */
   label: number;
+}
+
+/** A prediction through a fair post-processor, with what decided it. */
+export interface FairPrediction extends Prediction {
+  /** Positive votes of the shard models (0..S). */
+  votes: number;
+  /** The row's group under the fit's attribute ('other' when outside it). */
+  group: string;
+  /**
+   * The post-processor's probability of flagging this row: the table's value for its vote count and group
+   * (ensemble: for its majority vote; per-model: that a majority of the post-processed models flag it).
+   * 0 or 1 for threshold fits; otherwise `label` is a draw against it, fixed per record id.
+   */
+  flagProbability: number;
+  /** The post-processor that gave the label. */
+  method: FairMethod;
 }
 
 export interface PredictOptions {
@@ -44,8 +60,10 @@ const PREDICT_OPTIONS: OptionSpec<PredictOptions> = {
   format: rule.opt('string'),
 };
 
-/** Scores every row of a file with the ensemble, optionally through a fair post-processor. */
-export async function predictFile(o: PredictOptions): Promise<Prediction[]> {
+/** Scores every row of a file with the ensemble, optionally through a fair post-processor (then each row says why). */
+export async function predictFile(o: PredictOptions & { fair: FairMethod }): Promise<FairPrediction[]>;
+export async function predictFile(o: PredictOptions): Promise<Prediction[] | FairPrediction[]>;
+export async function predictFile(o: PredictOptions): Promise<Prediction[] | FairPrediction[]> {
   checkOptions('predictFile', o, PREDICT_OPTIONS);
   const { workdir, file, fair } = o;
   const how = o.aggregate ?? 'vote';
@@ -62,6 +80,11 @@ export async function predictFile(o: PredictOptions): Promise<Prediction[]> {
   const rows = await readInputRows(state, file, cols, false, fair !== undefined);
   const probs = memberProbabilities(ens, { ...rows, n: rows.ids.length });
   const agg = aggregate(probs, how);
-  const labels = fair ? methodPredictions(fit, fair, probs, rows, attributeValues(state, rows, fit!.attribute), fit!.seed) : agg.label;
-  return rows.ids.map((id, i) => ({ id, score: agg.score[i]!, label: labels[i]! }));
+  if (!fair) return rows.ids.map((id, i) => ({ id, score: agg.score[i]!, label: agg.label[i]! }));
+  const group = attributeValues(state, rows, fit!.attribute);
+  const labels = methodPredictions(fit, fair, probs, rows, group, fit!.seed);
+  const flag = expectedPositive(fit!.methods.find((m) => m.method === fair)!, probs, group);
+  const votes = voteCounts(probs);
+  const names = fit!.groups?.map((g) => g.name) ?? groupNames(fit!.attribute);
+  return rows.ids.map((id, i) => ({ id, score: agg.score[i]!, votes: votes[i]!, group: names[group[i]!]!, flagProbability: flag[i]!, label: labels[i]!, method: fair }));
 }

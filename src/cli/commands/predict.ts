@@ -6,12 +6,12 @@ import { FAIR_METHODS, common, warnIfInterrupted } from '../flags.js';
 export function predictCommand(y: Argv): Argv {
   return y.command(
       'predict <file>',
-      'Score every row of a file with the ensemble (CSV id,score,label on stdout, or --json)',
+      'Score every row of a file with the ensemble (CSV id,score,label on stdout, or --json; with --fair also votes, group, flagProbability, method)',
       (y) =>
         common(y)
           .positional('file', { type: 'string', demandOption: true, describe: 'CSV, JSON Lines, Parquet or Arrow file with a text column' })
           .option('aggregate', { choices: ['vote', 'mean'] as const, default: 'vote' as const, describe: 'Majority vote (ties → toxic) or mean probability' })
-          .option('fair', { choices: FAIR_METHODS, describe: 'Apply a fitted equalized-odds post-processor to the label' })
+          .option('fair', { choices: FAIR_METHODS, describe: 'Label through the fitted fairness post-processor; each row also gets its votes, group and flag probability' })
           .option('format', { type: 'string', describe: 'Input format: csv|jsonl|parquet|arrow (default: from the extension)' })
           .option('id-col', { type: 'string', describe: 'Column with the row id printed beside each score (default: id, or the row number)' })
           .option('text-col', { type: 'string', describe: 'Column with the text (default: the text column named at ingest, or text)' })
@@ -24,7 +24,12 @@ export function predictCommand(y: Argv): Argv {
         if (a.json) emit(a, { aggregate: a.aggregate, predictions: preds }, () => '');
         else {
           const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-          process.stdout.write('id,score,label\n' + preds.map((p) => `${csvCell(p.id)},${p.score.toFixed(6)},${p.label}`).join('\n') + '\n');
+          const lines = preds.map((p) =>
+            'flagProbability' in p
+              ? `${csvCell(p.id)},${p.score.toFixed(6)},${p.votes},${csvCell(p.group)},${p.flagProbability.toFixed(6)},${p.label},${p.method}`
+              : `${csvCell(p.id)},${p.score.toFixed(6)},${p.label}`,
+          );
+          process.stdout.write((a.fair ? 'id,score,votes,group,flagProbability,label,method\n' : 'id,score,label\n') + lines.join('\n') + '\n');
         }
       },
   );
