@@ -223,23 +223,28 @@ export async function applyDeletion(o: DeleteOptions, requestedAt: string): Prom
   let total = 0;
   if (pool instanceof WorkerPool) pool.warm(1);
   try {
-    return await deleteWith(o, ws, state, ids, pool ?? o.runner!, t0, concurrency, (n) => (total = n), requestedAt);
+    return await deleteWith({ o, ws, state, ids, runner: pool ?? o.runner!, t0, concurrency, setTotal: (n) => (total = n), requestedAt });
   } finally {
     await pool?.close();
   }
 }
 
-async function deleteWith(
-  o: DeleteOptions,
-  ws: ReturnType<typeof workspace>,
-  state: State & { training: NonNullable<State['training']> },
-  ids: string[],
-  runner: JobRunner,
-  t0: number,
-  concurrency: number,
-  setTotal: (n: number) => void,
-  requestedAt: string,
-): Promise<DeleteResult> {
+/** One deletion in progress: what applyDeletion prepared for the steps that locate, rewrite, retrain and commit. */
+interface DeletionRun {
+  o: DeleteOptions;
+  ws: ReturnType<typeof workspace>;
+  state: State & { training: NonNullable<State['training']> };
+  ids: string[];
+  runner: JobRunner;
+  /** performance.now() when the deletion started, for its timings. */
+  t0: number;
+  concurrency: number;
+  /** Tells the progress reporter how many slices will be retrained. */
+  setTotal: (n: number) => void;
+  requestedAt: string;
+}
+
+async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal, requestedAt }: DeletionRun): Promise<DeleteResult> {
   const tLocate = performance.now();
   const plan = await planDeletion(state, ws.root, ids);
   const timings = { locate: (performance.now() - tLocate) / 1000, rewrite: 0, startWorkers: 0, restore: 0, retrain: 0, save: 0, commit: 0, refit: 0 };

@@ -9,7 +9,7 @@ import { errorMessage } from '../util/errors.js';
 import { pausePoint } from '../util/faults.js';
 import { garbageCollect } from '../state/gc.js';
 import { closeOperation, pendingOperation, readPending } from '../state/journal.js';
-import { withWorkspaceLock } from '../state/lock.js';
+import { workspaceLease } from '../state/lock.js';
 import { tryLoadState } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { checkOptions, rule } from './options.js';
@@ -35,7 +35,7 @@ export interface RecoverOptions {
 export async function recover(o: RecoverOptions): Promise<RecoverResult> {
   checkOptions('recover', o, { workdir: rule.req('string'), wait: rule.opt('boolean') });
   const ws = workspace(o.workdir);
-  return withWorkspaceLock(ws, o.wait ?? false, async () => {
+  return workspaceLease(ws).hold(o.wait ?? false, async () => {
     await pausePoint('recover:locked');
     const p = await pendingOperation(ws);
     const result: RecoverResult = { interrupted: p ? { op: p.op, startedAt: p.time, pid: p.pid } : null, action: 'none', deletion: null, keptRequests: [], removedFiles: [], note: '' };

@@ -4,14 +4,12 @@
  * count belong to an operation that did not finish and are ignored.
  */
 import { assertMayCommit } from './lock.js';
-import * as fsp from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
 import type { State } from './manifest.js';
 import type { Workspace } from './workspace.js';
 import { errorMessage, stateError } from '../util/errors.js';
 import { randomBytes } from 'node:crypto';
-import { sha256, writeFileAtomic } from '../util/fsx.js';
+import { sha256 } from '../util/fsx.js';
 
 export const DeletionEntrySchema = z.object({
   seq: z.number().int().positive(),
@@ -42,37 +40,36 @@ export const DeletionEntrySchema = z.object({
 });
 export type DeletionEntry = z.infer<typeof DeletionEntrySchema>;
 
+/** A receipt's name in the metadata store. */
+export const entryDoc = (seq: number) => `deletions/${String(seq).padStart(6, '0')}.json`;
+
 export function entryPath(ws: Workspace, seq: number): string {
-  return path.join(ws.deletionsDir, `${String(seq).padStart(6, '0')}.json`);
+  return ws.meta.where(entryDoc(seq));
 }
 
 export async function writeEntry(ws: Workspace, entry: DeletionEntry): Promise<void> {
   await assertMayCommit(ws); // a receipt number belongs to the lock holder; after the receipt, the commit follows
-  await writeFileAtomic(entryPath(ws, entry.seq), JSON.stringify(DeletionEntrySchema.parse(entry), null, 2) + '\n');
+  await ws.meta.write(entryDoc(entry.seq), JSON.stringify(DeletionEntrySchema.parse(entry), null, 2) + '\n');
 }
 
 /** sha256 of an entry's file, the link the next entry carries. */
 export async function entrySha256(ws: Workspace, seq: number): Promise<string | null> {
   if (seq < 1) return null;
-  try {
-    return sha256(await fsp.readFile(entryPath(ws, seq)));
-  } catch {
-    throw stateError(`${entryPath(ws, seq)}: deletion log entry is missing; the log chain is broken (run 'sisa verify')`);
-  }
+  const bytes = await ws.meta.readBytes(entryDoc(seq)).catch(() => null);
+  if (!bytes) throw stateError(`${entryPath(ws, seq)}: deletion log entry is missing; the log chain is broken (run 'sisa verify')`);
+  return sha256(bytes);
 }
 
-const saltPath = (ws: Workspace) => path.join(ws.manifestsDir, 'salt');
+const SALT_DOC = 'salt';
 
 /** The workspace's secret salt for hashing ids in receipts; created on first use. */
 export async function idSalt(ws: Workspace, create: boolean): Promise<string | null> {
-  try {
-    return (await fsp.readFile(saltPath(ws), 'utf8')).trim();
-  } catch {
-    if (!create) return null;
-    const salt = randomBytes(32).toString('hex');
-    await writeFileAtomic(saltPath(ws), salt + '\n');
-    return salt;
-  }
+  const stored = await ws.meta.read(SALT_DOC).catch(() => null);
+  if (stored !== null) return stored.trim();
+  if (!create) return null;
+  const salt = randomBytes(32).toString('hex');
+  await ws.meta.write(SALT_DOC, salt + '\n');
+  return salt;
 }
 
 export function hashId(salt: string, id: string): string {
@@ -108,7 +105,9 @@ export async function receiptModelVersions(ws: Workspace, state: State): Promise
 export async function readEntry(ws: Workspace, seq: number): Promise<DeletionEntry> {
   const p = entryPath(ws, seq);
   try {
-    return DeletionEntrySchema.parse(JSON.parse(await fsp.readFile(p, 'utf8')));
+    const text = await ws.meta.read(entryDoc(seq));
+    if (text === null) throw new Error('no such file');
+    return DeletionEntrySchema.parse(JSON.parse(text));
   } catch (err) {
     throw stateError(`${p}: deletion log entry is missing or damaged (${errorMessage(err)})`, err);
   }

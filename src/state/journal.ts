@@ -7,11 +7,8 @@
  * Deletion requests are kept, while pending, in `manifests/pending/<seq>.json`, written before the
  * journal line, so an accepted request survives a crash and `recover` completes it.
  */
-import * as fsp from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
 import { SisaError } from '../util/errors.js';
-import { fsyncDir, removeFileDurably, syncHandle, writeFileAtomic } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
 
 export type OpKind = 'ingest' | 'train' | 'delete' | 'fairness-fit' | 'recover';
@@ -26,32 +23,19 @@ const Line = z.object({
 });
 export type JournalLine = z.infer<typeof Line>;
 
-const journalPath = (ws: Workspace) => path.join(ws.manifestsDir, 'journal.jsonl');
-export const pendingDir = (ws: Workspace) => path.join(ws.manifestsDir, 'pending');
-export const pendingPath = (ws: Workspace, seq: number) => path.join(pendingDir(ws), `${String(seq).padStart(6, '0')}.json`);
+const JOURNAL_DOC = 'journal.jsonl';
+const PENDING = 'pending';
+const pendingDoc = (seq: number) => `${PENDING}/${String(seq).padStart(6, '0')}.json`;
+export const pendingDir = (ws: Workspace) => ws.meta.where(PENDING);
+export const pendingPath = (ws: Workspace, seq: number) => ws.meta.where(pendingDoc(seq));
 
 async function append(ws: Workspace, line: JournalLine): Promise<void> {
-  await fsp.mkdir(ws.manifestsDir, { recursive: true });
-  // 'wx' tells whether this append creates the journal: then its directory entry must be synced too.
-  let fh = await fsp.open(journalPath(ws), 'ax').catch(() => null);
-  const created = fh !== null;
-  fh ??= await fsp.open(journalPath(ws), 'a');
-  try {
-    await fh.appendFile(JSON.stringify(line) + '\n');
-    await syncHandle(fh, journalPath(ws));
-  } finally {
-    await fh.close();
-  }
-  if (created) await fsyncDir(ws.manifestsDir);
+  await ws.meta.append(JOURNAL_DOC, JSON.stringify(line));
 }
 
 export async function readJournal(ws: Workspace): Promise<JournalLine[]> {
-  let text: string;
-  try {
-    text = await fsp.readFile(journalPath(ws), 'utf8');
-  } catch {
-    return [];
-  }
+  const text = await ws.meta.read(JOURNAL_DOC).catch(() => null);
+  if (text === null) return [];
   const out: JournalLine[] = [];
   for (const raw of text.split('\n')) {
     if (!raw.trim()) continue;
@@ -95,7 +79,7 @@ export interface Operation {
 export async function beginOperation(ws: Workspace, op: OpKind, pendingRequest?: unknown): Promise<Operation> {
   const lines = await readJournal(ws);
   const seq = (lines.at(-1)?.seq ?? 0) + 1;
-  if (pendingRequest !== undefined) await writeFileAtomic(pendingPath(ws, seq), JSON.stringify(pendingRequest) + '\n');
+  if (pendingRequest !== undefined) await ws.meta.write(pendingDoc(seq), JSON.stringify(pendingRequest) + '\n');
   const stamp = () => ({ seq, op, time: new Date().toISOString(), pid: process.pid });
   await append(ws, { ...stamp(), phase: 'begin' });
   const finish = async (phase: 'end' | 'abort', note?: string, keepRequest = false) => {
@@ -103,7 +87,7 @@ export async function beginOperation(ws: Workspace, op: OpKind, pendingRequest?:
     // which the next delete or recover re-applies harmlessly (its ids are then already deleted). The
     // other order would leave an open delete without its request, which recover could only roll back.
     await append(ws, { ...stamp(), phase, ...(note ? { note } : {}) });
-    if (!keepRequest) await removeFileDurably(pendingPath(ws, seq));
+    if (!keepRequest) await ws.meta.remove(pendingDoc(seq));
   };
   return { seq, end: (note) => finish('end', note), abort: (note, opts) => finish('abort', note, opts?.keepRequest ?? false) };
 }
@@ -117,12 +101,7 @@ export interface PendingRequestFile {
 
 /** Every accepted request not yet applied: those of an interrupted operation and those kept after a clean failure. */
 export async function pendingRequests(ws: Workspace): Promise<PendingRequestFile[]> {
-  let names: string[];
-  try {
-    names = await fsp.readdir(pendingDir(ws));
-  } catch {
-    return [];
-  }
+  const names = await ws.meta.list(PENDING);
   const open = await pendingOperation(ws);
   return names
     .map((n) => /^(\d{6,})\.json$/.exec(n))
@@ -134,18 +113,19 @@ export async function pendingRequests(ws: Workspace): Promise<PendingRequestFile
 
 /** Removes an applied (or refused) request that a clean failure had kept. */
 export async function removePendingRequest(ws: Workspace, seq: number): Promise<void> {
-  await removeFileDurably(pendingPath(ws, seq));
+  await ws.meta.remove(pendingDoc(seq));
 }
 
 /** Closes an interrupted operation's journal entry (used by recover). */
 export async function closeOperation(ws: Workspace, line: JournalLine, phase: 'end' | 'abort', note: string): Promise<void> {
   await append(ws, { seq: line.seq, op: line.op, phase, time: new Date().toISOString(), pid: process.pid, note });
-  await removeFileDurably(pendingPath(ws, line.seq));
+  await ws.meta.remove(pendingDoc(line.seq));
 }
 
 export async function readPending<T>(ws: Workspace, seq: number): Promise<T | null> {
   try {
-    return JSON.parse(await fsp.readFile(pendingPath(ws, seq), 'utf8')) as T;
+    const text = await ws.meta.read(pendingDoc(seq));
+    return text === null ? null : (JSON.parse(text) as T);
   } catch {
     return null;
   }

@@ -26,6 +26,7 @@ import { pausePoint } from '../util/faults.js';
 import { readFileSync } from 'node:fs';
 import { fsyncDir, syncHandle, tempPathFor } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
+import type { Lease as LeaseSeam } from '../storage/lease.js';
 
 interface LockOwner {
   pid: number;
@@ -55,7 +56,7 @@ function ownerDead(owner: LockOwner): boolean {
   return owner.pid !== process.pid && !alive(owner.pid);
 }
 
-interface Lease {
+interface LeaseRecord {
   token: string;
   /** Set when proper-lockfile finds the lock changed under it (it went stale and was taken over). */
   compromised: Error | null;
@@ -66,7 +67,7 @@ interface Lease {
 }
 
 /** The leases this process holds, by workspace root: a process may hold several workspaces. */
-const held = new Map<string, Lease>();
+const held = new Map<string, LeaseRecord>();
 
 const lockPath = (ws: Workspace) => path.join(ws.manifestsDir, 'lock');
 const ownerPath = (ws: Workspace) => path.join(ws.manifestsDir, 'lock.owner');
@@ -127,10 +128,15 @@ async function takeOverStale(ws: Workspace, stale: LockOwner): Promise<boolean> 
   return true;
 }
 
+/** The workspace folder's implementation of the lease seam. */
+export function workspaceLease(ws: Workspace): LeaseSeam {
+  return { hold: (wait, fn) => withWorkspaceLock(ws, wait, fn), assertHeld: () => assertLeaseHeld(ws), isHeld: () => holdsLease(ws) };
+}
+
 export async function withWorkspaceLock<T>(ws: Workspace, wait: boolean, fn: () => Promise<T>): Promise<T> {
   await fsp.mkdir(ws.manifestsDir, { recursive: true });
   const deadline = Date.now() + (wait ? 24 * 3600_000 : 0);
-  const lease: Lease = { token: randomUUID(), compromised: null, interrupted: false, committing: false };
+  const lease: LeaseRecord = { token: randomUUID(), compromised: null, interrupted: false, committing: false };
   let release: (() => Promise<void>) | null = null;
   for (let attempt = 0; ; attempt++) {
     try {

@@ -5,11 +5,10 @@
  * refers to them is renamed into place. Deletion log entries live beside it in `manifests/deletions/`.
  */
 import { assertMayCommit } from './lock.js';
-import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { errorMessage, stateError } from '../util/errors.js';
-import { sha256, writeFileAtomic } from '../util/fsx.js';
+import { sha256 } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
 
 const LabelRule = z.discriminatedUnion('kind', [
@@ -120,13 +119,17 @@ export const StateSchema = z.object({
 });
 export type State = z.infer<typeof StateSchema>;
 
+/** The state manifest's name in the metadata store: replacing it is every operation's commit point. */
+export const STATE_DOC = 'state.json';
+
 export async function loadState(ws: Workspace): Promise<State> {
-  let text: string;
+  let text: string | null;
   try {
-    text = await fsp.readFile(ws.statePath, 'utf8');
-  } catch {
-    throw stateError(`no sisa workspace at ${ws.root} (missing ${path.relative(ws.root, ws.statePath)}); run 'sisa ingest' first`);
+    text = await ws.meta.read(STATE_DOC);
+  } catch (err) {
+    throw stateError(`${ws.statePath}: cannot read the manifest (${errorMessage(err)})`, err);
   }
+  if (text === null) throw stateError(`no sisa workspace at ${ws.root} (missing ${path.relative(ws.root, ws.statePath)}); run 'sisa ingest' first`);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -142,18 +145,14 @@ export async function loadState(ws: Workspace): Promise<State> {
 }
 
 export async function tryLoadState(ws: Workspace): Promise<State | null> {
-  try {
-    await fsp.access(ws.statePath);
-  } catch {
-    return null;
-  }
+  if ((await ws.meta.read(STATE_DOC).catch(() => null)) === null) return null;
   return loadState(ws);
 }
 
 export async function saveState(ws: Workspace, state: State): Promise<void> {
   const next = StateSchema.parse(state);
   await assertMayCommit(ws); // the commit point: a process that lost the lock, or was interrupted, stops here
-  await writeFileAtomic(ws.statePath, JSON.stringify(next, null, 2) + '\n');
+  await ws.meta.write(STATE_DOC, JSON.stringify(next, null, 2) + '\n');
 }
 
 export function requireTrained(state: State): asserts state is State & { training: NonNullable<State['training']> } {

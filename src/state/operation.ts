@@ -5,7 +5,7 @@
  */
 import { errorMessage, journalNoteOf, SisaError } from '../util/errors.js';
 import { beginOperation, refuseIfPending, type OpKind, type Operation } from './journal.js';
-import { holdsLease, withWorkspaceLock } from './lock.js';
+import { workspaceLease } from './lock.js';
 import { workspace } from './workspace.js';
 
 export interface OperationOptions {
@@ -24,7 +24,8 @@ export interface PendingRequestOptions {
 
 export async function runOperation<T>(workdir: string, kind: OpKind, opts: OperationOptions & PendingRequestOptions, body: (op: Operation) => Promise<T>): Promise<T> {
   const ws = workspace(workdir);
-  return withWorkspaceLock(ws, opts.wait ?? false, async () => {
+  const lease = workspaceLease(ws);
+  return lease.hold(opts.wait ?? false, async () => {
     await refuseIfPending(ws);
     const op = await beginOperation(ws, kind, opts.pending);
     let result: T;
@@ -32,7 +33,7 @@ export async function runOperation<T>(workdir: string, kind: OpKind, opts: Opera
       result = await body(op);
     } catch (err) {
       // A process that lost the lock writes nothing more: the journal is the new holder's now.
-      if (!(await holdsLease(ws))) throw err;
+      if (!(await lease.isHeld())) throw err;
       const keep = opts.pending !== undefined && (opts.keepPendingOn?.(err) ?? false);
       const note = journalNoteOf(err);
       await op.abort(keep ? `${note}; the request stays pending` : note, { keepRequest: keep });

@@ -1,5 +1,6 @@
 /** Where things live inside a workspace folder (`--workdir`). */
 import path from 'node:path';
+import { FsMetaStore, type MetaStore } from '../storage/metaStore.js';
 
 export interface Workspace {
   root: string;
@@ -9,6 +10,8 @@ export interface Workspace {
   statePath: string;
   deletionsDir: string;
   fairnessPath: string;
+  /** The manifests (state, journal, receipts, pending requests, fit) through the metadata seam. */
+  meta: MetaStore;
 }
 
 export function workspace(root: string): Workspace {
@@ -22,5 +25,6 @@ export function workspace(root: string): Workspace {
     statePath: path.join(manifestsDir, 'state.json'),
     deletionsDir: path.join(manifestsDir, 'deletions'),
     fairnessPath: path.join(manifestsDir, 'fairness.json'),
+    meta: new FsMetaStore(manifestsDir),
   };
 }

@@ -1,6 +1,6 @@
 /**
- * The storage seam for immutable, content-addressed blobs (shard files, held-out files, checkpoints).
- * Placeholder written against brief B's published interface until that file lands on main.
+ * The storage seam for immutable, content-addressed blobs (shard files, held-out files, checkpoints):
+ * FsBlobStore keeps them in a workspace (or cache) folder, S3BlobStore in an S3-compatible bucket.
  */
 import { SisaError } from '../util/errors.js';
 

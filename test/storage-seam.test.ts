@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BlobCorruptError, BlobMissingError, type BlobStore } from '../src/storage/blobStore.js';
 import { FsBlobStore, folderOfStoreUrl, folderStoreUrl } from '../src/storage/fsBlobStore.js';
+import { FsMetaStore } from '../src/storage/metaStore.js';
 import { S3BlobStore, parseS3Url } from '../src/storage/s3BlobStore.js';
 import { startS3, useS3Env, type S3TestServer } from './s3server.js';
 import { tempDir } from './helpers.js';
@@ -81,5 +82,35 @@ describe('the blob seam', () => {
     const url = folderStoreUrl(folder);
     assert.match(url, /^file:\/\//);
     assert.equal(folderOfStoreUrl(url), folder);
+  });
+});
+
+describe('the metadata seam (FsMetaStore over manifests/)', () => {
+  it('reads null for an absent document, replaces documents whole, appends lines, lists and removes durably', async () => {
+    const dir = await tempDir();
+    const meta = new FsMetaStore(path.join(dir, 'manifests'));
+    assert.equal(await meta.read('state.json'), null);
+    assert.deepEqual(await meta.list('pending'), []);
+    await meta.write('state.json', '{"revision":1}\n');
+    await meta.write('state.json', '{"revision":2}\n');
+    assert.equal(await meta.read('state.json'), '{"revision":2}\n');
+    assert.deepEqual((await fsp.readdir(path.join(dir, 'manifests'))).sort(), ['state.json'], 'no temporary file left behind');
+    await meta.append('journal.jsonl', '{"seq":1}');
+    await meta.append('journal.jsonl', '{"seq":2}\n');
+    assert.equal(await meta.read('journal.jsonl'), '{"seq":1}\n{"seq":2}\n');
+    await meta.write('pending/000002.json', '{}\n');
+    await meta.write('pending/000001.json', '{}\n');
+    assert.deepEqual(await meta.list('pending'), ['000001.json', '000002.json']);
+    await meta.remove('pending/000001.json');
+    await meta.remove('pending/000009.json');
+    assert.deepEqual(await meta.list('pending'), ['000002.json']);
+    assert.equal(meta.where('deletions/000001.json'), path.join(dir, 'manifests', 'deletions', '000001.json'));
+  });
+
+  it('a read error other than absence is raised, not taken for an absent document', async () => {
+    const dir = await tempDir();
+    const meta = new FsMetaStore(path.join(dir, 'manifests'));
+    await fsp.mkdir(path.join(dir, 'manifests', 'state.json'), { recursive: true }); // a folder where a file should be
+    await assert.rejects(meta.read('state.json'), /EISDIR/);
   });
 });
