@@ -77,19 +77,103 @@ describe('FairSISA through the CLI', () => {
     assert.equal(history[1].deletedRecords, del.deleted.length);
   });
 
-  it('the HTML report renders its charts in headless Chromium', { skip: CHROMIUM ? false : 'Debian chromium is not installed (.ci/run installs it)' }, async () => {
+  it('the JSON report has a verdict computed from its own numbers, data sizes and all-groups metrics', async () => {
+    const r = await cliJson(['report', '--workdir', ws, '--out', path.join(dir, 'report-verdict'), '--resamples', '100']);
+    assert.equal(r.criterion.name, 'equalized-odds');
+    const test = r.methods.filter((m: any) => m.split === 'test');
+    const sisa = test.find((m: any) => m.name === 'sisa');
+    const chosen = test.find((m: any) => m.name === r.verdict.method);
+    assert.ok(chosen, `verdict names a method of the table: ${r.verdict.method}`);
+    assert.equal(r.verdict.from, sisa.eoDifference);
+    assert.equal(r.verdict.to, chosen.eoDifference);
+    for (const x of [sisa.eoDifference, chosen.eoDifference]) assert.ok(r.verdict.text.includes(x.toFixed(3)), `${x.toFixed(3)} in: ${r.verdict.text}`);
+    assert.ok(r.verdict.text.includes(`${((sisa.accuracy - chosen.accuracy) * 100).toFixed(1)} accuracy points`), r.verdict.text);
+    // The corpus is built so that votes clearly helps: the verdict must say so, not hedge.
+    assert.equal(r.verdict.lowersGap, true);
+    assert.equal(r.verdict.withinInterval, false);
+    // Data sizes add up, per split and per group.
+    const sizes = r.data.find((d: any) => d.split === 'test');
+    assert.equal(sizes.rows, sisa.rows);
+    assert.equal(sizes.positives + sizes.negatives, sizes.rows);
+    assert.equal(sizes.byGroup.reduce((s: number, g: any) => s + g.rows, 0), sizes.rows);
+    assert.deepEqual(sizes.byGroup.map((g: any) => g.group), r.groupNames);
+    // Per-group rows, ROC AUC included, for every group; the differences are max − min over them.
+    for (const m of test) {
+      assert.equal(m.byGroup.length, r.groupNames.length);
+      for (const g of m.byGroup) assert.ok(g.auc > 0.5 && g.auc <= 1, `${m.name} ${g.group} AUC ${g.auc}`);
+      const spread = (k: string) => Math.max(...m.byGroup.map((g: any) => g[k])) - Math.min(...m.byGroup.map((g: any) => g[k]));
+      assert.ok(Math.abs(m.fprDifference - spread('fpr')) < 1e-12);
+      assert.ok(Math.abs(m.eqOppDifference - spread('tpr')) < 1e-12);
+      assert.ok(Math.abs(m.dpDifference - spread('selectionRate')) < 1e-12);
+      assert.ok(Math.abs(m.aucDifference - spread('auc')) < 1e-12);
+      assert.ok(m.fprDifferenceCI[0] <= m.fprDifferenceCI[1]);
+    }
+  });
+
+  it('the HTML report reads top-down in headless Chromium at 1280 px: verdict and methods table on the first screen, one colour per method, readable axes', { skip: CHROMIUM ? false : 'Debian chromium is not installed (.ci/run installs it)' }, async () => {
     const out = path.join(dir, 'report-html');
     await cliJson(['report', '--workdir', ws, '--out', out, '--resamples', '50']);
     const html = path.join(out, 'report.html');
+    const page = await fsp.readFile(html, 'utf8');
     const profile = await fsp.mkdtemp(path.join(dir, 'chromium-'));
     const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`];
-    const dom = (await run(CHROMIUM!, [...flags, '--dump-dom', `file://${html}`], { maxBuffer: 64 << 20 })).stdout;
+    // A copy of the page with a probe that writes, after layout, where the verdict, the table and the charts are.
+    const probe = `<script>(() => { const at = (s) => { const e = document.querySelector(s); if (!e) return null; const b = e.getBoundingClientRect(); return { top: b.top, bottom: b.bottom }; };
+      document.body.setAttribute('data-layout', JSON.stringify({ width: innerWidth, height: innerHeight, verdict: at('#verdict'), methods: at('#methods'), charts: at('#charts') })); })();</script>`;
+    const probed = path.join(out, 'probe.html');
+    await fsp.writeFile(probed, page.replace('</body>', `${probe}</body>`));
+    const dom = (await run(CHROMIUM!, [...flags, '--window-size=1280,800', '--dump-dom', `file://${probed}`], { maxBuffer: 64 << 20 })).stdout;
+    const layout = JSON.parse((dom.match(/data-layout="([^"]*)"/)?.[1] ?? 'null').replace(/&quot;/g, '"'));
+    assert.ok(layout, 'the probe ran');
+    assert.equal(layout.width, 1280);
+    for (const k of ['verdict', 'methods', 'charts']) assert.ok(layout[k], `#${k} on the page`);
+    assert.ok(layout.verdict.bottom <= layout.height, `verdict within the first screen: ${JSON.stringify(layout)}`);
+    assert.ok(layout.methods.bottom <= layout.height, `methods table within the first screen: ${JSON.stringify(layout)}`);
+    assert.ok(layout.verdict.top < layout.methods.top && layout.methods.bottom <= layout.charts.top, `verdict, table, then charts: ${JSON.stringify(layout)}`);
+
     const svgs = dom.match(/<svg[\s>]/g) ?? [];
     assert.ok(svgs.length >= 6, `charts rendered as SVG in the page: ${svgs.length}`);
-    assert.match(dom, /equalized-odds difference/);
     assert.match(dom, /<path|<circle|<symbol/);
+    // Each chart carries a one-line caption.
+    const figures = page.match(/<figure class="chart"[\s\S]*?<\/figure>/g) ?? [];
+    assert.equal(figures.length, svgs.length);
+    for (const f of figures) assert.match(f, /<figcaption>[^<]{20,}<\/figcaption>/);
+
+    // One colour per method in every chart, read from the Vega-Lite specs embedded next to each chart.
+    const specs = [...page.matchAll(/<script type="application\/json" class="vega-spec"[^>]*>([\s\S]*?)<\/script>/g)].map((m) => JSON.parse(m[1]!));
+    assert.equal(specs.length, figures.length);
+    const colourOf = new Map<string, string>();
+    let coloured = 0;
+    const walk = (node: any, chart: number) => {
+      if (!node || typeof node !== 'object') return;
+      if (node.color?.field === 'method') {
+        const { domain, range } = node.color.scale ?? {};
+        assert.ok(Array.isArray(domain) && Array.isArray(range) && domain.length === range.length, `chart ${chart}: method colours come from a fixed scale`);
+        domain.forEach((m: string, i: number) => {
+          assert.equal(colourOf.get(m) ?? range[i], range[i], `chart ${chart}: ${m} is ${range[i]} here but ${colourOf.get(m)} elsewhere`);
+          colourOf.set(m, range[i]);
+        });
+        coloured++;
+      }
+      for (const v of Object.values(node)) walk(v, chart);
+    };
+    specs.forEach((s, i) => walk(s, i));
+    assert.ok(coloured >= 5, `method colour encodings checked: ${coloured}`);
+    assert.equal(new Set(colourOf.values()).size, colourOf.size, `distinct methods, distinct colours: ${JSON.stringify([...colourOf])}`);
+    for (const m of ['sisa', 'per-model', 'ensemble', 'votes']) assert.ok(colourOf.has(m), m);
+
+    // Axis titles a person reads (no Vega "a, b" merged field titles), and the records-deleted axis has integer ticks.
+    const axes = [...dom.matchAll(/aria-label="([XY])-axis titled '([^']*)'/g)].map((m) => m[2]!);
+    assert.ok(axes.length >= 8, `titled axes: ${axes.length}`);
+    for (const t of axes) assert.doesNotMatch(t, /,/, `axis title ${t}`);
+    const history = dom.split(/aria-roledescription="axis"/).find((part) => part.startsWith(` aria-label="X-axis titled 'records deleted'`));
+    assert.ok(history, 'the history chart has a records-deleted axis');
+    const ticks = [...history.split(/role-axis-title/)[0]!.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!);
+    assert.ok(ticks.length >= 2, `tick labels: ${ticks}`);
+    for (const t of ticks) assert.match(t, /^\d[\d,]*$/, `records deleted ticks are integers: ${ticks}`);
+
     const png = path.join(out, 'report.png');
-    await run(CHROMIUM!, [...flags, `--screenshot=${png}`, '--window-size=1300,1800', `file://${html}`]);
+    await run(CHROMIUM!, [...flags, `--screenshot=${png}`, '--window-size=1280,800', `file://${html}`]);
     const bytes = await fsp.readFile(png);
     assert.equal(bytes.subarray(1, 4).toString(), 'PNG');
     assert.ok(bytes.length > 20000, `a screenshot with content: ${bytes.length} bytes`);
