@@ -178,6 +178,22 @@ describe('FairSISA through the CLI', () => {
     assert.equal(bytes.subarray(1, 4).toString(), 'PNG');
     assert.ok(bytes.length > 20000, `a screenshot with content: ${bytes.length} bytes`);
   });
+
+  it('the report says how the post-processors were fitted and lists the groups --min-group left unconstrained, with the reason', async () => {
+    // Last in this suite: it replaces the stored fit.
+    await cliJson(['fairness', 'fit', '--workdir', ws, '--min-group', '100000', '--decision', 'threshold', '--quiet']);
+    const out = path.join(dir, 'report-min-group');
+    const r = await cliJson(['report', '--workdir', ws, '--out', out, '--resamples', '20']);
+    assert.equal(r.fit.decision, 'threshold');
+    assert.equal(r.fit.minGroup, 100000);
+    assert.deepEqual(r.fit.unconstrained.map((u: any) => u.group), r.groupNames);
+    for (const u of r.fit.unconstrained) assert.match(u.reason, /^\d+ positives and \d+ negatives < --min-group 100000$/);
+    for (const f of ['report.md', 'report.html']) {
+      const text = (await fsp.readFile(path.join(out, f), 'utf8')).replace(/&lt;/g, '<');
+      assert.match(text, /threshold decisions/, f);
+      assert.match(text, new RegExp(`Not constrained by the fit .*‘${r.groupNames[1]}’ \\(\\d+ positives and \\d+ negatives < --min-group 100000\\)`), f);
+    }
+  });
 });
 
 describe('sensitive groups from a column', () => {

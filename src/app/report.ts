@@ -22,7 +22,7 @@ import { hashUnit } from '../util/rng.js';
 import { groupRatesChart, historyChart, methodColourScale, renderSvg, shardAccuracyChart, tradeoffChart, type ReportChart } from './charts.js';
 import { CRITERIA, groupFairness, groupFairnessWithIntervals, groupRates, type Criterion, type DifferenceField, type GroupRates, type GroupRow, type Interval } from '../fairness/metrics.js';
 import { applyMethod, expectedPositive, expectedRates, fitMethod, FAIR_METHODS, type FairMethod, type FittedMethod } from '../fairness/postprocess.js';
-import { attributeValues, computeFit, heldoutRows, isFittedFor, loadFit, loadHistory, type FairnessFit } from './fairnessFit.js';
+import { attributeValues, choicesOf, computeFit, fitSpecFor, groupNames as groupNamesOf, heldoutRows, isFittedFor, loadFit, loadHistory, type FairnessFit } from './fairnessFit.js';
 import { ANY } from '../fairness/terms.js';
 import { confusion, binaryMetrics } from '../util/metrics.js';
 import { vote } from '../util/vote.js';
@@ -135,6 +135,8 @@ export interface Report {
   criterion: { name: Criterion; field: DifferenceField; label: string };
   /** The groups of the sensitive attribute, by group code. */
   groupNames: string[];
+  /** How the post-processors were fitted, and the groups --min-group left unconstrained, with the reason. */
+  fit: { objective: string; decision: string; minGroup: number | null; unconstrained: { group: string; reason: string }[] };
   verdict: Verdict;
   data: SplitSizes[];
   reproduce: { datasetFingerprint: string; seed: number; backend: string; revision: number; models: { shard: number; version: number; modelHash: string }[]; command: string };
@@ -158,15 +160,13 @@ interface Split {
  * attributes (1 = in the group), so code 1 is the attribute's group and code 0 the rest.
  */
 function groupsOf(state: State, rows: Rows, attribute: string): { codes: Uint8Array; names: string[] } {
-  const spec = state.config.groups.find((g) => g.name === attribute);
-  const names = spec?.kind === 'any' ? ['in no group', 'in any group'] : [`not ${attribute}`, attribute];
-  return { codes: attributeValues(state, rows, attribute), names };
+  // The names fairness fit, fairness show and predict --fair use, so that the report speaks of the same groups.
+  return { codes: attributeValues(state, rows, attribute), names: groupNamesOf(attribute) };
 }
 
 /** The criterion a fit was made for; fits written before criteria were selectable are equalized-odds fits. */
 function criterionOf(fit: FairnessFit): Criterion {
-  const c = (fit as { constraint?: unknown }).constraint;
-  return typeof c === 'string' && c in CRITERIA ? (c as Criterion) : 'equalized-odds';
+  return fit.constraint in CRITERIA ? fit.constraint : 'equalized-odds';
 }
 
 function splitSizes(name: string, labels: ArrayLike<number>, codes: ArrayLike<number>, names: readonly string[]): SplitSizes {
@@ -281,7 +281,8 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
   // The stored fit is production's (predict --fair uses it); a report for another attribute or tolerance,
   // or over a stale fit, fits its own post-processors in memory and leaves the stored one alone.
   const storedFitUsed = !!fit && isFittedFor(fit, state) && fit.attribute === attribute && fit.tolerance === tolerance;
-  if (!storedFitUsed) fit = await computeFit(ws, state, { attribute, tolerance, ensemble: ens });
+  // A report for another attribute or tolerance keeps the stored fit's other choices (constraint, objective, decision).
+  if (!storedFitUsed) fit = await computeFit(ws, state, { ...(fit ? choicesOf(fit) : {}), attribute, tolerance, ensemble: ens });
   if (!fit) throw new Error('unreachable: a fit was computed');
   const fitted = new Map(fit.methods.map((m) => [m.method, m] as [FairMethod, FittedMethod]));
   const mono = o.baseline ? await trainMonolithic(ws, state) : null;
@@ -360,7 +361,9 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
       const yc = Uint8Array.from(calIdx, (i) => pool.rows.labels[i]!);
       const yt = Uint8Array.from(testIdx, (i) => pool.rows.labels[i]!);
       const refit = new Map<FairMethod, FittedMethod>();
-      for (const m of FAIR_METHODS) refit.set(m, await fitMethod(m, c.probs, yc, c.group, tolerance));
+      // Fitted as the report's own post-processors were (same constraint, objective, decision, --min-group).
+      const { spec } = fitSpecFor({ ...choicesOf(fit), attribute, tolerance }, yc, c.group);
+      for (const m of FAIR_METHODS) refit.set(m, await fitMethod(m, c.probs, yc, c.group, spec));
       for (const name of names) {
         const fm = groupFairness(yt, predictionsFor(name, t, refit, seed + r + 1), t.group, groupNames);
         acc[name]!.a.push(fm.overall.accuracy);
@@ -400,6 +403,12 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
     postProcessors: storedFitUsed ? 'stored' : 'report',
     criterion: { name: criterion, field: CRITERIA[criterion].field, label: CRITERIA[criterion].label },
     groupNames,
+    fit: {
+      objective: fit.objective === 'cost' ? `cost (missed toxic ${fit.fnCost}, false flag ${fit.fpCost})` : fit.objective,
+      decision: fit.decision,
+      minGroup: fit.minGroup ?? null,
+      unconstrained: (fit.groups ?? []).filter((g) => !g.constrained).map((g) => ({ group: g.name, reason: g.reason ?? 'not constrained' })),
+    },
     verdict: reportVerdict({ criterion, groupNames, test: methods.filter((m) => m.split === 'test'), resplits }),
     data: splits.map((sp) => splitSizes(sp.name, sp.rows.labels, sp.group, groupNames)),
     reproduce: {
@@ -443,6 +452,12 @@ function methodColumns(r: Report): { head: string; cell: (m: MethodEntry) => str
   ];
 }
 
+/** How the post-processors were fitted, in one phrase. */
+const fitPhrase = (r: Report) => `${r.criterion.label} ≤ ${r.tolerance}, objective ${r.fit.objective}, ${r.fit.decision} decisions`;
+/** The groups the fit left unconstrained and why, or '' when it constrained them all. */
+const unconstrainedLine = (r: Report) =>
+  r.fit.unconstrained.length ? `Not constrained by the fit (too few calibration rows to estimate their rates): ${r.fit.unconstrained.map((u) => `‘${u.group}’ (${u.reason})`).join(', ')}.` : '';
+
 const DEFINITIONS = [
   'Differences are max − min over the groups of the rate each criterion equalises (fairlearn’s MetricFrame conventions): equalized-odds difference = the larger of the true- and false-positive-rate differences; equal-opportunity difference = true-positive-rate difference; demographic-parity difference = difference of the flag (selection) rates.',
   'The rates are those of the predictions actually made (randomised for the post-processors); the expected equalized-odds difference is that of the post-processor’s flag probabilities, which its LP constrains on the calibration split.',
@@ -453,7 +468,7 @@ export function reportMarkdown(r: Report): string {
   const lines = [
     `# sisa fairness report`,
     '',
-    `Sensitive attribute: **${r.sensitive}** (groups: ${r.groupNames.join(', ')}) · fitted for ${r.criterion.label} ≤ ${r.tolerance} · generated ${r.generatedAt}`,
+    `Sensitive attribute: **${r.sensitive}** (groups: ${r.groupNames.join(', ')}) · post-processors fitted for ${fitPhrase(r)} · generated ${r.generatedAt}`,
     '',
     `**Verdict.** ${r.verdict.text}`,
     '',
@@ -463,6 +478,7 @@ export function reportMarkdown(r: Report): string {
     `|---|---|---|${r.groupNames.map(() => '---|').join('')}`,
     ...r.data.map((d) => `| ${d.split} | ${int(d.rows)} | ${int(d.positives)} / ${int(d.negatives)} | ${d.byGroup.map((g) => `${int(g.rows)} (${int(g.positives)} / ${int(g.negatives)})`).join(' | ')} |`),
     '',
+    ...(unconstrainedLine(r) ? [unconstrainedLine(r), ''] : []),
   ];
   const cols = methodColumns(r);
   for (const split of SPLIT_ORDER(r)) {
@@ -598,13 +614,13 @@ table.methods td{white-space:nowrap}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:6px;vertical-align:baseline}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{border:1px solid #e4e4e4;padding:8px;margin:0;max-width:100%;overflow-x:auto}
 figcaption{font-size:.9em;color:#444;max-width:460px;margin-top:4px}
-code{font-size:90%}
+code{font-size:90%}.warn{color:#8a4b00;margin:.3em 0}
 </style>
 </head><body>
 <header><h1>sisa fairness report</h1>
-<p class="meta">Sensitive attribute <b>${esc(r.sensitive)}</b> (groups: ${r.groupNames.map(esc).join(', ')}) · post-processors fitted for ${esc(r.criterion.label)} ≤ ${r.tolerance}</p></header>
+<p class="meta">Sensitive attribute <b>${esc(r.sensitive)}</b> (groups: ${r.groupNames.map(esc).join(', ')}) · post-processors fitted for ${esc(fitPhrase(r))}</p></header>
 <section id="verdict"><p>${esc(r.verdict.text)}</p></section>
-<section id="data"><h2>Data and group sizes <span class="sub">rows (toxic / not toxic)</span></h2>${data}</section>
+<section id="data"><h2>Data and group sizes <span class="sub">rows (toxic / not toxic)</span></h2>${data}${unconstrainedLine(r) ? `<p class="warn">${esc(unconstrainedLine(r))}</p>` : ''}</section>
 <section id="methods"><h2>Methods on the test split <span class="sub">${int(test[0]!.rows)} rows; bracketed: 95% bootstrap interval</span></h2>${methodsTableHtml(r, 'test', r.verdict.method)}</section>
 <section id="charts"><h2>Charts</h2><div class="charts">
 ${figures.join('\n')}
