@@ -142,5 +142,29 @@ describe("fairness fit: the user's constraint, objective and minimum group", () 
     const text = await runCli(['predict', f, '--workdir', ws]);
     assert.equal(text.stdout.split('\n')[0], 'id,score,label');
   });
+
+  it('--cv 5 and --eo-tolerance auto: out-of-fold rows per method and ε, the same on every run, ε chosen by the stated rule', async () => {
+    const fit = await cliJson(['fairness', 'fit', '--workdir', ws, '--decision', 'randomized', '--cv', '5', '--eo-tolerance', 'auto', '--min-group', '0']);
+    assert.equal(fit.cv.folds, 5);
+    assert.deepEqual([...new Set(fit.cv.rows.map((r: any) => r.tolerance))], [0, 0.02, 0.05, 0.1]);
+    assert.deepEqual([...new Set(fit.cv.rows.map((r: any) => r.method))].sort(), ['ensemble', 'per-model', 'votes']);
+    const votes = fit.cv.rows.filter((r: any) => r.method === 'votes');
+    const expected = (votes.find((r: any) => r.violation <= r.noise) ?? votes[votes.length - 1]).tolerance;
+    assert.equal(fit.cv.chosenTolerance, expected);
+    assert.equal(fit.tolerance, expected, 'the fit uses the chosen ε');
+    const again = await cliJson(['fairness', 'fit', '--workdir', ws]);
+    assert.deepEqual(again.cv, fit.cv, 'a refit with the same seed cross-fits to the same numbers');
+    const text = await runCli(['fairness', 'show', '--workdir', ws]);
+    assert.match(text.stdout, /cross-fitted on the calibration split, 5 folds/);
+    assert.match(text.stdout, /--eo-tolerance auto chose ε = /);
+    const before = await fsp.readFile(fitPath());
+    for (const [flags, message] of [[['--cv', '1'], /--cv must be a whole number of folds >= 2, got 1/], [['--eo-tolerance', 'loose'], /--eo-tolerance must be a number in \[0, 1\] or 'auto', got 'loose'/]] as [string[], RegExp][]) {
+      const r = await runCli(['fairness', 'fit', '--workdir', ws, ...flags]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+    }
+    assert.deepEqual(await fsp.readFile(fitPath()), before);
+  });
 });
 

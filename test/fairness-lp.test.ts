@@ -12,6 +12,9 @@ import fc from 'fast-check';
 import { FAIR_CONSTRAINTS, FAIR_OBJECTIVES, solveDerivedPredictor, type Counts, type FairConstraint, type FairObjective, type LpSpec } from '../src/fairness/lp.js';
 import { eligibility, expectedGap, fitMethod, labelCounts, expectedPositive } from '../src/fairness/postprocess.js';
 import { searchThresholds } from '../src/fairness/threshold.js';
+import { chooseTolerance, crossFit } from '../src/fairness/crossfit.js';
+
+const close = (a: number, b: number, eps: number) => assert.ok(Math.abs(a - b) <= eps, `${a} ≠ ${b}`);
 
 interface Row {
   a: number[];
@@ -231,4 +234,39 @@ describe('threshold decisions', () => {
         { numRuns: 30 },
       );
     });
+});
+
+describe('cross-fitting on the calibration split', () => {
+  const data = (seed: number) => {
+    let s = seed;
+    const rand = () => (s = (s * 16807) % 2147483647) / 2147483647;
+    const n = 400;
+    const group = Uint8Array.from({ length: n }, () => (rand() < 0.35 ? 1 : 0));
+    const y = Uint8Array.from(group, (g) => (rand() < 0.35 + 0.2 * g ? 1 : 0));
+    const probs = Array.from({ length: 3 }, () => Float32Array.from(y, (l, i) => Math.min(1, Math.max(0, 0.4 * l + 0.4 * rand() + 0.15 * group[i]!))));
+    return { probs, y, group, ids: Array.from({ length: n }, (_, i) => `r${i}`), groups: 2 };
+  };
+  const at = (tolerance: number) => ({ tolerance, groups: 2 });
+
+  it('is reproducible with the seed, and does not depend on row order', async () => {
+    const d = data(5);
+    const a = await crossFit({ ...d, seed: 3 }, 4, at, [0, 0.05]);
+    assert.deepEqual(await crossFit({ ...d, seed: 3 }, 4, at, [0, 0.05]), a);
+    assert.equal(a.rows.length, 2 * 3);
+    // The same rows, reversed: folds follow the ids, decisions are drawn per id.
+    const rev = { probs: d.probs.map((p) => p.slice().reverse()), y: d.y.slice().reverse(), group: d.group.slice().reverse(), ids: [...d.ids].reverse(), groups: 2 };
+    assert.deepEqual(await crossFit({ ...rev, seed: 3 }, 4, at, [0, 0.05]), a);
+    for (const r of a.rows) {
+      assert.ok(r.accuracy > 0.5 && r.accuracy <= 1);
+      assert.ok(r.noise > 0, 'a gap estimated on 400 rows has bootstrap noise');
+      close(r.violation, Math.max(0, r.gap - r.tolerance), 1e-15);
+    }
+  });
+
+  it('auto picks the smallest ε whose votes violation is within its noise, else the largest', () => {
+    const row = (tolerance: number, violation: number, noise: number) => ({ method: 'votes' as const, tolerance, accuracy: 0.9, gap: tolerance + violation, violation, noise });
+    const other = { method: 'ensemble' as const, tolerance: 0, accuracy: 0.9, gap: 0, violation: 0, noise: 1 };
+    assert.equal(chooseTolerance({ folds: 5, seed: 1, rows: [other, row(0.1, 0, 0.01), row(0, 0.05, 0.01), row(0.05, 0.005, 0.01)] }), 0.05);
+    assert.equal(chooseTolerance({ folds: 5, seed: 1, rows: [other, row(0, 0.05, 0.01), row(0.1, 0.03, 0.01)] }), 0.1);
+  });
 });

@@ -17,6 +17,7 @@ import { errorMessage, stateError, usageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { fairnessMetrics } from '../fairness/metrics.js';
 import { applyMethod, eligibility, fitMethod, labelCounts, FAIR_DECISIONS, FAIR_METHODS, type FairDecision, type FairMethod, type FitSpec, type GroupCount } from '../fairness/postprocess.js';
+import { chooseTolerance, crossFit } from '../fairness/crossfit.js';
 import { checkSpec, FAIR_CONSTRAINTS, FAIR_OBJECTIVES, type FairConstraint, type FairObjective } from '../fairness/lp.js';
 import { ANY } from '../fairness/terms.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
@@ -33,6 +34,13 @@ const FittedSchema = z.object({
   calibrationGap: z.number().optional(),
 });
 const GroupSchema = z.object({ name: z.string(), negatives: z.number().int(), positives: z.number().int(), constrained: z.boolean(), reason: z.string().optional() });
+const CvSchema = z.object({
+  folds: z.number().int(),
+  seed: z.number().int(),
+  rows: z.array(z.object({ method: z.enum(FAIR_METHODS), tolerance: z.number(), accuracy: z.number(), gap: z.number(), violation: z.number(), noise: z.number() })),
+  /** Set when --eo-tolerance auto chose the fit's tolerance from these rows. */
+  chosenTolerance: z.number().optional(),
+});
 const FitSchema = z.object({
   attribute: z.string(),
   tolerance: z.number(),
@@ -46,6 +54,8 @@ const FitSchema = z.object({
   minGroup: z.number().int().optional(),
   /** Calibration counts per group code (absent in older fits). */
   groups: z.array(GroupSchema).optional(),
+  /** Cross-fitting on the calibration split (--cv K), when asked for. */
+  cv: CvSchema.optional(),
   seed: z.number().int(),
   fittedAt: z.string(),
   models: z.array(z.object({ shard: z.number().int(), version: z.number().int(), modelHash: z.string() })),
@@ -149,6 +159,10 @@ export interface FitOptions {
   minGroup?: number;
   /** randomized (default): the LP optimum, drawn per record id; threshold: per-group vote thresholds, no randomness. */
   decision?: FairDecision;
+  /** Cross-fit on the calibration split with this many folds (≥ 2) and record out-of-fold accuracy and gap per method and ε. */
+  cv?: number;
+  /** Choose the tolerance by cross-fitting (--eo-tolerance auto; folds from cv, default 5) instead of `tolerance`. */
+  autoTolerance?: boolean;
   /** Wait for another sisa process holding the workspace instead of failing. */
   wait?: boolean;
 }
@@ -163,6 +177,8 @@ const FIT_OPTIONS: OptionSpec<FitOptions> = {
   fpCost: rule.opt('number'),
   minGroup: rule.opt('number'),
   decision: rule.opt({ oneOf: FAIR_DECISIONS }),
+  cv: rule.opt('number'),
+  autoTolerance: rule.opt('boolean'),
   wait: rule.opt('boolean'),
 };
 
@@ -179,6 +195,10 @@ export interface FitChoices {
   /** Default 0 here (every group constrained), so a report or library call without it fits as before. */
   minGroup?: number;
   decision?: FairDecision;
+  /** Folds for cross-fitting (none when absent). */
+  cv?: number;
+  /** Pick the tolerance from the cross-fit (folds: cv, default 5). */
+  autoTolerance?: boolean;
 }
 
 /**
@@ -204,7 +224,7 @@ export function fitSpecFor(o: FitChoices, y: ArrayLike<number>, group: ArrayLike
 /** The choices a stored fit was made with, for fitting the same way on other data (the report's re-splits). */
 export function choicesOf(fit: FairnessFit): FitChoices {
   const { attribute, tolerance, constraint, objective, fnCost, fpCost, minGroup, decision } = fit;
-  return { attribute, tolerance, constraint, objective, fnCost, fpCost, minGroup, decision };
+  return { attribute, tolerance, constraint, objective, fnCost, fpCost, minGroup, decision, cv: fit.cv?.folds, autoTolerance: fit.cv?.chosenTolerance !== undefined };
 }
 
 /** Group names by code: a binary attribute's code 0 is everyone outside the group. */
@@ -228,24 +248,34 @@ export async function computeFit(ws: Workspace, state: State, o: FitChoices & { 
   const minGroup = o.minGroup ?? 0;
   if (!(Number.isInteger(minGroup) && minGroup >= 0)) throw usageError(`--min-group must be a whole number >= 0, got ${minGroup}`);
   checkSpec({ tolerance: o.tolerance, constraint, objective, fnCost: o.fnCost, fpCost: o.fpCost });
+  const folds = o.cv ?? (o.autoTolerance ? 5 : undefined);
+  if (folds !== undefined && !(Number.isInteger(folds) && folds >= 2)) throw usageError(`--cv must be a whole number of folds >= 2, got ${folds}`);
   const cal = await heldoutRows(ws, state, 'calibration');
   const group = attributeValues(state, cal, o.attribute);
   const names = groupNames(o.attribute);
-  const { spec, counts } = fitSpecFor(o, cal.labels, group);
-  const decision = spec.decision!;
   const ens = o.ensemble ?? (await loadEnsemble(ws, state));
   const probs = memberProbabilities(ens, { ...cal, n: cal.ids.length });
+  let cv: FairnessFit['cv'];
+  if (folds !== undefined) {
+    const at = (tolerance: number, y: ArrayLike<number>, g: ArrayLike<number>) => fitSpecFor({ ...o, tolerance }, y, g).spec;
+    const result = await crossFit({ probs, y: cal.labels, group, ids: cal.ids, groups: names.length, seed: state.config.seed }, folds, at);
+    cv = o.autoTolerance ? { ...result, chosenTolerance: chooseTolerance(result) } : result;
+  }
+  const tolerance = cv?.chosenTolerance ?? o.tolerance;
+  const { spec, counts } = fitSpecFor({ ...o, tolerance }, cal.labels, group);
+  const decision = spec.decision!;
   const methods = [];
   for (const m of FAIR_METHODS) methods.push(await fitMethod(m, probs, cal.labels, group, spec));
   return {
     attribute: o.attribute,
-    tolerance: o.tolerance,
+    tolerance,
     constraint,
     objective,
     decision,
     ...(objective === 'cost' ? { fnCost: o.fnCost, fpCost: o.fpCost } : {}),
     minGroup,
     groups: counts.map((c, g) => ({ name: names[g]!, ...c })),
+    ...(cv ? { cv } : {}),
     seed: state.config.seed,
     fittedAt: new Date().toISOString(),
     models: state.models.map((m) => ({ shard: m.shard, version: m.version, modelHash: m.modelHash })),
@@ -276,6 +306,9 @@ async function fitFairnessLocked(o: FitOptions): Promise<FairnessFit> {
     fpCost: o.fpCost ?? (keepCosts && objective === 'cost' ? previous?.fpCost : undefined),
     minGroup: o.minGroup ?? previous?.minGroup ?? DEFAULT_MIN_GROUP,
     decision: o.decision ?? previous?.decision,
+    // A refit cross-fits again only when the stored fit was cross-fitted (and re-chooses ε if it chose it).
+    cv: o.cv ?? (o.tolerance === undefined || o.autoTolerance ? previous?.cv?.folds : undefined),
+    autoTolerance: o.autoTolerance ?? (o.tolerance === undefined && previous?.cv?.chosenTolerance !== undefined),
     ensemble: ens,
   });
   crashPoint('fairness:before-write');
