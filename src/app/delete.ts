@@ -138,7 +138,8 @@ export async function planDeletion(state: State, workdir: string, ids: readonly 
       for (const id of wanted) plan.notFound.push(id);
       continue;
     }
-    const rows = await readRowsFile(path.join(ws.shardsDir, ref.file), ref.sha256);
+    // Features are not needed to find ids, and the rewrite stores the configuration, not features.
+    const rows = await readRowsFile(path.join(ws.shardsDir, ref.file), ref.sha256, { skipFeatures: true });
     const position = new Map(rows.ids.map((id, i) => [id, i]));
     const found = new Set<string>();
     const slices = new Set<number>();
@@ -276,7 +277,7 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
   const shardNotes = new Map<number, { before: string; ids: string[]; fromSlice: number }>();
   for (const [shard, p] of [...plan.shards].sort((a, b) => a[0] - b[0])) {
     const kept = filterRows(p.rows, (i) => !p.ids.has(p.rows.ids[i]!));
-    const written = await writeRowsFile(ws.shardsDir, `shard-${String(shard).padStart(3, '0')}`, kept, Object.keys(kept.groups));
+    const written = await writeRowsFile(ws.shardsDir, `shard-${String(shard).padStart(3, '0')}`, kept, Object.keys(kept.groups), { features: state.config.features });
     const info = next.shards[shard]!;
     if (o.fullRetrain) p.fromSlice = 0;
     shardNotes.set(shard, { before: info.sha256, ids: [...p.ids], fromSlice: p.fromSlice });
@@ -302,7 +303,7 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
   const heldoutNotes: DeletionEntry['heldout'] = [];
   for (const [split, h] of plan.heldout) {
     const kept = filterRows(h.rows, (i) => !h.ids.has(h.rows.ids[i]!));
-    const written = await writeRowsFile(ws.shardsDir, split, kept, Object.keys(kept.groups));
+    const written = await writeRowsFile(ws.shardsDir, split, kept, Object.keys(kept.groups), { features: state.config.features });
     next.heldout[split] = written;
     heldoutNotes.push({ split, ids: [...h.ids], sha256Before: h.ref.sha256, sha256After: written.sha256 });
     result.heldout.push({ split, ids: [...h.ids] });

@@ -206,13 +206,13 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
   const assign = { seed: o.seed, test: o.test, calibration: o.calibration, shards: o.shards, slices: o.slices };
 
   const flushRows = Math.max(512, Math.floor(BUFFERED_ROWS / (o.shards + 2)));
-  const shardWriters = Array.from({ length: o.shards }, (_, s) => new ShardFileWriter(ws.shardsDir, `shard-${String(s).padStart(3, '0')}`, groupNames));
+  const shardWriters = Array.from({ length: o.shards }, (_, s) => new ShardFileWriter(ws.shardsDir, `shard-${String(s).padStart(3, '0')}`, groupNames, { features }));
   const shardRows = Array.from({ length: o.shards }, () => new RowsBuilder(groupNames));
   const sliceHash: Hash[][] = Array.from({ length: o.shards }, () => Array.from({ length: o.slices }, () => createHash('sha256')));
   const sliceCount: number[][] = Array.from({ length: o.shards }, () => new Array<number>(o.slices).fill(0));
-  const testWriter = new ShardFileWriter(ws.shardsDir, 'test', groupNames);
+  const testWriter = new ShardFileWriter(ws.shardsDir, 'test', groupNames, { features });
   const testRows = new RowsBuilder(groupNames);
-  const calWriter = o.calibration > 0 ? new ShardFileWriter(ws.shardsDir, 'calibration', groupNames) : null;
+  const calWriter = o.calibration > 0 ? new ShardFileWriter(ws.shardsDir, 'calibration', groupNames, { features }) : null;
   const calRows = new RowsBuilder(groupNames);
   const allWriters = [...shardWriters, testWriter, ...(calWriter ? [calWriter] : [])];
 

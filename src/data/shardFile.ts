@@ -1,7 +1,12 @@
 /**
- * Arrow IPC shard files. A shard file holds, per record: id, text, label, slice, the hashed sparse
- * features (computed once at ingest) and one 0/1 column per sensitive attribute. Held-out splits use
- * the same schema with slice = -1.
+ * Arrow IPC shard files. A shard file holds, per record: id, text, label, slice, and one 0/1 column per
+ * sensitive attribute. Held-out splits use the same schema with slice = -1.
+ *
+ * The hashed sparse features are a function of the text and the feature configuration. A writer told
+ * that configuration stores it in the schema metadata (`sisa.features`) instead of the features, and a
+ * reader recomputes them with the same hashing, bit for bit: the features were three quarters of a
+ * workspace and are at their entropy (hashed indices are random), while hashing a shard's texts costs
+ * tens of milliseconds. Files written without it (and those from before) carry a compact feature column.
  *
  * Files are written to a temporary name, fsynced, and renamed to a name that contains their content
  * hash, so a file is never modified in place; the manifest decides which files are current.
@@ -17,6 +22,7 @@ import type { Data } from 'apache-arrow';
 import { commitTempFile, fsyncFile, tempPathFor } from '../util/fsx.js';
 import { errorMessage, stateError } from '../util/errors.js';
 import { crashPoint } from '../util/faults.js';
+import { hashTexts, type FeatureConfig } from '../features/hashing.js';
 
 /*
  * apache-arrow's ESM entry point is some 150 modules: 0.15–0.3 s to load, paid by every command that
@@ -126,31 +132,41 @@ export class RowsBuilder {
   }
 }
 
-function schemaFor(groupNames: readonly string[]): Schema {
-  return new Schema([
-    new Field('id', new Utf8(), false),
-    new Field('text', new Utf8(), false),
-    new Field('label', new Uint8(), false),
-    new Field('slice', new Int16(), false),
-    new Field(FEATURE_COLUMN, new Binary(), false),
-    ...groupNames.map((g) => new Field(GROUP_PREFIX + g, new Uint8(), false)),
-  ]);
+/** Schema metadata key of the feature configuration that recomputes a file's features from its texts. */
+const FEATURES_KEY = 'sisa.features';
+
+function schemaFor(groupNames: readonly string[], features: FeatureConfig | undefined): Schema {
+  return new Schema(
+    [
+      new Field('id', new Utf8(), false),
+      new Field('text', new Utf8(), false),
+      new Field('label', new Uint8(), false),
+      new Field('slice', new Int16(), false),
+      ...(features ? [] : [new Field(FEATURE_COLUMN, new Binary(), false)]),
+      ...groupNames.map((g) => new Field(GROUP_PREFIX + g, new Uint8(), false)),
+    ],
+    features ? new Map([[FEATURES_KEY, featureConfigJson(features)]]) : undefined,
+  );
 }
 
-function toBatch(schema: Schema, rows: Rows, groupNames: readonly string[]): RecordBatch {
+/** The configuration as stored: fixed key order, so the same configuration gives the same bytes. */
+function featureConfigJson(f: FeatureConfig): string {
+  return JSON.stringify({ buckets: f.buckets, ngrams: f.ngrams, signed: f.signed, ...(f.chars !== undefined ? { chars: f.chars } : {}) });
+}
+
+function toBatch(schema: Schema, rows: Rows, groupNames: readonly string[], withFeatures: boolean): RecordBatch {
   const n = rows.ids.length;
-  const [idField, textField, labelField, sliceField, featField] = schema.fields as Field[];
-  const feat = encodeFeatures(rows);
   const children: Data[] = [
     vectorFromArray(rows.ids, new Utf8()).data[0]!,
     vectorFromArray(rows.texts, new Utf8()).data[0]!,
-    makeData({ type: labelField!.type as Uint8, length: n, nullCount: 0, data: rows.labels }),
-    makeData({ type: sliceField!.type as Int16, length: n, nullCount: 0, data: rows.slices }),
-    makeData({ type: featField!.type as Binary, length: n, nullCount: 0, valueOffsets: feat.offsets, data: feat.bytes }),
-    ...groupNames.map((g) => makeData({ type: new Uint8(), length: n, nullCount: 0, data: rows.groups[g]! })),
+    makeData({ type: new Uint8(), length: n, nullCount: 0, data: rows.labels }),
+    makeData({ type: new Int16(), length: n, nullCount: 0, data: rows.slices }),
   ];
-  void idField;
-  void textField;
+  if (withFeatures) {
+    const feat = encodeFeatures(rows);
+    children.push(makeData({ type: new Binary(), length: n, nullCount: 0, valueOffsets: feat.offsets, data: feat.bytes }));
+  }
+  for (const g of groupNames) children.push(makeData({ type: new Uint8(), length: n, nullCount: 0, data: rows.groups[g]! }));
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children }));
 }
 
@@ -159,6 +175,15 @@ export interface WrittenFile {
   file: string;
   sha256: string;
   rows: number;
+}
+
+/** How a shard file is written. */
+export interface ShardFileOptions {
+  /**
+   * The configuration the rows' features were hashed with (hashText of each text): the file then stores
+   * it instead of the features. Without it the features themselves are stored.
+   */
+  features?: FeatureConfig;
 }
 
 /**
@@ -179,8 +204,9 @@ export class ShardFileWriter {
     private readonly dir: string,
     private readonly prefix: string,
     private readonly groupNames: readonly string[],
+    private readonly options: ShardFileOptions = {},
   ) {
-    this.schema = schemaFor(groupNames);
+    this.schema = schemaFor(groupNames, options.features);
     this.tmp = tempPathFor(path.join(dir, `${prefix}.arrow`));
     const out = createWriteStream(this.tmp);
     const stream = Readable.from(this.writer, { objectMode: false });
@@ -202,12 +228,12 @@ export class ShardFileWriter {
   write(rows: Rows): void {
     if (this.failure) throw this.failure;
     if (rows.ids.length === 0) return;
-    this.writer.write(toBatch(this.schema, rows, this.groupNames));
+    this.writer.write(toBatch(this.schema, rows, this.groupNames, !this.options.features));
     this.rows += rows.ids.length;
   }
 
   async finish(): Promise<WrittenFile> {
-    if (this.rows === 0) this.writer.write(toBatch(this.schema, new RowsBuilder(this.groupNames).take(), this.groupNames));
+    if (this.rows === 0) this.writer.write(toBatch(this.schema, new RowsBuilder(this.groupNames).take(), this.groupNames, !this.options.features));
     if (this.failure) throw this.failure;
     this.writer.finish();
     await this.done.catch((err: unknown) => {
@@ -239,8 +265,8 @@ function withPath(err: unknown, file: string): unknown {
   return err;
 }
 
-export async function writeRowsFile(dir: string, prefix: string, rows: Rows, groupNames: readonly string[]): Promise<WrittenFile> {
-  const w = new ShardFileWriter(dir, prefix, groupNames);
+export async function writeRowsFile(dir: string, prefix: string, rows: Rows, groupNames: readonly string[], options: ShardFileOptions = {}): Promise<WrittenFile> {
+  const w = new ShardFileWriter(dir, prefix, groupNames, options);
   try {
     w.write(rows);
     return await w.finish();
@@ -250,8 +276,17 @@ export async function writeRowsFile(dir: string, prefix: string, rows: Rows, gro
   }
 }
 
+/** How a shard file is read. */
+export interface ReadRowsOptions {
+  /**
+   * The caller does not use the features (it locates ids, or rewrites the file with ShardFileOptions
+   * `features`): they are not recomputed, and every row's feature list is empty.
+   */
+  skipFeatures?: boolean;
+}
+
 /** Reads a whole shard or held-out file into columnar rows, checking its hash when one is given. */
-export async function readRowsFile(file: string, expectedSha256?: string): Promise<Rows> {
+export async function readRowsFile(file: string, expectedSha256?: string, options: ReadRowsOptions = {}): Promise<Rows> {
   let bytes: Buffer;
   try {
     bytes = await fsp.readFile(file);
@@ -264,13 +299,13 @@ export async function readRowsFile(file: string, expectedSha256?: string): Promi
       throw stateError(`${file}: content hash ${actual.slice(0, 12)} does not match the manifest (${expectedSha256.slice(0, 12)}); the file was modified or truncated`);
   }
   try {
-    return decodeRows(bytes);
+    return decodeRows(bytes, options.skipFeatures ?? false);
   } catch (err) {
     throw stateError(`${file}: not a valid Arrow shard file (${errorMessage(err)})`, err);
   }
 }
 
-function decodeRows(bytes: Uint8Array): Rows {
+function decodeRows(bytes: Uint8Array, skipFeatures: boolean): Rows {
   const table = tableFromIPC(bytes);
   const n = table.numRows;
   const col = (name: string) => {
@@ -282,10 +317,16 @@ function decodeRows(bytes: Uint8Array): Rows {
   const slices = new Int16Array(n);
   copyPrimitive(col('label').data, labels);
   copyPrimitive(col('slice').data, slices);
+  const texts = col('text').toArray() as string[];
+  const stored = table.schema.metadata.get(FEATURES_KEY);
   // Files written before the compact column hold two list columns (int32 indices, float32 values).
-  const { offsets, indices, values } = table.getChild(FEATURE_COLUMN)
-    ? decodeFeatures(col(FEATURE_COLUMN).data)
-    : legacyFeatures(col('feat_idx').data, col('feat_val').data);
+  const { offsets, indices, values } = skipFeatures
+    ? { offsets: new Int32Array(n + 1), indices: new Int32Array(0), values: new Float32Array(0) }
+    : stored !== undefined
+      ? hashTexts(texts, parseFeatureConfig(stored))
+      : table.getChild(FEATURE_COLUMN)
+        ? decodeFeatures(col(FEATURE_COLUMN).data)
+        : legacyFeatures(col('feat_idx').data, col('feat_val').data);
   const groups: Record<string, Uint8Array> = {};
   for (const f of table.schema.fields) {
     if (f.name.startsWith(GROUP_PREFIX)) {
@@ -296,7 +337,7 @@ function decodeRows(bytes: Uint8Array): Rows {
   }
   return {
     ids: col('id').toArray() as string[],
-    texts: col('text').toArray() as string[],
+    texts,
     labels,
     slices,
     offsets,
@@ -304,6 +345,14 @@ function decodeRows(bytes: Uint8Array): Rows {
     values: values as Float32Array,
     groups,
   };
+}
+
+function parseFeatureConfig(json: string): FeatureConfig {
+  const f = JSON.parse(json) as Partial<FeatureConfig>;
+  const int = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  if (!int(f.buckets) || !int(f.ngrams) || typeof f.signed !== 'boolean' || (f.chars !== undefined && !int(f.chars)))
+    throw new Error(`invalid feature configuration in the schema metadata: ${json}`);
+  return { buckets: f.buckets!, ngrams: f.ngrams!, signed: f.signed, ...(f.chars !== undefined ? { chars: f.chars } : {}) };
 }
 
 /**

@@ -137,7 +137,10 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
       { name: 'w', data: w.slice() },
       { name: 'b', data: bias.slice() },
     ];
-    const optimizer: TensorBlob[] = acc ? [{ name: 'acc:w', data: acc.slice() }, { name: 'acc:b', data: accB!.slice() }] : [];
+    // A retrain starts from the checkpoint before the earliest affected slice, never from the last
+    // one, so the last checkpoint (the model) keeps no optimiser state: a third less to store.
+    const last = slice === a.slices - 1;
+    const optimizer: TensorBlob[] = acc && !last ? [{ name: 'acc:w', data: acc.slice() }, { name: 'acc:b', data: accB!.slice() }] : [];
     await a.onSlice({ meta: { shard: a.shard, slice, buckets, hidden: 0, step, kernel: FUSED_KERNEL }, params, optimizer });
   }
 }

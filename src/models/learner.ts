@@ -204,7 +204,8 @@ export async function trainShard(a: TrainShardArgs): Promise<void> {
       const params: TensorBlob[] = [];
       for (const [name, v] of vars) params.push({ name, data: (await v.data()) as Float32Array });
       const optimizer: TensorBlob[] = [];
-      for (const [name, v] of accumulators) optimizer.push({ name: `acc:${name}`, data: (await v.data()) as Float32Array });
+      // Retrains start before the earliest affected slice, never from the last checkpoint: it keeps no optimiser state.
+      if (slice < a.slices - 1) for (const [name, v] of accumulators) optimizer.push({ name: `acc:${name}`, data: (await v.data()) as Float32Array });
       await a.onSlice({ meta: { shard: a.shard, slice, buckets: a.buckets, hidden: cfg.hidden, step }, params, optimizer });
     }
   } finally {
