@@ -20,7 +20,7 @@ describe('sisa bench', () => {
     assert.equal(typeof r.sisaAuc, 'number');
     for (const k of ['speedup', 'ideal', 'ratio']) assert.equal(typeof r.unlearning[k], 'number', `unlearning.${k}`);
     assert.equal(r.unlearning.ideal, (2 * 2 * 2) / 3);
-    for (const k of ['locate', 'rewrite', 'startWorkers', 'restore', 'retrain', 'save', 'commit']) assert.equal(typeof r.unlearning.breakdown[k], 'number', k);
+    for (const k of ['locate', 'rewrite', 'startWorkers', 'restore', 'retrain', 'save', 'commit', 'refit', 'processStartAndExit']) assert.equal(typeof r.unlearning.breakdown[k], 'number', k);
     assert.equal(typeof r.unlearning.batch100.seconds, 'number');
     assert.equal(typeof r.ingest.rowsPerSec, 'number');
     assert.equal(typeof r.ingest.peakRssBytes, 'number');
