@@ -4,7 +4,7 @@ import { list, common, warnIfInterrupted } from '../flags.js';
 export function reportCommand(y: Argv): Argv {
   return y.command(
       'report',
-      'Fairness report: plain ensemble vs each FairSISA method (and a monolithic baseline), JSON + Markdown + HTML',
+      'Fairness report: a verdict, group sizes, each FairSISA method against the plain ensemble, charts (JSON, Markdown, HTML)',
       (y) =>
         common(y)
           .option('out', { type: 'string', describe: 'Output folder (default DIR/report)' })
