@@ -151,6 +151,21 @@ describe('fairness LP against vertex enumeration', () => {
       });
 });
 
+describe('fairness LP regressions', () => {
+  it('a bound written with a two-digit exponent keeps its exponent (the tie-break once lost 1e-10 → 1e-1 and gave up a third of the optimum)', async () => {
+    // Found by the vertex property: the tie-break's keep_optimal bound was 9.99…e-10, written as 9.99…e-1.
+    const counts: Counts = [[[0, 4], [1, 0]], [[0, 10], [0, 5]], [[0, 9], [0, 3]]];
+    const spec: LpSpec = { tolerance: 0, constraint: 'equal-opportunity', objective: 'balanced-accuracy' };
+    const r = await solveDerivedPredictor(counts, spec);
+    // 1e-8: the tie-break may give up 1e-9 of the optimum.
+    assert.ok(Math.abs(loss(counts, r.p, spec) - vertexOptimum(counts, spec)) <= 1e-8, `${loss(counts, r.p, spec)} vs ${vertexOptimum(counts, spec)}`);
+    // Tiny and huge coefficients survive too: the same problem with counts scaled by 10^12.
+    const big: Counts = counts.map((row) => row.map(([a, b]) => [a * 1e12, b * 1e12] as [number, number]));
+    const rb = await solveDerivedPredictor(big, spec);
+    assert.ok(Math.abs(loss(big, rb.p, spec) - vertexOptimum(counts, spec)) <= 1e-8);
+  });
+});
+
 describe('fitMethod with three groups and --min-group', () => {
   it('constrains every pair of the groups that have enough rows, leaves the small one out and says why', async () => {
     let s = 11;

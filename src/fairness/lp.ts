@@ -46,9 +46,12 @@ function getSolver(): Promise<Solver> {
   return solver;
 }
 
+/** A number for the LP text: 17 significant digits, trailing zeros of the mantissa dropped (never the exponent's: 1e-10 stays e-10). */
 const num = (x: number) => {
   if (!Number.isFinite(x)) throw new Error(`non-finite LP coefficient ${x}`);
-  return x.toPrecision(17).replace(/\.?0+(e|$)/, '$1');
+  const [mantissa, exponent] = x.toPrecision(17).split('e');
+  const m = mantissa!.includes('.') ? mantissa!.replace(/\.?0+$/, '') : mantissa!;
+  return exponent === undefined ? m : `${m}e${exponent}`;
 };
 
 function linear(terms: [number, string][]): string {
