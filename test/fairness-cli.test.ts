@@ -179,18 +179,24 @@ describe('FairSISA through the CLI', () => {
     assert.ok(bytes.length > 20000, `a screenshot with content: ${bytes.length} bytes`);
   });
 
-  it('the report says how the post-processors were fitted and lists the groups --min-group left unconstrained, with the reason', async () => {
+  it('the report says how the post-processors were fitted, shows their cross-fit, and lists the groups --min-group left unconstrained, with the reason', async () => {
     // Last in this suite: it replaces the stored fit.
-    await cliJson(['fairness', 'fit', '--workdir', ws, '--min-group', '100000', '--decision', 'threshold', '--quiet']);
+    const report0 = await cliJson(['report', '--workdir', ws, '--out', path.join(dir, 'report-no-cv'), '--resamples', '20']);
+    assert.equal(report0.crossFit, null, 'no cross-fit without --cv');
+    await cliJson(['fairness', 'fit', '--workdir', ws, '--min-group', '100000', '--decision', 'threshold', '--cv', '3', '--quiet']);
     const out = path.join(dir, 'report-min-group');
     const r = await cliJson(['report', '--workdir', ws, '--out', out, '--resamples', '20']);
     assert.equal(r.fit.decision, 'threshold');
     assert.equal(r.fit.minGroup, 100000);
     assert.deepEqual(r.fit.unconstrained.map((u: any) => u.group), r.groupNames);
     for (const u of r.fit.unconstrained) assert.match(u.reason, /^\d+ positives and \d+ negatives < --min-group 100000$/);
+    assert.equal(r.crossFit.folds, 3);
+    assert.ok(r.crossFit.rows.length >= 3 && r.crossFit.rows.every((x: any) => typeof x.accuracy === 'number' && typeof x.gap === 'number'));
     for (const f of ['report.md', 'report.html']) {
       const text = (await fsp.readFile(path.join(out, f), 'utf8')).replace(/&lt;/g, '<');
       assert.match(text, /threshold decisions/, f);
+      assert.match(text, /Cross-fitted on the calibration split \(3 folds\)/, f);
+      for (const x of r.crossFit.rows) assert.ok(text.includes(x.gap.toFixed(3)), `${f}: cross-fit gap ${x.gap.toFixed(3)} of ${x.method} at ε ${x.tolerance}`);
       assert.match(text, new RegExp(`Not constrained by the fit .*‘${r.groupNames[1]}’ \\(\\d+ positives and \\d+ negatives < --min-group 100000\\)`), f);
     }
   });

@@ -137,6 +137,8 @@ export interface Report {
   groupNames: string[];
   /** How the post-processors were fitted, and the groups --min-group left unconstrained, with the reason. */
   fit: { objective: string; decision: string; minGroup: number | null; unconstrained: { group: string; reason: string }[] };
+  /** The fit's cross-fitting on the calibration split (`fairness fit --cv K`), as the fit stored it; null without one. */
+  crossFit: NonNullable<FairnessFit['cv']> | null;
   verdict: Verdict;
   data: SplitSizes[];
   reproduce: { datasetFingerprint: string; seed: number; backend: string; revision: number; models: { shard: number; version: number; modelHash: string }[]; command: string };
@@ -409,6 +411,7 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
       minGroup: fit.minGroup ?? null,
       unconstrained: (fit.groups ?? []).filter((g) => !g.constrained).map((g) => ({ group: g.name, reason: g.reason ?? 'not constrained' })),
     },
+    crossFit: fit.cv ?? null,
     verdict: reportVerdict({ criterion, groupNames, test: methods.filter((m) => m.split === 'test'), resplits }),
     data: splits.map((sp) => splitSizes(sp.name, sp.rows.labels, sp.group, groupNames)),
     reproduce: {
@@ -453,7 +456,15 @@ function methodColumns(r: Report): { head: string; cell: (m: MethodEntry) => str
 }
 
 /** How the post-processors were fitted, in one phrase. */
-const fitPhrase = (r: Report) => `${r.criterion.label} ≤ ${r.tolerance}, objective ${r.fit.objective}, ${r.fit.decision} decisions`;
+const fitPhrase = (r: Report) =>
+  `${r.criterion.label} ≤ ${r.tolerance}${r.crossFit?.chosenTolerance !== undefined ? ' (ε chosen by cross-fitting)' : ''}, objective ${r.fit.objective}, ${r.fit.decision} decisions`;
+/** The cross-fit table: out-of-fold accuracy and gap per method and ε, as `fairness show` prints it. */
+const crossFitTable = (r: Report, cv: NonNullable<Report['crossFit']>) => ({
+  title: `Cross-fitted on the calibration split (${cv.folds} folds): what each fit does on rows it did not see`,
+  head: ['method', 'ε', 'out-of-fold accuracy', `out-of-fold ${r.criterion.label}`, 'violation (gap − ε)', 'noise (bootstrap sd)'],
+  rows: cv.rows.map((x) => [x.method, String(x.tolerance), f3(x.accuracy), f3(x.gap), f3(x.violation), f3(x.noise)]),
+  note: cv.chosenTolerance !== undefined ? `--eo-tolerance auto chose ε = ${cv.chosenTolerance}: the smallest at which votes' out-of-fold violation is within its noise.` : '',
+});
 /** The groups the fit left unconstrained and why, or '' when it constrained them all. */
 const unconstrainedLine = (r: Report) =>
   r.fit.unconstrained.length ? `Not constrained by the fit (too few calibration rows to estimate their rates): ${r.fit.unconstrained.map((u) => `‘${u.group}’ (${u.reason})`).join(', ')}.` : '';
@@ -503,6 +514,10 @@ export function reportMarkdown(r: Report): string {
     lines.push(`## Averaged over ${r.resplits.count} seeded re-draws of the calibration/test partition`, '', `| method | mean test accuracy | mean test equalized-odds difference |${field === 'eoDifference' ? '' : ` mean test ${r.criterion.label} |`}`, `|---|---|---|${field === 'eoDifference' ? '' : '---|'}`);
     for (const m of r.resplits.methods) lines.push(`| ${m.name} | ${f3(m.meanAccuracy)} | ${f3(m.meanEoDifference)} |${field === 'eoDifference' ? '' : ` ${f3(m.meanDifferences[field])} |`}`);
     lines.push('', `votes is ${r.resplits.verdict.votesFairer ? 'fairer' : 'NOT fairer'} than the plain ensemble on average, at an accuracy cost of ${r.resplits.verdict.accuracyCostPoints.toFixed(2)} points.`, '');
+  }
+  if (r.crossFit) {
+    const t = crossFitTable(r, r.crossFit);
+    lines.push(`## ${t.title}`, '', `| ${t.head.join(' | ')} |`, `|${t.head.map(() => '---|').join('')}`, ...t.rows.map((x) => `| ${x.join(' | ')} |`), '', ...(t.note ? [t.note, ''] : []));
   }
   lines.push('## Per-shard accuracy (test)', '', r.perShard.map((s) => `shard ${s.shard} (v${s.modelVersion}): ${f3(s.accuracy)}`).join(' · '), '');
   if (r.history.length) {
@@ -582,6 +597,10 @@ export async function reportHtml(r: Report): Promise<string> {
           r.resplits.methods.map((m) => [esc(m.name), f3(m.meanAccuracy), f3(m.meanEoDifference), ...(field === 'eoDifference' ? [] : [f3(m.meanDifferences[field])])]),
         ),
     );
+  }
+  if (r.crossFit) {
+    const t = crossFitTable(r, r.crossFit);
+    details.push(`<h2>${esc(t.title)}</h2>${htmlTable(t.head.map(esc), t.rows.map((x) => x.map(esc)))}${t.note ? `<p>${esc(t.note)}</p>` : ''}`);
   }
   details.push(`<h2>Per-shard accuracy (test split)</h2><p>${r.perShard.map((s) => `shard ${s.shard} (v${s.modelVersion}): ${f3(s.accuracy)}`).join(' · ')}</p>`);
   if (r.history.length)
