@@ -158,7 +158,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     const rand = mulberry32(o.seed ^ 0xbeef);
     const candidates: string[] = [];
     for (const s of state.shards) {
-      const r = await readRowsFile(path.join(ws, 'shards', s.file));
+      const r = await readRowsFile(path.join(ws, 'shards', s.file), undefined, { skipFeatures: true });
       for (const id of r.ids) candidates.push(id);
     }
     const pick = () => candidates.splice(Math.floor(rand() * candidates.length), 1)[0]!;
