@@ -17,6 +17,12 @@ export type { FileColumns } from './app/inputFile.js';
 export type { LearnerConfig, GroupSpec } from './state/manifest.js';
 // Queue mode (BullMQ)
 export { QueueRunner, startQueueWorker, queueStatus, DEFAULT_QUEUE_NAME, type QueueTarget, type QueueWorkerOptions, type QueueStatus } from './orchestration/queue.js';
+// Storage seams: immutable blobs by hash, the manifests with one commit point, one writer per workspace
+export { FsBlobStore, folderStoreUrl, type FsBlobDirs } from './storage/fsBlobStore.js';
+export { FsMetaStore, type MetaStore } from './storage/metaStore.js';
+export { BlobMissingError, BlobCorruptError, type BlobStore, type BlobKind, type BlobRef } from './storage/blobStore.js';
+export type { Lease } from './storage/lease.js';
+export { runShardJob, type ShardJob, type ShardJobResult } from './orchestration/shardJob.js';
 // Data, features, models
 export { readRowsFile, type Rows } from './data/shardFile.js';
 export { placeRecord, type Placement } from './data/assign.js';
