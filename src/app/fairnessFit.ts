@@ -187,6 +187,8 @@ export const DEFAULT_MIN_GROUP = 30;
 /** The choices a fit is made with; computeFit takes them, a refit carries them over from the stored fit. */
 export interface FitChoices {
   attribute: string;
+  /** The attribute's group names by code (default: a binary attribute's 'other' and itself). */
+  groupNames?: readonly string[];
   tolerance: number;
   constraint?: FairConstraint;
   objective?: FairObjective;
@@ -207,7 +209,7 @@ export interface FitChoices {
  */
 export function fitSpecFor(o: FitChoices, y: ArrayLike<number>, group: ArrayLike<number>): { spec: FitSpec; counts: GroupCount[] } {
   const constraint = o.constraint ?? 'equalized-odds';
-  const names = groupNames(o.attribute);
+  const names = o.groupNames ?? groupNames(o.attribute);
   const counts = eligibility(labelCounts(y, group, names.length), constraint, o.minGroup ?? 0);
   const spec: FitSpec = {
     tolerance: o.tolerance,
@@ -224,12 +226,16 @@ export function fitSpecFor(o: FitChoices, y: ArrayLike<number>, group: ArrayLike
 /** The choices a stored fit was made with, for fitting the same way on other data (the report's re-splits). */
 export function choicesOf(fit: FairnessFit): FitChoices {
   const { attribute, tolerance, constraint, objective, fnCost, fpCost, minGroup, decision } = fit;
-  return { attribute, tolerance, constraint, objective, fnCost, fpCost, minGroup, decision, cv: fit.cv?.folds, autoTolerance: fit.cv?.chosenTolerance !== undefined };
+  return { attribute, tolerance, constraint, objective, fnCost, fpCost, minGroup, decision, cv: fit.cv?.folds, autoTolerance: fit.cv?.chosenTolerance !== undefined, ...(fit.groups ? { groupNames: fit.groups.map((g) => g.name) } : {}) };
 }
 
-/** Group names by code: a binary attribute's code 0 is everyone outside the group. */
-export function groupNames(attribute: string): string[] {
-  return ['other', attribute];
+/**
+ * Group names by code: a binary attribute's code 0 is everyone outside the group; a many-valued
+ * attribute's (`--group-values`, `--overlap`) are its values, in the order the ingest met them.
+ */
+export function groupNames(attribute: string, state?: State): string[] {
+  const spec = state?.config.groups.find((g) => g.name === attribute);
+  return spec?.kind === 'values' ? [...spec.values] : ['other', attribute];
 }
 
 export async function fitFairness(o: FitOptions): Promise<FairnessFit> {
@@ -252,7 +258,8 @@ export async function computeFit(ws: Workspace, state: State, o: FitChoices & { 
   if (folds !== undefined && !(Number.isInteger(folds) && folds >= 2)) throw usageError(`--cv must be a whole number of folds >= 2, got ${folds}`);
   const cal = await heldoutRows(ws, state, 'calibration');
   const group = attributeValues(state, cal, o.attribute);
-  const names = groupNames(o.attribute);
+  const names = groupNames(o.attribute, state);
+  o = { ...o, groupNames: names };
   const ens = o.ensemble ?? (await loadEnsemble(ws, state));
   const probs = memberProbabilities(ens, { ...cal, n: cal.ids.length });
   let cv: FairnessFit['cv'];

@@ -125,6 +125,8 @@ export interface IngestResult {
   /** Columns read; `id` null when ids are row numbers, '' for an unnamed column (a pandas index). */
   columns: { id: string | null; text: string; label: string };
   groups: Record<string, number>;
+  /** Rows per value of each many-valued attribute (`--group-values`, `--overlap`). */
+  groupValues: Record<string, Record<string, number>>;
   /** Problems that do not stop the ingest but will show later (shards or splits with no rows). */
   warnings: string[];
   seconds: number;
@@ -193,9 +195,12 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     : o.labelThreshold !== undefined
       ? { kind: 'threshold', threshold: o.labelThreshold }
       : { kind: 'auto' };
-  const groups = o.groups ?? [];
+  // A copy: the many-valued attributes' value lists grow while the file is read, and are stored with the state.
+  const groups = structuredClone(o.groups ?? []);
   const groupNames = groups.map((g) => g.name);
-  const flagGroups = groupFlagger(groups);
+  const binaryGroups = groups.filter((g) => g.kind !== 'values').map((g) => g.name);
+  const manyValued = groups.filter((g) => g.kind === 'values');
+  const flagGroups = groupFlagger(groups, { grow: true });
   // A record deleted earlier must not come back when the same file is ingested again.
   const isDeleted = previous ? await deletedIdMatcher(ws, previous) : () => false;
 
@@ -224,7 +229,8 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
   let previouslyDeleted = 0;
   const labelCounts = [0, 0];
   const labelValues = new LabelValues();
-  const groupCounts: Record<string, number> = Object.fromEntries(groupNames.map((g) => [g, 0]));
+  const groupCounts: Record<string, number> = Object.fromEntries(binaryGroups.map((g) => [g, 0]));
+  const valueCounts: Record<string, number[]> = Object.fromEntries(manyValued.map((g) => [g.name, [] as number[]]));
   let cols: { id: string | null; text: string; label: string } | null = null;
   const reject = (at: { row: number; line?: number }, reason: string) => {
     invalidCount += 1;
@@ -290,7 +296,7 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
         const text = requireColumn(names, o.textCol, TEXT_CANDIDATES, 'text', o.input);
         const label = requireColumn(names, o.labelCol, LABEL_CANDIDATES, 'label', o.input);
         for (const g of groups)
-          if (g.kind === 'column' && !names.includes(g.column)) throw inputError(`${o.input}: group column '${g.column}' not found`);
+          if ((g.kind === 'column' || g.kind === 'values') && g.column !== undefined && !names.includes(g.column)) throw inputError(`${o.input}: group column '${g.column}' not found`);
         cols = { id: findColumn(names, o.idCol, ID_CANDIDATES, 'id', o.input), text, label };
       }
       labelValues.add(fields[cols.label]);
@@ -332,7 +338,11 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
       accepted += 1;
       labelCounts[parsed.label]! += 1;
       const flags = flagGroups(text, fields);
-      for (const g of groupNames) groupCounts[g]! += flags[g] ?? 0;
+      for (const g of binaryGroups) groupCounts[g]! += flags[g] ?? 0;
+      for (const g of manyValued) {
+        const c = valueCounts[g.name]!;
+        c[flags[g.name]!] = (c[flags[g.name]!] ?? 0) + 1;
+      }
       batch.push({ id, text, label: parsed.label, groups: flags, place: placeRecord(id, assign) });
       if (batch.length >= BATCH_ROWS) await submitBatch();
     }
@@ -433,6 +443,7 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     calibration: calFile?.rows ?? 0,
     columns: cols,
     groups: groupCounts,
+    groupValues: Object.fromEntries(manyValued.map((g) => [g.name, Object.fromEntries(g.values.map((v, code) => [v, valueCounts[g.name]![code] ?? 0]))])),
     warnings: sizeWarnings(shardInfos.map((s) => s.rows), testFile.rows),
     seconds: (performance.now() - t0) / 1000,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,

@@ -10,7 +10,7 @@ import { parseLabel } from '../data/labels.js';
 import { detectFormat, readRecords, rowRef } from '../data/readers.js';
 import { RowsBuilder, type Rows } from '../data/shardFile.js';
 import type { LabelRule, State } from '../state/manifest.js';
-import { inputError } from '../util/errors.js';
+import { errorMessage, inputError } from '../util/errors.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
@@ -53,7 +53,8 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
       : cols.labelCol !== undefined
         ? { kind: 'auto' }
         : cfg.labelRule;
-  const flag = groupFlagger(cfg.groups);
+  // Without fairness, a many-valued column is not read (an unknown or absent value would be refused).
+  const flag = groupFlagger(requireGroupColumns ? cfg.groups : cfg.groups.filter((g) => !(g.kind === 'values' && g.column !== undefined)));
   const groupNames = cfg.groups.map((g) => g.name);
   const records: { id: string; text: string; label: number; groups: Record<string, number> }[] = [];
   let names: { id: string | null; text: string; label: string | null } | null = null;
@@ -63,7 +64,7 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
       const keys = Object.keys(rec.fields);
       if (requireGroupColumns)
         for (const g of cfg.groups)
-          if (g.kind === 'column' && !keys.includes(g.column)) throw inputError(`${file}: sensitive-group column '${g.column}' not found; fairness needs it`);
+          if ((g.kind === 'column' || g.kind === 'values') && g.column !== undefined && !keys.includes(g.column)) throw inputError(`${file}: sensitive-group column '${g.column}' not found; fairness needs it`);
       // The workspace's own column names first, then the usual ones.
       names = {
         id: findColumn(keys, cols.idCol, [cfg.idCol, ...ID_CANDIDATES], 'id', file),
@@ -80,7 +81,13 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
       label = parsed.label;
     }
     const id = names.id === null ? String(rec.row) : String(rec.fields[names.id] ?? rec.row);
-    records.push({ id, text, label, groups: flag(text, rec.fields) });
+    let groups: Record<string, number>;
+    try {
+      groups = flag(text, rec.fields);
+    } catch (err) {
+      throw inputError(`${file}: ${rowRef(rec)}: ${errorMessage(err)}`, err);
+    }
+    records.push({ id, text, label, groups });
   }
   if (!names) throw inputError(`${file}: no data rows`);
   const features = await featurizeTexts(records.map((r) => r.text), cfg.features);

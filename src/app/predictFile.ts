@@ -85,6 +85,6 @@ export async function predictFile(o: PredictOptions): Promise<Prediction[] | Fai
   const labels = methodPredictions(fit, fair, probs, rows, group, fit!.seed);
   const flag = expectedPositive(fit!.methods.find((m) => m.method === fair)!, probs, group);
   const votes = voteCounts(probs);
-  const names = fit!.groups?.map((g) => g.name) ?? groupNames(fit!.attribute);
+  const names = fit!.groups?.map((g) => g.name) ?? groupNames(fit!.attribute, state);
   return rows.ids.map((id, i) => ({ id, score: agg.score[i]!, votes: votes[i]!, group: names[group[i]!]!, flagProbability: flag[i]!, label: labels[i]!, method: fair }));
 }

@@ -163,7 +163,7 @@ interface Split {
  */
 function groupsOf(state: State, rows: Rows, attribute: string): { codes: Uint8Array; names: string[] } {
   // The names fairness fit, fairness show and predict --fair use, so that the report speaks of the same groups.
-  return { codes: attributeValues(state, rows, attribute), names: groupNamesOf(attribute) };
+  return { codes: attributeValues(state, rows, attribute), names: groupNamesOf(attribute, state) };
 }
 
 /** The criterion a fit was made for; fits written before criteria were selectable are equalized-odds fits. */

@@ -5,6 +5,26 @@
  * extra attribute `any` marks records in any of them.
  */
 import type { GroupSpec } from '../state/manifest.js';
+import { inputError } from '../util/errors.js';
+
+/** Group codes are stored in one byte per row. */
+export const MAX_GROUP_VALUES = 256;
+const MISSING = '(missing)';
+
+/**
+ * The code of a value of a many-valued attribute. At ingest (`grow`) a new value is appended to the
+ * attribute's list, so codes follow first appearance in the file; elsewhere (predict, evaluate) a value
+ * the ingest never saw has no code, and is refused rather than put in some other group.
+ */
+function valueCode(spec: Extract<GroupSpec, { kind: 'values' }>, value: string, grow: boolean): number {
+  let code = spec.values.indexOf(value);
+  if (code >= 0) return code;
+  const what = spec.column !== undefined ? `column '${spec.column}'` : `attribute '${spec.name}'`;
+  if (!grow) throw inputError(`${what}: value '${value}' was not seen at ingest, so it has no group (known: ${spec.values.slice(0, 8).join(', ')}${spec.values.length > 8 ? ', …' : ''})`);
+  if (spec.values.length >= MAX_GROUP_VALUES) throw inputError(`${what} has more than ${MAX_GROUP_VALUES} distinct values; a sensitive attribute is stored in one byte per row (group rare values before ingest)`);
+  code = spec.values.push(value) - 1;
+  return code;
+}
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -24,7 +44,12 @@ export function termMatcher(terms: readonly string[]): (text: string) => boolean
 
 export type GroupFlagger = (text: string, fields: Record<string, unknown>) => Record<string, number>;
 
-export function groupFlagger(specs: readonly GroupSpec[]): GroupFlagger {
+/**
+ * `grow`: at ingest, many-valued attributes learn their values (the specs' `values` lists grow in place,
+ * and are stored with the state); elsewhere an unknown value is an error.
+ */
+export function groupFlagger(specs: readonly GroupSpec[], opts: { grow?: boolean } = {}): GroupFlagger {
+  const grow = opts.grow ?? false;
   const evaluators = specs.map((spec) => {
     switch (spec.kind) {
       case 'terms': {
@@ -41,6 +66,15 @@ export function groupFlagger(specs: readonly GroupSpec[]): GroupFlagger {
           return s === '1' || s === 'true' || s === 'yes' || s === 't' ? 1 : 0;
         };
       }
+      case 'values': {
+        const column = spec.column;
+        if (column === undefined) return null; // a topic attribute: computed from the topics below
+        return (_text: string, fields: Record<string, unknown>) => {
+          const v = fields[column];
+          const s = v === null || v === undefined ? '' : String(v).trim();
+          return valueCode(spec, s === '' ? MISSING : s, grow);
+        };
+      }
       case 'any':
         return null;
     }
@@ -51,7 +85,14 @@ export function groupFlagger(specs: readonly GroupSpec[]): GroupFlagger {
       const ev = evaluators[i];
       if (ev) out[spec.name] = ev(text, fields);
     });
-    for (const spec of specs) if (spec.kind === 'any') out[spec.name] = spec.of.some((n) => out[n] === 1) ? 1 : 0;
+    for (const spec of specs) {
+      if (spec.kind === 'any') out[spec.name] = spec.of.some((n) => out[n] === 1) ? 1 : 0;
+      if (spec.kind === 'values' && spec.topics) {
+        const hit = spec.topics.filter((t) => out[t] === 1);
+        const value = hit.length === 0 ? 'none' : spec.overlap === 'first' ? hit[0]! : hit.join('+');
+        out[spec.name] = valueCode(spec, value, grow);
+      }
+    }
     return out;
   };
 }

@@ -211,20 +211,30 @@ export function expectedPositive(fit: FittedMethod, probs: readonly Float32Array
   return out;
 }
 
-/** Expected TPR/FPR per group and the expected equalized-odds difference of a randomised predictor. */
-export function expectedRates(y: ArrayLike<number>, group: ArrayLike<number>, pPos: ArrayLike<number>): { tpr: [number, number]; fpr: [number, number]; eoDifference: number; accuracy: number } {
-  const sum = [[0, 0], [0, 0]]; // [group][label] Σ P(ŷ=1)
-  const cnt = [[0, 0], [0, 0]];
+/**
+ * Expected TPR/FPR per group (by code; a group with no row of a label gets 0 for that rate) and the
+ * expected equalized-odds difference of a randomised predictor: the largest max − min of TPR or FPR over
+ * the groups that have rows of that label.
+ */
+export function expectedRates(y: ArrayLike<number>, group: ArrayLike<number>, pPos: ArrayLike<number>): { tpr: number[]; fpr: number[]; eoDifference: number; accuracy: number } {
+  let G = 2;
+  for (let i = 0; i < group.length; i++) G = Math.max(G, group[i]! + 1);
+  const sum = Array.from({ length: G }, () => [0, 0]); // [group][label] Σ P(ŷ=1)
+  const cnt = Array.from({ length: G }, () => [0, 0]);
   let correct = 0;
   for (let i = 0; i < y.length; i++) {
-    const g = group[i] === 1 ? 1 : 0;
+    const g = group[i]!;
     const l = y[i] === 1 ? 1 : 0;
     sum[g]![l]! += pPos[i]!;
     cnt[g]![l]! += 1;
     correct += l === 1 ? pPos[i]! : 1 - pPos[i]!;
   }
   const rate = (g: number, l: number) => (cnt[g]![l]! === 0 ? 0 : sum[g]![l]! / cnt[g]![l]!);
-  const tpr: [number, number] = [rate(0, 1), rate(1, 1)];
-  const fpr: [number, number] = [rate(0, 0), rate(1, 0)];
-  return { tpr, fpr, eoDifference: Math.max(Math.abs(tpr[0] - tpr[1]), Math.abs(fpr[0] - fpr[1])), accuracy: y.length ? correct / y.length : 0 };
+  const spread = (l: number) => {
+    const present = cnt.flatMap((c, g) => (c[l]! > 0 ? [rate(g, l)] : []));
+    return present.length < 2 ? 0 : Math.max(...present) - Math.min(...present);
+  };
+  const tpr = Array.from({ length: G }, (_, g) => rate(g, 1));
+  const fpr = Array.from({ length: G }, (_, g) => rate(g, 0));
+  return { tpr, fpr, eoDifference: Math.max(spread(1), spread(0)), accuracy: y.length ? correct / y.length : 0 };
 }

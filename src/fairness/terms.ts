@@ -40,10 +40,23 @@ async function readTerms(file: string): Promise<string[]> {
 const NAME = /^[a-z0-9][a-z0-9_-]{0,40}$/i;
 
 /** Turns the flags into group specs: one attribute per topic or column, plus `any` of them. */
-export async function resolveGroups(termSpecs: readonly string[], groupCols: readonly string[]): Promise<GroupSpec[]> {
+/** The many-valued attribute over the topics of --group-terms (with two topics or more). */
+export const TOPIC = 'topic';
+
+export interface ManyValuedGroups {
+  /** Columns whose values are the groups (`--group-values C`, repeatable). */
+  valueColumns?: readonly string[];
+  /**
+   * Adds the many-valued `topic` attribute (two topics or more): a text that mentions several topics goes
+   * into the value naming all of them (intersect: 'race+religion') or into the first in the given order.
+   */
+  overlap?: 'intersect' | 'first';
+}
+
+export async function resolveGroups(termSpecs: readonly string[], groupCols: readonly string[], many: ManyValuedGroups = {}): Promise<GroupSpec[]> {
   const specs: GroupSpec[] = [];
   const add = (spec: GroupSpec) => {
-    if (spec.name === ANY) throw usageError(`'${ANY}' is reserved for the union of all sensitive attributes; choose another name`);
+    if (spec.name === ANY || (spec.name === TOPIC && spec.kind !== 'values')) throw usageError(`'${spec.name}' is reserved (${ANY}: in any sensitive group; ${TOPIC}: which topics a text mentions); choose another name`);
     if (specs.some((s) => s.name === spec.name)) throw usageError(`sensitive attribute '${spec.name}' is defined twice`);
     specs.push(spec);
   };
@@ -64,6 +77,11 @@ export async function resolveGroups(termSpecs: readonly string[], groupCols: rea
     add({ kind: 'terms', name, source: path.resolve(file), terms: await readTerms(file) });
   }
   for (const col of groupCols) add({ kind: 'column', name: col.replace(/[^a-z0-9_-]/gi, '_'), column: col });
-  if (specs.length > 0) specs.push({ kind: 'any', name: ANY, of: specs.map((s) => s.name) });
+  for (const col of many.valueColumns ?? []) add({ kind: 'values', name: col.replace(/[^a-z0-9_-]/gi, '_'), column: col, values: [] });
+  const topics = specs.filter((s) => s.kind === 'terms').map((s) => s.name);
+  if (many.overlap !== undefined && topics.length < 2) throw usageError(`--overlap needs two topics or more in --group-terms (given: ${topics.length})`);
+  const binary = specs.filter((s) => s.kind !== 'values').map((s) => s.name);
+  if (many.overlap !== undefined) add({ kind: 'values', name: TOPIC, topics, overlap: many.overlap, values: ['none'] });
+  if (binary.length > 0) specs.push({ kind: 'any', name: ANY, of: binary });
   return specs;
 }

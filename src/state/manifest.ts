@@ -22,6 +22,19 @@ const GroupSpec = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('column'), name: z.string(), column: z.string(), positiveValues: z.array(z.string()).optional() }),
   z.object({ kind: z.literal('terms'), name: z.string(), source: z.string(), terms: z.array(z.string()) }),
   z.object({ kind: z.literal('any'), name: z.string(), of: z.array(z.string()) }),
+  /**
+   * A many-valued attribute: the values of a column (`--group-values C`), or which of the topics a text
+   * mentions (`topic`, with --overlap: the combination, or the first topic in the given order). Stored as
+   * codes into `values`, in order of first appearance at ingest; code 0 of a topic attribute is 'none'.
+   */
+  z.object({
+    kind: z.literal('values'),
+    name: z.string(),
+    column: z.string().optional(),
+    topics: z.array(z.string()).optional(),
+    overlap: z.enum(['intersect', 'first']).optional(),
+    values: z.array(z.string()),
+  }),
 ]);
 export type GroupSpec = z.infer<typeof GroupSpec>;
 

@@ -18,15 +18,21 @@ export function ingestCommand(y: Argv): Argv {
           .option('chars', { type: 'number', default: 5, describe: 'Also character n-grams of length 3..N inside words (0 = off)' })
           .option('group-terms', { type: 'string', array: true, describe: "Sensitive topic terms: FILE, NAME=FILE, 'builtin' (all topics) or 'builtin:TOPIC' (repeatable)" })
           .option('group-col', { type: 'string', array: true, describe: 'Column marking the sensitive group (1/true/yes) (repeatable)' })
+          .option('group-values', { type: 'string', array: true, describe: 'Column whose values are the groups, any number of them: the attribute is named after the column (repeatable)' })
+          .option('overlap', { choices: ['intersect', 'first'] as const, describe: "Also an attribute 'topic' whose groups are the --group-terms topics a text mentions: intersect = the combination (race+religion), first = the first topic in the given order" })
           .option('skip-invalid', { type: 'boolean', default: false, describe: 'Skip and count invalid rows instead of refusing the file' })
           .option('force', { type: 'boolean', default: false, describe: 'Replace an existing data set (models are discarded; the deletion log is kept)' })
           .option('store', { type: 'string', describe: 'Keep shard files and checkpoints in S3-compatible storage, e.g. s3://bucket/prefix (credentials and endpoint from the AWS environment)' })
           .example('$0 ingest data.csv --workdir dv', 'Columns id,text,label (label 0/1)')
-          .example('$0 ingest labeled_data.csv --label-col class --positive-values 0,1 --calibration 0.2 --group-terms builtin --workdir dv', 'Davidson et al., ready for fairness'),
+          .example('$0 ingest labeled_data.csv --label-col class --positive-values 0,1 --calibration 0.2 --group-terms builtin --workdir dv', 'Davidson et al., ready for fairness')
+          .example('$0 ingest comments.csv --group-values region --group-terms builtin --overlap first --calibration 0.2 --workdir tox', "Many-valued attributes 'region' and 'topic' (fairness fit --attribute region)"),
       async (a) => {
         const { resolveGroups } = await import('../../fairness/terms.js');
         const { ingest } = await import('../../app/ingest.js');
-        const groups = await resolveGroups((a['group-terms'] ?? []).map(String), (a['group-col'] ?? []).map(String));
+        const groups = await resolveGroups((a['group-terms'] ?? []).map(String), (a['group-col'] ?? []).map(String), {
+          valueColumns: (a['group-values'] ?? []).map(String),
+          overlap: a.overlap,
+        });
         const bar = progress(a, 'ingest', 'rows read', true);
         const r = await ingest({
           wait: a.wait,
@@ -58,6 +64,7 @@ export function ingestCommand(y: Argv): Argv {
             `columns: id=${r.columns.id === null ? '(row number)' : r.columns.id === '' ? '(unnamed column)' : r.columns.id} text=${r.columns.text} label=${r.columns.label}`,
             `test ${fmt.int(r.test)}, calibration ${fmt.int(r.calibration)}, training ${fmt.int(r.shards.reduce((s, x) => s + x.rows, 0))} in ${r.shards.length} shards × ${r.shards[0]?.slices.length} slices`,
             ...(Object.keys(r.groups).length ? [`sensitive groups (rows): ${Object.entries(r.groups).map(([g, n]) => `${g} ${n}`).join(', ')}`] : []),
+            ...Object.entries(r.groupValues).map(([attr, values]) => `attribute ${attr} (rows per group): ${Object.entries(values).map(([v, n]) => `${v} ${n}`).join(', ')}`),
             `fingerprint ${r.fingerprint}`,
           ].join('\n'),
         );
