@@ -22,6 +22,19 @@ export interface CorpusOptions {
   annotatorBias?: number;
   /** Fraction of rows whose true toxicity is positive. */
   toxicRate?: number;
+  /**
+   * Adds a `region` column (north, south, and a small 'islands' group of about 1%), derived from a hash
+   * of the id so that the texts and labels are the same with or without it: a three-group attribute.
+   */
+  regions?: boolean;
+}
+
+/** The `region` of a generated record: a pure function of its id. */
+export function corpusRegion(id: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619) >>> 0;
+  const r = h % 1000;
+  return r < 10 ? 'islands' : r % 2 === 0 ? 'north' : 'south';
 }
 
 const INSULTS = ['idiot', 'stupid', 'moron', 'loser', 'trash', 'pathetic', 'dumb', 'clown', 'worthless', 'disgusting', 'scum', 'garbage', 'shut up', 'hate you', 'ugly', 'freak', 'jerk', 'creep'];
@@ -84,14 +97,15 @@ export function* generateCorpus(o: CorpusOptions): Generator<CorpusRow> {
   }
 }
 
-/** Writes the corpus as CSV (id,text,label) atomically. */
+/** Writes the corpus as CSV (id,text,label, and region with `regions`) atomically. */
 export async function writeCorpusCsv(file: string, o: CorpusOptions): Promise<number> {
   const tmp = tempPathFor(file);
   const out = createWriteStream(tmp);
-  out.write('id,text,label\n');
+  out.write(o.regions ? 'id,text,label,region\n' : 'id,text,label\n');
   let n = 0;
   for (const r of generateCorpus(o)) {
-    if (!out.write(`${r.id},"${r.text.replace(/"/g, '""')}",${r.label}\n`)) await once(out, 'drain');
+    const region = o.regions ? `,${corpusRegion(r.id)}` : '';
+    if (!out.write(`${r.id},"${r.text.replace(/"/g, '""')}",${r.label}${region}\n`)) await once(out, 'drain');
     n += 1;
   }
   out.end();

@@ -39,9 +39,9 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     if (existing.dataset.source !== path.resolve(corpus)) throw stateError(`${ws0.root} holds a real workspace (${existing.dataset.source}); run the demo in another --workdir`);
     for (const d of [ws0.shardsDir, ws0.manifestsDir, path.join(ws0.root, 'report')]) await fsp.rm(d, { recursive: true, force: true });
   }
-  const rows = await writeCorpusCsv(corpus, { rows: o.rows, seed: o.seed, annotatorBias: 0.3 });
+  const rows = await writeCorpusCsv(corpus, { rows: o.rows, seed: o.seed, annotatorBias: 0.3, regions: true });
   say(`1. generated ${rows} synthetic comments → ${corpus}`);
-  const groups = await resolveGroups(['builtin'], []);
+  const groups = await resolveGroups(['builtin'], [], { valueColumns: ['region'] });
   const ing = await ingest({ input: corpus, workdir: o.workdir, shards: 8, slices: 4, seed: o.seed, test: 0.2, calibration: 0.2, force: true, groups });
   say(`2. ingest: ${ing.accepted} rows → 8 shards × 4 slices; test ${ing.test}, calibration ${ing.calibration}; ${ing.groups.any} rows mention an identity term`);
   const tr = await train({ workdir: o.workdir });
@@ -57,6 +57,12 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   say(`   fairness (test split, sensitive group = mentions an identity term):`);
   say(`     plain ensemble : accuracy ${plain.accuracy.toFixed(3)}, equalized-odds difference ${plain.eoDifference.toFixed(3)} (95% CI ${plain.eoDifferenceCI.map((x) => x.toFixed(3)).join('–')}); FPR ${plain.fpr.sensitive.toFixed(3)} in the group vs ${plain.fpr.other.toFixed(3)} outside`);
   say(`     FairSISA votes : accuracy ${fair.accuracy.toFixed(3)}, equalized-odds difference ${fair.eoDifference.toFixed(3)} (95% CI ${fair.eoDifferenceCI.map((x) => x.toFixed(3)).join('–')}); FPR ${fair.fpr.sensitive.toFixed(3)} in the group vs ${fair.fpr.other.toFixed(3)} outside`);
+  // Three groups, one of them too small to constrain: the fit says so instead of fitting its noise.
+  const regions = await buildReport({ workdir: o.workdir, attribute: 'region', resamples: 200 });
+  const left = regions.fit.unconstrained;
+  say(`   three groups (attribute 'region'; ${regions.data.find((s) => s.split === 'calibration')?.byGroup.map((g) => `${g.group} ${g.positives}+/${g.negatives}-`).join(', ')} in calibration):`);
+  if (left.length) say(`     not constrained (--min-group): ${left.map((g) => `${g.group} (${g.reason})`).join('; ')}`);
+  say(`     ${regions.verdict.text}`);
   const ws = workspace(o.workdir);
   const examples = ['have a lovely day friend', 'shut up you worthless idiot', 'honestly that is ridiculous'];
   const scored = predictTexts(await loadEnsemble(ws, await loadState(ws)), examples, 'vote');
