@@ -1,5 +1,5 @@
 /**
- * Ingest: stream an input file once, validate every row, hash its text into sparse features, place it
+ * Ingest: stream an input file once, validate every row, place it
  * in the test split, the calibration split, or a (shard, slice), and write the Arrow files. Nothing in
  * the workspace changes unless the whole file is accepted: files are written under temporary names and
  * the manifest that points to them is committed last.
@@ -7,7 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
-import { DEFAULT_FEATURES, hashText, validateFeatureConfig, type FeatureConfig } from '../features/hashing.js';
+import { DEFAULT_FEATURES, validateFeatureConfig, type FeatureConfig } from '../features/hashing.js';
 import { groupFlagger } from '../data/groups.js';
 import { deletedIdMatcher } from '../state/deletionLog.js';
 import { retiredModelVersion, saveState, tryLoadState, type GroupSpec, type LabelRule, type ShardInfo, type State } from '../state/manifest.js';
@@ -21,7 +21,6 @@ import { crashPoint, pausePoint } from '../util/faults.js';
 import { holdsLease, interruptedError, isInterrupted } from '../state/lock.js';
 import { runOperation } from '../state/operation.js';
 import { placeRecord, type Placement } from '../data/assign.js';
-import { FeaturePool, type CsrBatch } from '../features/pool.js';
 import { LabelValues, parseLabel } from '../data/labels.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
 import { detectFormat, readRecords, rowRef } from '../data/readers.js';
@@ -237,12 +236,13 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     if (invalid.length < MAX_REPORTED) invalid.push({ row: at.row, ...(at.line !== undefined ? { line: at.line } : {}), reason });
   };
 
-  // Accepted records go out in batches: hashed on worker threads while the next batch is parsed,
-  // then written strictly in input order (slice hashes and file contents depend on it).
+  // Accepted records go out in batches, written strictly in input order (slice hashes and file contents
+  // depend on it). Nothing is hashed here: a shard file stores the feature configuration, and its readers
+  // recompute the features from the texts, so hashing at ingest would be thrown away.
   type Pending = { id: string; text: string; label: 0 | 1; groups: Record<string, number>; place: Placement };
   let batch: Pending[] = [];
-  const inFlight: { records: Pending[]; features: Promise<CsrBatch> }[] = [];
-  let pool = null as FeaturePool | null; // started on the first full batch
+  const noIndices = new Int32Array(0);
+  const noValues = new Float32Array(0);
   const place = (r: Pending, indices: Int32Array, values: Float32Array) => {
     const record = { id: r.id, text: r.text, label: r.label, indices, values, groups: r.groups };
     if (r.place.split === 'train') {
@@ -259,27 +259,11 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
       if (calRows.length >= flushRows) calWriter!.write(calRows.take());
     }
   };
-  const drainOne = async () => {
-    const done = inFlight.shift()!;
-    const f = await done.features;
-    done.records.forEach((r, i) => place(r, f.indices.subarray(f.offsets[i]!, f.offsets[i + 1]!), f.values.subarray(f.offsets[i]!, f.offsets[i + 1]!)));
-  };
   const submitBatch = async () => {
     if (batch.length === 0) return;
-    const records = batch;
-    batch = [];
-    if (!pool && records.length < BATCH_ROWS) {
-      // A small file: hashing inline is cheaper than starting threads.
-      for (const r of records) {
-        const f = hashText(r.text, features);
-        place(r, f.indices, f.values);
-      }
-      return;
-    }
     if (isInterrupted()) throw interruptedError(); // Ctrl-C: stop reading; the writers are aborted below
-    pool ??= new FeaturePool(features);
-    inFlight.push({ records, features: pool.featurize(records.map((r) => r.text)) });
-    if (inFlight.length > 3) await drainOne();
+    for (const r of batch) place(r, noIndices, noValues);
+    batch = [];
   };
 
   try {
@@ -347,7 +331,6 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
       if (batch.length >= BATCH_ROWS) await submitBatch();
     }
     await submitBatch();
-    while (inFlight.length) await drainOne();
     // Invalid rows are named before "no data rows": a file whose rows all fail to parse (an unclosed
     // quote swallows the rest of the file) has data rows, just none that parse.
     const labelProblem = cols ? labelValues.problem(labelRule, cols.label) : null;
@@ -364,8 +347,6 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
   } catch (err) {
     await Promise.all(allWriters.map((w) => w.abort()));
     throw err;
-  } finally {
-    await pool?.close();
   }
 
   const written: WrittenFile[] = [];
