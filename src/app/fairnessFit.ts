@@ -6,7 +6,6 @@
  * report can show how fairness moved with each deletion batch (old models themselves are deleted).
  */
 import { pullReferenced } from '../state/remote.js';
-import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { readRowsFile, type Rows } from '../data/shardFile.js';
@@ -14,7 +13,6 @@ import { loadEnsemble, memberProbabilities, aggregate, type Ensemble } from '../
 import { loadState, requireTrained, type State } from '../state/manifest.js';
 import { workspace, type Workspace } from '../state/workspace.js';
 import { errorMessage, stateError, usageError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
 import { fairnessMetrics } from '../fairness/metrics.js';
 import { applyMethod, eligibility, fitMethod, labelCounts, FAIR_DECISIONS, FAIR_METHODS, type FairDecision, type FairMethod, type FitSpec, type GroupCount } from '../fairness/postprocess.js';
 import { chooseTolerance, crossFit } from '../fairness/crossfit.js';
@@ -82,15 +80,13 @@ const HistorySchema = z.array(
 );
 export type FairnessHistory = z.infer<typeof HistorySchema>;
 
-const historyPath = (ws: Workspace) => path.join(ws.manifestsDir, 'fairness-history.json');
+/** Documents in the workspace's metadata store (manifests/). */
+const FIT_DOC = 'fairness.json';
+const HISTORY_DOC = 'fairness-history.json';
 
 export async function loadFit(ws: Workspace): Promise<FairnessFit | null> {
-  let text: string;
-  try {
-    text = await fsp.readFile(ws.fairnessPath, 'utf8');
-  } catch {
-    return null;
-  }
+  const text = await ws.meta.read(FIT_DOC).catch(() => null);
+  if (text === null) return null;
   try {
     return FitSchema.parse(JSON.parse(text));
   } catch (err) {
@@ -320,7 +316,7 @@ async function fitFairnessLocked(o: FitOptions): Promise<FairnessFit> {
   });
   crashPoint('fairness:before-write');
   await assertLeaseHeld(ws);
-  await writeFileAtomic(ws.fairnessPath, JSON.stringify(fit) + '\n');
+  await ws.meta.write(FIT_DOC, JSON.stringify(fit) + '\n');
   await recordHistory(ws, state, ens, fit);
   return fit;
 }
@@ -345,12 +341,12 @@ async function recordHistory(ws: Workspace, state: State, ens: Ensemble, fit: Fa
   const deletedRecords = (await readLog(ws, state)).reduce((s, e) => s + e.deleted.length, 0);
   const entry = { revision: state.revision, deletions: state.deletions, deletedRecords, time: new Date().toISOString(), attribute: fit.attribute, methods };
   const next = [...history.filter((h) => h.revision !== state.revision), entry];
-  await writeFileAtomic(historyPath(ws), JSON.stringify(next, null, 2) + '\n');
+  await ws.meta.write(HISTORY_DOC, JSON.stringify(next, null, 2) + '\n');
 }
 
 export async function loadHistory(ws: Workspace): Promise<FairnessHistory> {
   try {
-    return HistorySchema.parse(JSON.parse(await fsp.readFile(historyPath(ws), 'utf8')));
+    return HistorySchema.parse(JSON.parse((await ws.meta.read(HISTORY_DOC)) ?? '[]'));
   } catch {
     return [];
   }
