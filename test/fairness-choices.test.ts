@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { generateCorpus } from '../src/demo/corpus.js';
-import { cliJson, makeCorpus, runCli, tempDir } from './helpers.js';
+import { cliJson, runCli, tempDir, trainedFairWorkspace } from './helpers.js';
 
 describe("fairness fit: the user's constraint, objective and minimum group", () => {
   let dir: string;
@@ -18,10 +18,7 @@ describe("fairness fit: the user's constraint, objective and minimum group", () 
 
   before(async () => {
     dir = await tempDir();
-    const corpus = await makeCorpus(dir, { rows: 3000, seed: 5, groupRate: 0.3, annotatorBias: 0.3 });
-    ws = path.join(dir, 'ws');
-    await cliJson(['ingest', corpus, '--workdir', ws, '--group-terms', 'builtin', '--test', '0.2', '--calibration', '0.2', '--seed', '5', '--shards', '4', '--slices', '2', '--quiet']);
-    await cliJson(['train', '--workdir', ws, '--quiet', '--epochs', '2']);
+    ws = await trainedFairWorkspace(dir);
   });
 
   it('fpr-parity at a cost with --min-group 1000 leaves every small group out, says why, and records the choices', async () => {

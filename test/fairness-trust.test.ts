@@ -9,7 +9,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { placeRecord } from '../src/data/assign.js';
 import { generateCorpus } from '../src/demo/corpus.js';
-import { cliJson, makeCorpus, readState, runCli, tempDir } from './helpers.js';
+import { readState, runCli, tempDir, trainedFairWorkspace } from './helpers.js';
 
 describe('the stored fairness fit', () => {
   let dir: string;
@@ -19,10 +19,7 @@ describe('the stored fairness fit', () => {
 
   before(async () => {
     dir = await tempDir();
-    const corpus = await makeCorpus(dir, { rows: 3000, seed: 5, groupRate: 0.3, annotatorBias: 0.3 });
-    ws = path.join(dir, 'ws');
-    await cliJson(['ingest', corpus, '--workdir', ws, '--group-terms', 'builtin', '--test', '0.2', '--calibration', '0.2', '--seed', '5', '--shards', '4', '--slices', '2', '--quiet']);
-    await cliJson(['train', '--workdir', ws, '--quiet', '--epochs', '2']);
+    ws = await trainedFairWorkspace(dir);
     newCsv = path.join(dir, 'new.csv');
     const texts = [...generateCorpus({ rows: 200, seed: 99, groupRate: 0.5 })];
     await fsp.writeFile(newCsv, 'id,text\n' + texts.map((r, i) => `n${i},"${r.text.replace(/"/g, '""')}"`).join('\n') + '\n');

@@ -49,6 +49,18 @@ export async function makeCorpus(dir: string, o: Partial<CorpusOptions> = {}): P
 }
 
 /**
+ * A small trained workspace ready for fairness: 3,000 generated rows (30% mention an identity term,
+ * annotators biased), builtin topic groups, test and calibration splits of 20%, 4 shards × 2 slices.
+ */
+export async function trainedFairWorkspace(dir: string): Promise<string> {
+  const corpus = await makeCorpus(dir, { rows: 3000, seed: 5, groupRate: 0.3, annotatorBias: 0.3 });
+  const ws = path.join(dir, 'ws');
+  await cliJson(['ingest', corpus, '--workdir', ws, '--group-terms', 'builtin', '--test', '0.2', '--calibration', '0.2', '--seed', '5', '--shards', '4', '--slices', '2', '--quiet']);
+  await cliJson(['train', '--workdir', ws, '--quiet', '--epochs', '2']);
+  return ws;
+}
+
+/**
  * sha256 of every file under a folder, keyed by relative path: a snapshot to compare before/after.
  * The operation journal and the lock files are left out: a failed command appends begin/abort to the
  * journal by design (tests check separately that nothing is left pending).
