@@ -7,6 +7,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { cliJson, makeCorpus, startPaused, tempDir } from './helpers.js';
+import { ingest } from '../src/app/ingest.js';
 
 const copy = async (from: string, to: string) => (await fsp.cp(from, to, { recursive: true }), to);
 
@@ -66,5 +67,28 @@ describe('the workspace lock', () => {
     assert.deepEqual(await fsp.readdir(path.join(ws, 'manifests', 'deletions')), receipts, 'no receipt from A');
     assert.deepEqual(await fsp.readFile(path.join(ws, 'manifests', 'deletions', receipts[0]!)), receiptBytes, "recover's receipt not overwritten");
     assert.equal((await cliJson(['verify', '--workdir', ws])).ok, true);
+  });
+
+  it('a lock whose owner file cannot be written (a full disk) is given back, and no temporary file stays', { skip: process.getuid?.() === 0 ? false : 'needs root to mount a tmpfs' }, async () => {
+    const mnt = path.join(dir, 'full-disk');
+    await fsp.mkdir(mnt);
+    const { spawnSync } = await import('node:child_process');
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
+    assert.equal(mount.status, 0, String(mount.stderr));
+    try {
+      const ws = path.join(mnt, 'ws');
+      await fsp.mkdir(path.join(ws, 'manifests'), { recursive: true });
+      // Fill the disk: the lock directory can still be made, the owner file cannot be written.
+      await fsp.writeFile(path.join(mnt, 'filler'), Buffer.alloc(64 * 1024)).catch(() => undefined);
+      const corpus = await makeCorpus(dir, { rows: 50 });
+      // In one process, as a service using the library would: a process exit would release the lock anyway.
+      await assert.rejects(ingest({ input: corpus, workdir: ws }), /no space left on device/);
+      assert.deepEqual((await fsp.readdir(path.join(ws, 'manifests'))).filter((f) => f.includes('lock')), [], 'no lock directory, no owner file, no temporary file');
+      await fsp.rm(path.join(mnt, 'filler'));
+      const r = await ingest({ input: corpus, workdir: ws });
+      assert.equal(r.accepted, 50, 'the same process can take the workspace again');
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
   });
 });

@@ -101,9 +101,12 @@ async function writeOwner(ws: Workspace, owner: LockOwner): Promise<void> {
   try {
     await fh.writeFile(JSON.stringify(owner) + '\n');
     await syncHandle(fh, tmp);
-  } finally {
-    await fh.close();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    throw err;
   }
+  await fh.close();
   await fsp.rename(tmp, ownerPath(ws));
   await fsyncDir(ws.manifestsDir);
 }
@@ -164,7 +167,14 @@ export async function withWorkspaceLock<T>(ws: Workspace, wait: boolean, fn: () 
       await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** Math.min(attempt, 5))));
     }
   }
-  await writeOwner(ws, { pid: process.pid, host: hostname(), token: lease.token, acquiredAt: new Date().toISOString(), ...(bootId() ? { boot: bootId() } : {}) });
+  try {
+    await writeOwner(ws, { pid: process.pid, host: hostname(), token: lease.token, acquiredAt: new Date().toISOString(), ...(bootId() ? { boot: bootId() } : {}) });
+  } catch (err) {
+    // A full disk or an I/O error while naming ourselves: give the lock back instead of leaving it held
+    // (without an owner it would count as alive until it went stale).
+    await release!().catch(() => undefined);
+    throw err;
+  }
   held.set(ws.root, lease);
   try {
     return await fn();
