@@ -98,6 +98,16 @@ describe('many-valued sensitive attributes', () => {
     assert.equal(rows, fit.calibrationRows);
   });
 
+  it('plain predict does not compute many-valued groups: a topic combination never seen at ingest is no error', async () => {
+    const ws2 = path.join(dir, 'intersect');
+    await cliJson(['ingest', csv, '--workdir', ws2, '--group-terms', 'builtin', '--overlap', 'intersect', '--shards', '2', '--slices', '1', '--quiet']);
+    await cliJson(['train', '--workdir', ws2, '--quiet']);
+    const file = path.join(dir, 'combo.csv');
+    await fsp.writeFile(file, 'id,text\nz1,a muslim and a black man and an old disabled gay woman\n');
+    const r = await runCli(['predict', file, '--workdir', ws2]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
   it('--overlap puts a text that mentions several topics into the combination, or into the first topic', () => {
     const specs = (overlap: 'intersect' | 'first'): GroupSpec[] => [
       { kind: 'terms', name: 'pets', source: 'test', terms: ['cat'] },

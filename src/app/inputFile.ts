@@ -53,8 +53,8 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
       : cols.labelCol !== undefined
         ? { kind: 'auto' }
         : cfg.labelRule;
-  // Without fairness, a many-valued column is not read (an unknown or absent value would be refused).
-  const flag = groupFlagger(requireGroupColumns ? cfg.groups : cfg.groups.filter((g) => !(g.kind === 'values' && g.column !== undefined)));
+  // Without fairness, many-valued attributes are not computed (an unseen value or topic combination would be refused).
+  const flag = groupFlagger(requireGroupColumns ? cfg.groups : cfg.groups.filter((g) => g.kind !== 'values'));
   const groupNames = cfg.groups.map((g) => g.name);
   const records: { id: string; text: string; label: number; groups: Record<string, number> }[] = [];
   let names: { id: string | null; text: string; label: string | null } | null = null;
