@@ -24,7 +24,7 @@ import lockfile from 'proper-lockfile';
 import { SisaError } from '../util/errors.js';
 import { pausePoint } from '../util/faults.js';
 import { readFileSync } from 'node:fs';
-import { fsyncDir, syncHandle, tempPathFor } from '../util/fsx.js';
+import { commitTempFile, fsyncDir, writeSyncedTemp } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
 import type { Lease as LeaseSeam } from '../storage/lease.js';
 
@@ -96,19 +96,7 @@ async function readOwner(ws: Workspace): Promise<LockOwner | null> {
  * crash-point suite numbers those writes, and the lock is not one of them.
  */
 async function writeOwner(ws: Workspace, owner: LockOwner): Promise<void> {
-  const tmp = tempPathFor(ownerPath(ws));
-  const fh = await fsp.open(tmp, 'w');
-  try {
-    await fh.writeFile(JSON.stringify(owner) + '\n');
-    await syncHandle(fh, tmp);
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  await fsp.rename(tmp, ownerPath(ws));
-  await fsyncDir(ws.manifestsDir);
+  await commitTempFile(await writeSyncedTemp(ownerPath(ws), JSON.stringify(owner) + '\n'), ownerPath(ws));
 }
 
 /** Removes a lock whose owner is dead, unless another process got there first. True if it did. */

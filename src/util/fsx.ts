@@ -35,9 +35,8 @@ export function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${tmpCounter}.tmp`);
 }
 
-/** Writes `data` to `target` atomically: temporary file, fsync, rename, fsync of the directory. */
-export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  await fsp.mkdir(path.dirname(target), { recursive: true });
+/** Writes `data` to a temporary file beside `target` and fsyncs it; returns its path (removed on failure). */
+export async function writeSyncedTemp(target: string, data: string | Uint8Array): Promise<string> {
   const tmp = tempPathFor(target);
   const fh = await fsp.open(tmp, 'w');
   try {
@@ -49,6 +48,13 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
     throw err;
   }
   await fh.close();
+  return tmp;
+}
+
+/** Writes `data` to `target` atomically: temporary file, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  await fsp.mkdir(path.dirname(target), { recursive: true });
+  const tmp = await writeSyncedTemp(target, data);
   crashPoint('write:before-rename');
   await commitTempFile(tmp, target);
   crashPoint('write:after-rename');
