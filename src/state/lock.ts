@@ -144,7 +144,13 @@ export async function withWorkspaceLock<T>(ws: Workspace, wait: boolean, fn: () 
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-      const owner = await readOwner(ws);
+      let owner = await readOwner(ws);
+      // A holder names itself right after taking the lock (a write, an fsync, a rename, a directory fsync):
+      // give it a moment, so that a refusal can say who holds the workspace.
+      for (let i = 0; !owner && i < 10; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        owner = await readOwner(ws);
+      }
       if (owner && owner.host === hostname() && ownerDead(owner)) {
         // The holder was killed: its lock is stale now, whatever its mtime says.
         await takeOverStale(ws, owner);
