@@ -1,0 +1,123 @@
+/**
+ * The fast featuriser returns exactly what the previous one returned (test/featureReference.ts, a
+ * verbatim copy): every stored workspace and checkpoint depends on these indices, their order and the
+ * float32 bits of the values. Compared element for element, on arbitrary Unicode, on strings built from
+ * the pieces the fast paths special-case, on every Davidson tweet, and across the memo's bound.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'csv-parse/sync';
+import fc from 'fast-check';
+import { DEFAULT_FEATURES, hashText, hashTexts, tokenize, type FeatureConfig } from '../src/features/hashing.js';
+import { referenceHashText, referenceTokenize } from './featureReference.js';
+import { sharedData } from './helpers.js';
+
+const CONFIGS: FeatureConfig[] = [
+  DEFAULT_FEATURES,
+  { buckets: 1 << 20, ngrams: 1, signed: false, chars: 3 },
+  { buckets: 1 << 12, ngrams: 3, signed: true, chars: 4 },
+  { buckets: 1 << 24, ngrams: 4, signed: true, chars: 7 },
+  // Few buckets: many collisions, and signed counts that cancel to 0 (the bucket stays, valued 0).
+  { buckets: 4, ngrams: 2, signed: true, chars: 5 },
+  { buckets: 2, ngrams: 2, signed: false },
+  { buckets: 1 << 18, ngrams: 2, signed: true, chars: 0 },
+];
+
+function bits(values: Float32Array): number[] {
+  return Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
+}
+
+/** Same indices in the same order and the same float32 bit patterns (so 0 and -0 differ). */
+function assertSameRow(got: { indices: Int32Array; values: Float32Array }, text: string, cfg: FeatureConfig): void {
+  const want = referenceHashText(text, cfg);
+  assert.deepEqual(Array.from(got.indices), Array.from(want.indices), `indices of ${JSON.stringify(text)} with ${JSON.stringify(cfg)}`);
+  assert.deepEqual(bits(got.values), bits(want.values), `values of ${JSON.stringify(text)} with ${JSON.stringify(cfg)}`);
+}
+
+function assertSameBatch(texts: readonly string[], cfg: FeatureConfig): void {
+  const csr = hashTexts(texts, cfg);
+  assert.equal(csr.offsets.length, texts.length + 1);
+  texts.forEach((text, r) => {
+    const from = csr.offsets[r]!;
+    const to = csr.offsets[r + 1]!;
+    assertSameRow({ indices: csr.indices.subarray(from, to), values: csr.values.subarray(from, to) }, text, cfg);
+  });
+  assert.equal(csr.indices.length, csr.offsets[texts.length]);
+  assert.equal(csr.values.length, csr.offsets[texts.length]);
+}
+
+// What the scanner's fast paths and the regexes they replace treat specially.
+const PIECES = [
+  'a', 'B', 'z', 'é', 'É', '9', '٣', ' ', '  ', '\t', '\n', '\u00a0', '\u2003', '\ufeff', "'", '’', "don't", 'rock’n’roll', "''a",
+  '&amp;', '&AMP;', '&lt;', '&#8220;', '&#x1F600;', '&#0;', '&#99999999;', '&bogus;', '&', '&#', ';',
+  'http://x', 'HTTPS://t.co/Ab', 'http://', 'https:/x', 'xhttp://y', '_http://z', 'h', 'http', '@user', '@', '@@a', '@_', '@http://q', 'a@b', '@Ünï',
+  '😀', '👍🏽', '👨‍👩‍👧', '©', '‼', '\u0301', 'e\u0301', '\ud83d', '\ude00', '\udc00\ud800', 'İ', 'ẞ', 'ß', 'Σ', 'ΑΣ', 'ﬁ', 'K', 'ſ', '𝐀𝐁', 'Ⅻ', '中文', 'ـ',
+];
+const pieced = fc.array(fc.constantFrom(...PIECES), { maxLength: 30 }).map((xs) => xs.join(''));
+const anyUnicode = fc.string({ unit: 'binary', maxLength: 120 });
+const config = fc.constantFrom(...CONFIGS);
+
+describe('fast featuriser = reference featuriser', () => {
+  it('tokenises exactly as the regex pipeline did', () => {
+    fc.assert(
+      fc.property(fc.oneof(anyUnicode, pieced), (text) => {
+        assert.deepEqual(tokenize(text), referenceTokenize(text));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('hashes arbitrary Unicode to the same indices and float32 values', () => {
+    fc.assert(
+      fc.property(anyUnicode, config, (text, cfg) => assertSameRow(hashText(text, cfg), text, cfg)),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('hashes text made of entities, URLs, mentions, apostrophes, emoji and case-changing letters the same', () => {
+    fc.assert(
+      fc.property(pieced, config, (text, cfg) => assertSameRow(hashText(text, cfg), text, cfg)),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('hashes batches the same, whatever the configuration before (the per-thread memo is per configuration)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.array(fc.oneof(pieced, anyUnicode), { maxLength: 12 }), config), { maxLength: 4 }), (batches) => {
+        for (const [texts, cfg] of batches) assertSameBatch(texts, cfg);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('stays exact past its buffers and the memo bound: long words, long texts, 100k distinct words', () => {
+    const long = [
+      'x'.repeat(5000),
+      'ab'.repeat(3000) + "'" + 'c'.repeat(700),
+      Array.from({ length: 6000 }, (_, i) => `w${i % 977}`).join(' '),
+      '😀'.repeat(2000),
+      '&amp;'.repeat(2000),
+    ];
+    for (const cfg of [DEFAULT_FEATURES, CONFIGS[3]!]) assertSameBatch(long, cfg);
+    // Distinct words beyond what the memo holds at once (it starts over when full), then the first again.
+    const texts: string[] = [];
+    for (let r = 0; r < 2000; r++) texts.push(Array.from({ length: 50 }, (_, i) => `q${r * 50 + i}z`).join(' '));
+    texts.push(texts[0]!, texts[1]!);
+    assertSameBatch(texts, DEFAULT_FEATURES);
+  });
+
+  const davidson = path.join(sharedData, 'davidson', 'labeled_data.csv');
+  it('hashes every Davidson tweet the same', (t) => {
+    if (!existsSync(davidson)) {
+      t.skip(`shared data not found at ${davidson}`);
+      return;
+    }
+    const rows = parse(readFileSync(davidson), { columns: true }) as { tweet: string }[];
+    const tweets = rows.map((r) => r.tweet);
+    assert.ok(tweets.length > 24000);
+    assertSameBatch(tweets, DEFAULT_FEATURES);
+    for (const text of tweets.slice(0, 3000)) assertSameRow(hashText(text, CONFIGS[2]!), text, CONFIGS[2]!);
+  });
+});
