@@ -6,13 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { DEFAULT_FEATURES, hashText, hashTexts, tokenize, type FeatureConfig } from '../src/features/hashing.js';
+import { aggregate, loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, type Ensemble } from '../src/models/ensemble.js';
+import { loadState } from '../src/state/manifest.js';
+import { workspace } from '../src/state/workspace.js';
 import { referenceHashText, referenceTokenize } from './featureReference.js';
-import { sharedData } from './helpers.js';
+import { cliJson, makeCorpus, sharedData, tempDir } from './helpers.js';
 
 const CONFIGS: FeatureConfig[] = [
   DEFAULT_FEATURES,
@@ -120,4 +124,55 @@ describe('fast featuriser = reference featuriser', () => {
     assertSameBatch(tweets, DEFAULT_FEATURES);
     for (const text of tweets.slice(0, 3000)) assertSameRow(hashText(text, CONFIGS[2]!), text, CONFIGS[2]!);
   });
+});
+
+/** The ensemble's scoring loop as it was before the register-blocked kernel: the reference for its bits. */
+function referenceProbabilities(ens: Ensemble, texts: readonly string[]): Float32Array[] {
+  const S = ens.models.length;
+  const { weights, biases } = ens.linear!;
+  const out = ens.models.map(() => new Float32Array(texts.length));
+  const z = new Float64Array(S);
+  texts.forEach((text, r) => {
+    const row = referenceHashText(text, ens.features);
+    z.set(biases);
+    for (let j = 0; j < row.indices.length; j++) {
+      const base = row.indices[j]! * S;
+      const v = row.values[j]!;
+      for (let m = 0; m < S; m++) z[m]! += weights[base + m]! * v;
+    }
+    for (let m = 0; m < S; m++) out[m]![r] = 1 / (1 + Math.exp(-z[m]!));
+  });
+  return out;
+}
+
+describe('prediction on worker threads = prediction on this thread = the reference', () => {
+  // S = 10: one register block of 8 models and 2 left over. 3,000 rows, repeated past two batches.
+  for (const shards of [10, 3]) {
+    it(`gives the same member probabilities, scores and labels at S = ${shards}`, async () => {
+      const dir = await tempDir();
+      try {
+        const corpus = await makeCorpus(dir);
+        const ws = path.join(dir, 'ws');
+        await cliJson(['ingest', corpus, '--workdir', ws, '--shards', String(shards), '--slices', '1', '--test', '0.2', '--seed', '3', '--quiet']);
+        await cliJson(['train', '--workdir', ws, '--epochs', '1', '--quiet']);
+        const w = workspace(ws);
+        const ens = await loadEnsemble(w, await loadState(w));
+        assert.ok(ens.linear, 'the default learner is linear');
+        const rows = parse(await fsp.readFile(corpus), { columns: true }) as { text: string }[];
+        const texts: string[] = [];
+        assert.ok(rows.length > 1000 && rows.every((r) => typeof r.text === 'string'));
+        while (texts.length < 9000) for (const r of rows) texts.push(`${r.text} ${texts.length % 7}`);
+        const want = referenceProbabilities(ens, texts);
+        const here = memberProbabilities(ens, { ...hashTexts(texts, ens.features), n: texts.length });
+        want.forEach((p, m) => assert.deepEqual(bits(here[m]!), bits(p), `member ${m} on this thread`));
+        for (const how of ['vote', 'mean'] as const) {
+          const expected = aggregate(want, how);
+          assert.deepEqual(predictTexts(ens, texts, how), expected);
+          assert.deepEqual(await predictTextsParallel(ens, texts, how, 1024), expected, `${how} on workers`);
+        }
+      } finally {
+        await fsp.rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -550,28 +550,37 @@ export function hashText(text: string, cfg: FeatureConfig): SparseRow {
   return { indices, values };
 }
 
+/** Growing per-thread CSR buffers for hashTexts: a batch's result is one exact-size copy of them. */
+let csrIndices = new Int32Array(1 << 16);
+let csrValues = new Float32Array(1 << 16);
+
 /** Hashes many texts into one CSR block: row i's features are indices/values[offsets[i] .. offsets[i+1]). */
 export function hashTexts(texts: readonly string[], cfg: FeatureConfig): { offsets: Int32Array; indices: Int32Array; values: Float32Array } {
   const offsets = new Int32Array(texts.length + 1);
-  let indices = new Int32Array(Math.max(1024, texts.length * 64));
-  let values = new Float32Array(indices.length);
   let nnz = 0;
   for (let r = 0; r < texts.length; r++) {
     featuriseInto(texts[r]!, cfg);
-    if (nnz + scratch.k > indices.length) {
-      const cap = Math.max(indices.length * 2, nnz + scratch.k);
+    if (nnz + scratch.k > csrIndices.length) {
+      const cap = Math.max(csrIndices.length * 2, nnz + scratch.k);
       const i2 = new Int32Array(cap);
       const v2 = new Float32Array(cap);
-      i2.set(indices.subarray(0, nnz));
-      v2.set(values.subarray(0, nnz));
-      indices = i2;
-      values = v2;
+      i2.set(csrIndices.subarray(0, nnz));
+      v2.set(csrValues.subarray(0, nnz));
+      csrIndices = i2;
+      csrValues = v2;
     }
-    writeRow(indices, values, nnz);
+    writeRow(csrIndices, csrValues, nnz);
     nnz += scratch.k;
     offsets[r + 1] = nnz;
   }
-  return { offsets, indices: indices.slice(0, nnz), values: values.slice(0, nnz) };
+  const indices = csrIndices.slice(0, nnz);
+  const values = csrValues.slice(0, nnz);
+  // A one-off huge batch should not pin its buffers for the thread's lifetime.
+  if (csrIndices.length > 1 << 22) {
+    csrIndices = new Int32Array(1 << 16);
+    csrValues = new Float32Array(1 << 16);
+  }
+  return { offsets, indices, values };
 }
 
 export function validateFeatureConfig(cfg: FeatureConfig): string | null {

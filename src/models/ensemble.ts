@@ -10,6 +10,7 @@ import type { Workspace } from '../state/workspace.js';
 import { loadCheckpoint, type TensorBlob } from './checkpoint.js';
 import { predictProba } from './learner.js';
 import { majority, vote } from '../util/vote.js';
+import { scoreLinear, type LinearMembers } from './linearScore.js';
 
 export type Aggregate = 'vote' | 'mean';
 
@@ -20,7 +21,7 @@ export interface Ensemble {
    * For all-linear ensembles: weights interleaved bucket-major (w[bucket·S + model]) and biases, so
    * that scoring reads one cache line per feature for all S models instead of S scattered ones.
    */
-  linear: { weights: Float32Array; biases: Float32Array } | null;
+  linear: LinearMembers | null;
 }
 
 function interleave(models: Ensemble['models']): Ensemble['linear'] {
@@ -28,7 +29,8 @@ function interleave(models: Ensemble['models']): Ensemble['linear'] {
   if (ws.some((w) => !w)) return null;
   const S = models.length;
   const V = ws[0]!.length;
-  const weights = new Float32Array(V * S);
+  // Shared memory, so that prediction workers read these weights without a copy each.
+  const weights = new Float32Array(new SharedArrayBuffer(V * S * Float32Array.BYTES_PER_ELEMENT));
   ws.forEach((w, m) => {
     for (let b = 0; b < V; b++) weights[b * S + m] = w![b]!;
   });
@@ -55,19 +57,8 @@ export function featurize(texts: readonly string[], features: FeatureConfig): Sp
 /** Each constituent's probability for each row: result[model][row]. */
 export function memberProbabilities(ens: Ensemble, batch: SparseBatch): Float32Array[] {
   if (!ens.linear) return ens.models.map((m) => predictProba(m.params, batch, batch.n));
-  const S = ens.models.length;
-  const { weights, biases } = ens.linear;
   const out = ens.models.map(() => new Float32Array(batch.n));
-  const z = new Float64Array(S);
-  for (let r = 0; r < batch.n; r++) {
-    z.set(biases);
-    for (let j = batch.offsets[r]!; j < batch.offsets[r + 1]!; j++) {
-      const base = batch.indices[j]! * S;
-      const v = batch.values[j]!;
-      for (let m = 0; m < S; m++) z[m]! += weights[base + m]! * v;
-    }
-    for (let m = 0; m < S; m++) out[m]![r] = 1 / (1 + Math.exp(-z[m]!));
-  }
+  scoreLinear(ens.linear, batch, batch.n, out);
   return out;
 }
 
@@ -115,15 +106,34 @@ export function predictTexts(ens: Ensemble, texts: readonly string[], how: Aggre
 }
 
 /**
- * The same for many texts: batches are hashed on worker threads while this thread scores the batches
- * already hashed, so hashing and scoring overlap.
+ * The same for many texts, on worker threads. An all-linear ensemble is hashed and scored in the workers
+ * (its weights shared, not copied), so they return S floats per row and this thread only gathers them;
+ * otherwise batches are hashed on workers while this thread scores the batches already hashed.
  */
 export async function predictTextsParallel(ens: Ensemble, texts: readonly string[], how: Aggregate = 'vote', batch = 4096): Promise<Scored> {
   if (texts.length < 2 * batch) return predictTexts(ens, texts, how);
+  const probs = ens.models.map(() => new Float32Array(texts.length));
+  if (ens.linear) {
+    const { ScorePool } = await import('./scorePool.js');
+    const pool = new ScorePool(ens.features, ens.linear);
+    try {
+      const pending: { at: number; n: number; p: Promise<Float32Array> }[] = [];
+      for (let at = 0; at < texts.length; at += batch) {
+        const part = texts.slice(at, at + batch);
+        pending.push({ at, n: part.length, p: pool.score(part) });
+      }
+      for (const { at, n, p } of pending) {
+        const part = await p;
+        probs.forEach((dest, m) => dest.set(part.subarray(m * n, (m + 1) * n), at));
+      }
+      return aggregate(probs, how);
+    } finally {
+      await pool.close();
+    }
+  }
   const { FeaturePool } = await import('../features/pool.js');
   const pool = new FeaturePool(ens.features);
   try {
-    const probs = ens.models.map(() => new Float32Array(texts.length));
     const pending: { at: number; f: ReturnType<typeof pool.featurize> }[] = [];
     for (let at = 0; at < texts.length; at += batch) pending.push({ at, f: pool.featurize(texts.slice(at, at + batch)) });
     for (const { at, f } of pending) {
