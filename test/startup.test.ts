@@ -49,12 +49,20 @@ describe('what a deletion loads', () => {
     trainId = (await readRowsFile(path.join(ws, 'shards', state.shards[0].file))).ids[0]!;
   });
 
-  it('delete --id with the fused kernel loads no tfjs, no module-per-file Arrow build, no queue, S3 or chart library', async () => {
+  it('delete --id with the fused kernel loads no tfjs, no module-per-file Arrow build, no queue, S3, chart or LP library, no zod 4, no other command', async () => {
     const r = await loadedModules(dir, ['delete', '--id', trainId, '--workdir', ws, '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.modules.some((m) => m.endsWith('/src/app/delete.js')), 'the hooks saw the deletion');
-    const heavy = [...packagesOf(r.modules)].filter((p) => /^(apache-arrow|@tensorflow\/|@aws-sdk\/|bullmq|ioredis|vega|vega-lite)$/.test(p));
+    // Also none of the fairness LP solver and statistics (no calibration split here: nothing to refit), the
+    // worker pool's queue, or the terminal progress bar (stdout is a pipe).
+    const heavy = [...packagesOf(r.modules)].filter((p) => /^(apache-arrow|@tensorflow\/|@aws-sdk\/|bullmq|ioredis|vega|vega-lite|highs|simple-statistics|p-queue|cli-progress)$/.test(p));
     assert.deepEqual(heavy, [], `loaded: ${heavy.join(', ')}`);
+    // The state files are validated with zod's zod-3 API, which loads in a fraction of zod 4's time.
+    const zod4 = r.modules.filter((m) => /node_modules\/zod\/(?!v3\/)/.test(m));
+    assert.deepEqual(zod4, [], 'zod 4 API loaded');
+    // Only the command being run is loaded, and no fairness module without post-processors to refit.
+    const others = r.modules.filter((m) => /\/src\/cli\/commands\/(?!(delete|text)\.js$)/.test(m) || /\/src\/(fairness\/|app\/fairnessFit\.js)/.test(m));
+    assert.deepEqual(others, [], 'modules of other commands or of fairness loaded');
     // The shard really was retrained in this process (the models changed version).
     const state = await readState(ws);
     assert.equal(state.models[0].version, 2);

@@ -12,11 +12,11 @@ import { filterRows, readRowsFile, sliceHashes, writeRowsFile, type Rows } from 
 import { choiceFor, usesFusedKernel } from '../models/backendChoice.js';
 import { runtimeOf } from '../models/runtime.js';
 import { runJobs, checkConcurrency } from '../orchestration/jobs.js';
-import { InProcessRunner, WorkerPool, type JobRunner } from '../orchestration/pool.js';
+import { InProcessRunner, type JobRunner } from '../orchestration/inProcess.js';
 import type { ShardJob } from '../orchestration/shardJob.js';
 import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
-import { lineageOf, loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
+import { canFitFairness, lineageOf, loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { folderStoreUrl } from '../storage/fsBlobStore.js';
 import { SisaError, usageError } from '../util/errors.js';
@@ -215,14 +215,17 @@ export async function applyDeletion(o: DeleteOptions, requestedAt: string): Prom
   // The fused kernel retrains in this thread (no worker, no tfjs). Otherwise start a worker and its
   // backend now; it loads while the ids are located and the shard rewritten.
   const inProcess = !o.runner && usesFusedKernel(backend, state.training.learner.hidden);
-  const pool = o.runner
-    ? null
-    : inProcess
-      ? new InProcessRunner(backend, () => o.onProgress?.(++done, total))
-      : new WorkerPool(concurrency, backend, () => o.onProgress?.(++done, total));
   let done = 0;
   let total = 0;
-  if (pool instanceof WorkerPool) pool.warm(1);
+  const onSlice = () => o.onProgress?.(++done, total);
+  let pool: JobRunner | null = null;
+  if (inProcess) pool = new InProcessRunner(backend, onSlice);
+  else if (!o.runner) {
+    const { WorkerPool } = await import('../orchestration/pool.js');
+    const workers = new WorkerPool(concurrency, backend, onSlice);
+    workers.warm(1);
+    pool = workers;
+  }
   try {
     return await deleteWith({ o, ws, state, ids, runner: pool ?? o.runner!, t0, concurrency, setTotal: (n) => (total = n), requestedAt });
   } finally {
@@ -394,9 +397,12 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
   timings.commit = (performance.now() - tCommit) / 1000;
   result.seconds = (performance.now() - t0) / 1000;
   const tRefit = performance.now();
-  // Loaded here, not at start-up: the fairness modules (and the LP solver) are not needed before the commit.
-  const { refitAfterChange } = await import('./fairnessFit.js');
-  result.fairness = await refitAfterChange(ws.root);
+  // Loaded here, not at start-up, and only for a workspace that has post-processors to refit: the
+  // fairness modules (and the LP solver) are not needed before the commit, nor at all without them.
+  if (canFitFairness(next)) {
+    const { refitAfterChange } = await import('./fairnessFit.js');
+    result.fairness = await refitAfterChange(ws.root);
+  } else result.fairness = { refitted: false };
   timings.refit = (performance.now() - tRefit) / 1000;
   return result;
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { readRowsFile, type Rows } from '../data/shardFile.js';
 import { loadEnsemble, memberProbabilities, aggregate, type Ensemble } from '../models/ensemble.js';
-import { loadState, requireTrained, type State } from '../state/manifest.js';
+import { canFitFairness, loadState, requireTrained, type State } from '../state/manifest.js';
 import { workspace, type Workspace } from '../state/workspace.js';
 import { errorMessage, stateError, usageError } from '../util/errors.js';
 import { fairnessMetrics } from '../fairness/metrics.js';
@@ -356,7 +356,7 @@ export async function loadHistory(ws: Workspace): Promise<FairnessHistory> {
 export async function refitIfPossible(workdir: string): Promise<FairnessFit | null> {
   const ws = workspace(workdir);
   const state = await loadState(ws);
-  if (!state.heldout.calibration || state.config.groups.length === 0 || !state.training) return null;
+  if (!canFitFairness(state)) return null;
   return fitFairnessLocked({ workdir });
 }
 

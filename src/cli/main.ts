@@ -1,7 +1,8 @@
 /**
  * The `sisa` command line. Commands are thin: they parse flags, call the library, and print.
- * Each command lives in its own file under commands/; library modules are imported inside each
- * handler, so that a command loads only what it uses (start-up time is part of every deletion's latency).
+ * Each command lives in its own file under commands/, loaded only when it runs; library modules are
+ * imported inside each handler, so that a command loads only what it uses (start-up time is part of
+ * every deletion's latency).
  * Every failure a user can cause ends as one line on stderr and a non-zero exit code.
  */
 import type { Argv } from 'yargs';
@@ -9,27 +10,46 @@ import { yargs } from './yargs.js';
 import { suggestName } from '../util/suggest.js';
 import { errorMessage, exitCodeFor, usageError } from '../util/errors.js';
 import { interruptOperations } from '../state/lock.js';
-import { ingestCommand } from './commands/ingest.js';
-import { trainCommand } from './commands/train.js';
-import { predictCommand } from './commands/predict.js';
-import { evaluateCommand } from './commands/evaluate.js';
-import { deleteCommand } from './commands/delete.js';
-import { fairnessCommand } from './commands/fairness.js';
-import { reportCommand } from './commands/report.js';
-import { workerCommand } from './commands/worker.js';
-import { recoverCommand } from './commands/recover.js';
-import { verifyCommand } from './commands/verify.js';
-import { benchCommand } from './commands/bench.js';
-import { statusCommand } from './commands/status.js';
-import { demoCommand } from './commands/demo.js';
+import { COMMAND_TEXT, type CommandName } from './commands/text.js';
 
-const COMMANDS = [ingestCommand, trainCommand, predictCommand, evaluateCommand, deleteCommand, fairnessCommand, reportCommand, workerCommand, recoverCommand, verifyCommand, benchCommand, statusCommand, demoCommand];
+/** Each command's module, loaded only when its name is on the command line (start-up time is part of every deletion's latency). */
+const COMMANDS: Record<CommandName, () => Promise<(y: Argv) => Argv>> = {
+  ingest: async () => (await import('./commands/ingest.js')).ingestCommand,
+  train: async () => (await import('./commands/train.js')).trainCommand,
+  predict: async () => (await import('./commands/predict.js')).predictCommand,
+  evaluate: async () => (await import('./commands/evaluate.js')).evaluateCommand,
+  delete: async () => (await import('./commands/delete.js')).deleteCommand,
+  fairness: async () => (await import('./commands/fairness.js')).fairnessCommand,
+  report: async () => (await import('./commands/report.js')).reportCommand,
+  worker: async () => (await import('./commands/worker.js')).workerCommand,
+  recover: async () => (await import('./commands/recover.js')).recoverCommand,
+  verify: async () => (await import('./commands/verify.js')).verifyCommand,
+  bench: async () => (await import('./commands/bench.js')).benchCommand,
+  status: async () => (await import('./commands/status.js')).statusCommand,
+  demo: async () => (await import('./commands/demo.js')).demoCommand,
+};
 
-export function buildCli(argv: string[]) {
-  let y: Argv = yargs(argv)
-    .scriptName('sisa')
-    .usage('$0 <command> [options]\n\nSISA sharded-ensemble toxicity classifier with exact unlearning and FairSISA fairness.');
-  for (const command of COMMANDS) y = command(y);
+/**
+ * Registers every command: in full (flags, handler) each one whose name is a word of the command line,
+ * and by its usage line and description only the others, which is all that the command list, 'did you
+ * mean' and strict parsing need of a command that does not run. A word that only looks like a command
+ * (a flag's value) just loads one module more.
+ */
+async function registerCommands(y: Argv, argv: string[]): Promise<Argv> {
+  for (const name of Object.keys(COMMANDS) as CommandName[]) {
+    if (argv.includes(name)) y = (await COMMANDS[name]())(y);
+    else y = y.command(COMMAND_TEXT[name].command, COMMAND_TEXT[name].describe);
+  }
+  return y;
+}
+
+export async function buildCli(argv: string[]) {
+  const y = await registerCommands(
+    yargs(argv)
+      .scriptName('sisa')
+      .usage('$0 <command> [options]\n\nSISA sharded-ensemble toxicity classifier with exact unlearning and FairSISA fairness.'),
+    argv,
+  );
   const cli: Argv = y
     .example('$0 ingest data.csv --workdir dv && $0 train --workdir dv', 'Shard a labelled file and train the ensemble')
     .example('$0 delete --id 1234 --workdir dv', 'Forget a record exactly, retraining one shard')
@@ -114,7 +134,7 @@ function handleCtrlC(argv: string[]): void {
 export async function main(argv: string[]): Promise<number> {
   handleCtrlC(argv);
   try {
-    await buildCli(argv).parseAsync();
+    await (await buildCli(argv)).parseAsync();
     return 0;
   } catch (err) {
     const code = exitCodeFor(err);

@@ -1,5 +1,7 @@
 /** How the CLI talks: one JSON document on stdout with --json, human text otherwise; progress on stderr. */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+
+type CliProgress = typeof import('cli-progress');
 
 export interface OutputFlags {
   json?: boolean;
@@ -27,6 +29,8 @@ export interface Progress {
  */
 export function progress(flags: OutputFlags, label: string, unit: string, counter = false): Progress {
   if (flags.quiet || !process.stdout.isTTY || !process.stderr.isTTY) return { update() {}, stop() {} };
+  // Loaded only for a terminal: a command run from a script or a pipe does not pay for it at start-up.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as CliProgress;
   const bar = new cliProgress.SingleBar(
     { format: counter ? `${label}: {value} ${unit}` : `${label} [{bar}] {value}/{total} ${unit}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,

@@ -6,13 +6,11 @@ import { isInterrupted } from '../state/lock.js';
 import { Worker } from 'node:worker_threads';
 import PQueue from 'p-queue';
 import { SisaError, type ErrorCode } from '../util/errors.js';
-import { runShardJob, type ShardJob, type ShardJobResult } from './shardJob.js';
+import type { ShardJob, ShardJobResult } from './shardJob.js';
 import type { FromWorker } from './worker.js';
+import type { JobRunner } from './inProcess.js';
 
-export interface JobRunner {
-  run(job: ShardJob): Promise<ShardJobResult>;
-  close(): Promise<void>;
-}
+export { InProcessRunner, type JobRunner } from './inProcess.js';
 
 export class WorkerPool implements JobRunner {
   private readonly queue: PQueue;
@@ -85,32 +83,5 @@ export class WorkerPool implements JobRunner {
     if (isInterrupted()) this.queue.clear();
     else await this.queue.onIdle();
     await Promise.all(this.all.map((w) => w.terminate()));
-  }
-}
-
-/**
- * Runs jobs one after another on the calling thread: for work the fused kernel does in-process (a
- * deletion's one-shard retrain), where a worker thread and a tfjs start-up would cost more than the job.
- */
-export class InProcessRunner implements JobRunner {
-  private chain: Promise<unknown> = Promise.resolve();
-
-  constructor(
-    private readonly backend: string,
-    private readonly onProgress?: (shard: number, slice: number) => void,
-  ) {}
-
-  run(job: ShardJob): Promise<ShardJobResult> {
-    const next = this.chain.then(() =>
-      runShardJob(job, { choice: this.backend, loadTf: async () => (await import('../models/backend.js')).loadBackend(this.backend) }, (slice) =>
-        this.onProgress?.(job.shard, slice),
-      ),
-    );
-    this.chain = next.catch(() => undefined);
-    return next;
-  }
-
-  async close(): Promise<void> {
-    await this.chain;
   }
 }

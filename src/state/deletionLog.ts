@@ -4,7 +4,7 @@
  * count belong to an operation that did not finish and are ignored.
  */
 import { assertMayCommit } from './lock.js';
-import { z } from 'zod';
+import { number, z } from './schema.js';
 import type { State } from './manifest.js';
 import type { Workspace } from './workspace.js';
 import { errorMessage, stateError } from '../util/errors.js';
@@ -12,31 +12,31 @@ import { randomBytes } from 'node:crypto';
 import { sha256 } from '../util/fsx.js';
 
 export const DeletionEntrySchema = z.object({
-  seq: z.number().int().positive(),
+  seq: number().int().positive(),
   time: z.string(),
   /** sha256 of the previous entry's file (null for the first): the log is a hash chain. */
   prevSha256: z.string().nullable(),
   /** Ids are salted sha256 hashes (--hash-ids), so the receipt does not itself hold personal data. */
   idsHashed: z.boolean(),
   startedAt: z.string(),
-  requested: z.number().int().nonnegative(),
+  requested: number().int().nonnegative(),
   deleted: z.array(z.string()),
   notFound: z.array(z.string()),
   shards: z.array(
     z.object({
-      shard: z.number().int().nonnegative(),
-      fromSlice: z.number().int().nonnegative(),
+      shard: number().int().nonnegative(),
+      fromSlice: number().int().nonnegative(),
       ids: z.array(z.string()),
       shardSha256Before: z.string(),
       shardSha256After: z.string(),
       fromCheckpoint: z.string().nullable(),
-      modelVersion: z.number().int().positive(),
+      modelVersion: number().int().positive(),
       modelHash: z.string(),
-      seconds: z.number().nonnegative(),
+      seconds: number().nonnegative(),
     }),
   ),
   heldout: z.array(z.object({ split: z.enum(['test', 'calibration']), ids: z.array(z.string()), sha256Before: z.string(), sha256After: z.string() })),
-  seconds: z.number().nonnegative(),
+  seconds: number().nonnegative(),
 });
 export type DeletionEntry = z.infer<typeof DeletionEntrySchema>;
 

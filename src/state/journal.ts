@@ -7,18 +7,18 @@
  * Deletion requests are kept, while pending, in `manifests/pending/<seq>.json`, written before the
  * journal line, so an accepted request survives a crash and `recover` completes it.
  */
-import { z } from 'zod';
+import { number, z } from './schema.js';
 import { SisaError } from '../util/errors.js';
 import type { Workspace } from './workspace.js';
 
 export type OpKind = 'ingest' | 'train' | 'delete' | 'fairness-fit' | 'recover';
 
 const Line = z.object({
-  seq: z.number().int(),
+  seq: number().int(),
   op: z.enum(['ingest', 'train', 'delete', 'fairness-fit', 'recover']),
   phase: z.enum(['begin', 'end', 'abort']),
   time: z.string(),
-  pid: z.number().int(),
+  pid: number().int(),
   note: z.string().optional(),
 });
 export type JournalLine = z.infer<typeof Line>;

@@ -6,7 +6,7 @@
  */
 import { assertMayCommit } from './lock.js';
 import path from 'node:path';
-import { z } from 'zod';
+import { matching, number, record, z } from './schema.js';
 import { errorMessage, stateError } from '../util/errors.js';
 import { sha256 } from '../util/fsx.js';
 import type { Workspace } from './workspace.js';
@@ -14,7 +14,7 @@ import type { Workspace } from './workspace.js';
 const LabelRule = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('auto') }),
   z.object({ kind: z.literal('positive-values'), values: z.array(z.string()) }),
-  z.object({ kind: z.literal('threshold'), threshold: z.number() }),
+  z.object({ kind: z.literal('threshold'), threshold: number() }),
 ]);
 export type LabelRule = z.infer<typeof LabelRule>;
 
@@ -38,34 +38,34 @@ const GroupSpec = z.discriminatedUnion('kind', [
 ]);
 export type GroupSpec = z.infer<typeof GroupSpec>;
 
-const FileRef = z.object({ file: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), rows: z.number().int().nonnegative() });
+const FileRef = z.object({ file: z.string(), sha256: matching(/^[0-9a-f]{64}$/), rows: number().int().nonnegative() });
 export type FileRef = z.infer<typeof FileRef>;
 
-const SliceInfo = z.object({ slice: z.number().int().nonnegative(), rows: z.number().int().nonnegative(), hash: z.string() });
+const SliceInfo = z.object({ slice: number().int().nonnegative(), rows: number().int().nonnegative(), hash: z.string() });
 
-const ShardInfo = FileRef.extend({ shard: z.number().int().nonnegative(), slices: z.array(SliceInfo) });
+const ShardInfo = FileRef.extend({ shard: number().int().nonnegative(), slices: z.array(SliceInfo) });
 export type ShardInfo = z.infer<typeof ShardInfo>;
 
 export const LearnerConfig = z.object({
-  hidden: z.number().int().nonnegative(),
+  hidden: number().int().nonnegative(),
   optimizer: z.enum(['adagrad', 'sgd']),
-  epochs: z.number().int().positive(),
-  batchSize: z.number().int().positive(),
-  learningRate: z.number().positive(),
-  l2: z.number().nonnegative(),
+  epochs: number().int().positive(),
+  batchSize: number().int().positive(),
+  learningRate: number().positive(),
+  l2: number().nonnegative(),
   /** Fixed width of a padded feature block in a training batch; longer rows are split into blocks. */
-  blockWidth: z.number().int().positive(),
+  blockWidth: number().int().positive(),
 });
 export type LearnerConfig = z.infer<typeof LearnerConfig>;
 
-const RuntimeSchema = z.object({ backend: z.string(), versions: z.record(z.string(), z.string()).optional() });
+const RuntimeSchema = z.object({ backend: z.string(), versions: record(z.string()).optional() });
 
 const ModelInfo = z.object({
-  shard: z.number().int().nonnegative(),
+  shard: number().int().nonnegative(),
   /** Increases by one each time the shard's model is (re)trained. */
-  version: z.number().int().positive(),
+  version: number().int().positive(),
   /** Checkpoint file (sha256 name) after each slice; the last one is the model. */
-  checkpoints: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
+  checkpoints: z.array(matching(/^[0-9a-f]{64}$/)),
   /** sha256 of the model's parameters only (not optimiser state), comparable across runs. */
   modelHash: z.string(),
   /** Content hash of the shard file the model was trained on. */
@@ -73,7 +73,7 @@ const ModelInfo = z.object({
   /** Per checkpoint i: hash of the content hashes of slices 0..i it was trained on (see lineageOf). */
   lineage: z.array(z.string()),
   trainedAt: z.string(),
-  seconds: z.number().nonnegative(),
+  seconds: number().nonnegative(),
   /** The runtime (backend and versions) this model was trained on; a retrain from its checkpoints must match it. */
   runtime: RuntimeSchema.optional(),
 });
@@ -85,22 +85,22 @@ export const StateSchema = z.object({
     source: z.string(),
     format: z.enum(['csv', 'jsonl', 'parquet', 'arrow']),
     fingerprint: z.string(),
-    rows: z.number().int().nonnegative(),
-    accepted: z.number().int().nonnegative(),
-    skipped: z.number().int().nonnegative(),
+    rows: number().int().nonnegative(),
+    accepted: number().int().nonnegative(),
+    skipped: number().int().nonnegative(),
     ingestedAt: z.string(),
   }),
   config: z.object({
-    shards: z.number().int().positive(),
-    slices: z.number().int().positive(),
-    seed: z.number().int(),
-    test: z.number().min(0).lt(1),
-    calibration: z.number().min(0).lt(1),
+    shards: number().int().positive(),
+    slices: number().int().positive(),
+    seed: number().int(),
+    test: number().min(0).lt(1),
+    calibration: number().min(0).lt(1),
     idCol: z.string().nullable(),
     textCol: z.string(),
     labelCol: z.string(),
     labelRule: LabelRule,
-    features: z.object({ buckets: z.number().int().positive(), ngrams: z.number().int().positive(), signed: z.boolean(), chars: z.number().int().nonnegative().optional() }),
+    features: z.object({ buckets: number().int().positive(), ngrams: number().int().positive(), signed: z.boolean(), chars: number().int().nonnegative().optional() }),
     groups: z.array(GroupSpec),
   }),
   shards: z.array(ShardInfo),
@@ -110,25 +110,22 @@ export const StateSchema = z.object({
     .nullable(),
   models: z.array(ModelInfo),
   /** Number of committed deletion log entries (manifests/deletions/000001.json …). */
-  deletions: z.number().int().nonnegative(),
+  deletions: number().int().nonnegative(),
   /**
    * The highest model version of models a re-ingest (--force) discarded. Deletion receipts name the
    * model version each retrain produced, and verify checks that no model is older than a deletion
    * that touched its shard; numbering new models from 1 again made that audit fail on models that
    * `verify --deep` proves exact. Absent until the first re-ingest of a trained workspace.
    */
-  retiredModelVersion: z.number().int().nonnegative().optional(),
+  retiredModelVersion: number().int().nonnegative().optional(),
   /** Increases on every commit, so that derived artefacts (fairness fits) can tell they are stale. */
-  revision: z.number().int().nonnegative(),
+  revision: number().int().nonnegative(),
   /**
    * Object store holding the shard files, held-out files and checkpoints (`s3://bucket/prefix`), when
    * the workspace was ingested with --store; its local shards/ folder is then only a verified cache.
    * Never holds credentials: those come from the AWS environment of each process.
    */
-  store: z
-    .string()
-    .regex(/^s3:\/\/[^/@]+(\/.*)?$/)
-    .optional(),
+  store: matching(/^s3:\/\/[^/@]+(\/.*)?$/).optional(),
 });
 export type State = z.infer<typeof StateSchema>;
 
@@ -171,6 +168,14 @@ export async function saveState(ws: Workspace, state: State): Promise<void> {
 export function requireTrained(state: State): asserts state is State & { training: NonNullable<State['training']> } {
   if (!state.training || state.models.length !== state.shards.length)
     throw stateError("no trained models in this workspace; run 'sisa train' first");
+}
+
+/**
+ * Whether post-processors can be fitted: a calibration split, a sensitive attribute and trained models.
+ * A deletion checks it before it loads the fairness modules (their load is part of its latency).
+ */
+export function canFitFairness(state: State): boolean {
+  return Boolean(state.heldout.calibration) && state.config.groups.length > 0 && Boolean(state.training);
 }
 
 /** The version the next (re)training of `shard` gets: model versions never go back, not even across re-ingest. */

@@ -1,11 +1,12 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import { usageError } from '../../util/errors.js';
 import { emit, note } from '../output.js';
 import { common } from '../flags.js';
 export function benchCommand(y: Argv): Argv {
   return y.command(
-      'bench',
-      'Benchmark training, unlearning, ingest and prediction against scikit-learn and fastText on the same split',
+      COMMAND_TEXT.bench.command,
+      COMMAND_TEXT.bench.describe,
       (y) =>
         common(y)
           .option('data', { type: 'string', describe: 'Labelled data file (with --label-col/--positive-values as for ingest)' })

@@ -1,12 +1,13 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import * as fsp from 'node:fs/promises';
 import { errorMessage, SisaError, usageError } from '../../util/errors.js';
 import { emit, fmt, note, progress, table } from '../output.js';
 import { common, queueRunner, learnerFlags } from '../flags.js';
 export function deleteCommand(y: Argv): Argv {
   return y.command(
-      'delete',
-      'Forget records exactly: retrain only the affected shards from the checkpoint before the affected slice',
+      COMMAND_TEXT.delete.command,
+      COMMAND_TEXT.delete.describe,
       (y) =>
         learnerFlags(common(y))
           .option('id', { type: 'string', array: true, describe: 'Record id to forget (repeatable)' })

@@ -1,9 +1,10 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import { common } from '../flags.js';
 export function demoCommand(y: Argv): Argv {
   return y.command(
-      'demo',
-      'Generate the embedded demo corpus and run ingest → train → evaluate → predict → delete on it',
+      COMMAND_TEXT.demo.command,
+      COMMAND_TEXT.demo.describe,
       (y) =>
         common(y)
           .option('rows', { type: 'number', default: 20000, describe: 'Rows in the generated corpus' })

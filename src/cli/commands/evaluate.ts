@@ -1,11 +1,12 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import type { Aggregate } from '../../models/ensemble.js';
 import { emit, fmt, table } from '../output.js';
 import { list, common, warnIfInterrupted, fileColumnFlags } from '../flags.js';
 export function evaluateCommand(y: Argv): Argv {
   return y.command(
-      'evaluate',
-      'AUC, accuracy, precision/recall and per-shard accuracy on the held-out test split (or --data FILE)',
+      COMMAND_TEXT.evaluate.command,
+      COMMAND_TEXT.evaluate.describe,
       (y) =>
         fileColumnFlags(common(y))
           .option('aggregate', { choices: ['vote', 'mean'] as const, default: 'vote' as const, describe: 'Majority vote (ties → toxic) or mean probability' })

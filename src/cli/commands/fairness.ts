@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import { stateError, usageError } from '../../util/errors.js';
 import { FAIR_CONSTRAINTS, FAIR_OBJECTIVES, type FairConstraint, type FairObjective } from '../../fairness/lp.js';
 import { FAIR_DECISIONS, type FairDecision } from '../../fairness/postprocess.js';
@@ -6,8 +7,8 @@ import { emit, fmt, table } from '../output.js';
 import { common, warnIfInterrupted } from '../flags.js';
 export function fairnessCommand(y: Argv): Argv {
   return y.command(
-      'fairness <action>',
-      'Fit the fairness post-processors on the calibration split (done automatically after train and delete)',
+      COMMAND_TEXT.fairness.command,
+      COMMAND_TEXT.fairness.describe,
       (y) =>
         common(y)
           .positional('action', { choices: ['fit', 'show'] as const, demandOption: true, describe: 'fit: fit the post-processors now; show: print the fitted ones' })

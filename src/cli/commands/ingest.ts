@@ -1,10 +1,11 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import { emit, fmt, note, progress } from '../output.js';
 import { list, common, fileColumnFlags } from '../flags.js';
 export function ingestCommand(y: Argv): Argv {
   return y.command(
-      'ingest <file>',
-      'Validate, split, shard and slice a labelled data set into Arrow files',
+      COMMAND_TEXT.ingest.command,
+      COMMAND_TEXT.ingest.describe,
       (y) =>
         fileColumnFlags(common(y))
           .positional('file', { type: 'string', demandOption: true, describe: 'CSV, JSON Lines, Parquet or Arrow IPC file' })

@@ -1,12 +1,13 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import type { Aggregate } from '../../models/ensemble.js';
 import type { FairMethod } from '../../fairness/postprocess.js';
 import { emit } from '../output.js';
 import { FAIR_METHODS, common, warnIfInterrupted } from '../flags.js';
 export function predictCommand(y: Argv): Argv {
   return y.command(
-      'predict <file>',
-      'Score every row of a file with the ensemble (CSV id,score,label on stdout, or --json; with --fair also votes, group, flagProbability, method)',
+      COMMAND_TEXT.predict.command,
+      COMMAND_TEXT.predict.describe,
       (y) =>
         common(y)
           .positional('file', { type: 'string', demandOption: true, describe: 'CSV, JSON Lines, Parquet or Arrow file with a text column' })

@@ -1,10 +1,11 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import { emit } from '../output.js';
 import { common } from '../flags.js';
 export function recoverCommand(y: Argv): Argv {
   return y.command(
-      'recover',
-      'Finish or roll back an operation that was interrupted (kill -9, power loss, full disk)',
+      COMMAND_TEXT.recover.command,
+      COMMAND_TEXT.recover.describe,
       (y) => common(y).example('$0 recover --workdir dv', 'After a crash or Ctrl-C: finish an accepted deletion, roll back anything else'),
       async (a) => {
         const { recover } = await import('../../app/recover.js');

@@ -1,10 +1,11 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import { emit } from '../output.js';
 import { list, common, warnIfInterrupted } from '../flags.js';
 export function reportCommand(y: Argv): Argv {
   return y.command(
-      'report',
-      'Fairness report: a verdict, group sizes, each FairSISA method against the plain ensemble, charts (JSON, Markdown, HTML)',
+      COMMAND_TEXT.report.command,
+      COMMAND_TEXT.report.describe,
       (y) =>
         common(y)
           .option('out', { type: 'string', describe: 'Output folder (default DIR/report)' })

@@ -1,10 +1,11 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import { emit, fmt, table } from '../output.js';
 import { common, warnIfInterrupted } from '../flags.js';
 export function statusCommand(y: Argv): Argv {
   return y.command(
-      'status',
-      'Shards, slices, rows, model versions, deletions and backend (with --queue: queued/active/failed jobs)',
+      COMMAND_TEXT.status.command,
+      COMMAND_TEXT.status.describe,
       (y) =>
         common(y)
           .option('queue', { type: 'string', describe: "Also list this workspace's queued, active and failed shard jobs on the BullMQ queue at this Redis URL" })

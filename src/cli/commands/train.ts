@@ -1,10 +1,11 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import { emit, fmt, note, progress, table } from '../output.js';
 import { common, queueRunner, learnerFlags } from '../flags.js';
 export function trainCommand(y: Argv): Argv {
   return y.command(
-      'train',
-      'Train one model per shard, slice by slice, with a checkpoint after every slice',
+      COMMAND_TEXT.train.command,
+      COMMAND_TEXT.train.describe,
       (y) =>
         learnerFlags(common(y))
           .option('epochs', { type: 'number', describe: 'Epochs per slice (default 6; a retrain keeps the value the models were trained with)' })

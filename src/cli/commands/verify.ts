@@ -1,11 +1,12 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import { SisaError } from '../../util/errors.js';
 import { emit } from '../output.js';
 import { common } from '../flags.js';
 export function verifyCommand(y: Argv): Argv {
   return y.command(
-      'verify',
-      'Check hashes, receipts, that no deleted id remains anywhere and that every model excludes them; --deep retrains and compares',
+      COMMAND_TEXT.verify.command,
+      COMMAND_TEXT.verify.describe,
       (y) => common(y).option('deep', { type: 'boolean', default: false, describe: 'Also retrain every shard from scratch and compare weights' })
           .example('$0 verify --workdir dv', 'Fast checks from hashes and receipts')
           .example('$0 verify --deep --workdir dv', 'Also prove that every model equals a retrain from scratch'),

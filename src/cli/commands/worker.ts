@@ -1,11 +1,12 @@
 import type { Argv } from 'yargs';
+import { COMMAND_TEXT } from './text.js';
 import os from 'node:os';
 import { BACKEND_CHOICES } from '../../models/backendChoice.js';
 import { note } from '../output.js';
 export function workerCommand(y: Argv): Argv {
   return y.command(
-      'worker',
-      'Process shard jobs from a BullMQ queue (on any machine that sees the workspaces at the same path, or, with --cache, that reaches their object store)',
+      COMMAND_TEXT.worker.command,
+      COMMAND_TEXT.worker.describe,
       (y) =>
         y
           .option('queue', { type: 'string', demandOption: true, describe: 'Redis URL, e.g. redis://10.0.0.5:6379' })
