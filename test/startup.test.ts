@@ -24,6 +24,26 @@ async function loadedModules(dir: string, args: string[]): Promise<{ code: numbe
   return { code: r.code, stderr: r.stderr, modules };
 }
 
+/** Runs the CLI with fs/promises' readFile wrapped to append each path it reads to a file; returns those paths. */
+async function filesRead(dir: string, args: string[]): Promise<{ code: number; stderr: string; files: string[] }> {
+  const log = path.join(dir, `reads-${Date.now()}.txt`);
+  const preload = path.join(dir, 'reads.mjs');
+  await fsp.writeFile(
+    preload,
+    [
+      `import { appendFileSync } from 'node:fs';`,
+      `import { createRequire, syncBuiltinESMExports } from 'node:module';`,
+      `const fsp = createRequire(import.meta.url)('node:fs/promises');`,
+      `const readFile = fsp.readFile;`,
+      `fsp.readFile = function (file, ...rest) { appendFileSync(${JSON.stringify(log)}, String(file) + '\\n'); return readFile.call(this, file, ...rest); };`,
+      `syncBuiltinESMExports();`,
+    ].join('\n') + '\n',
+  );
+  const r = await runCli(args, { env: { NODE_OPTIONS: `--import ${pathToFileURL(preload).href}` } });
+  const files = (await fsp.readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  return { code: r.code, stderr: r.stderr, files };
+}
+
 /** The packages (node_modules/<name>) among loaded module URLs. */
 function packagesOf(modules: string[]): Set<string> {
   const out = new Set<string>();
@@ -66,5 +86,21 @@ describe('what a deletion loads', () => {
     // The shard really was retrained in this process (the models changed version).
     const state = await readState(ws);
     assert.equal(state.models[0].version, 2);
+  });
+
+  it('delete --id reads the shard file once: the in-process retrain starts from the rows the deletion located the id in', async () => {
+    const before = await readState(ws);
+    const shard = 1; // the first test retrained shard 0
+    const { readRowsFile } = await import('../src/data/shardFile.js');
+    const id = (await readRowsFile(path.join(ws, 'shards', before.shards[shard].file))).ids[0]!;
+    const r = await filesRead(dir, ['delete', '--id', id, '--workdir', ws, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const shardReads = r.files.filter((f) => /\.arrow$/.test(f));
+    assert.deepEqual(shardReads, [path.join(ws, 'shards', before.shards[shard].file)], `read: ${shardReads.join(', ')}`);
+    const after = await readState(ws);
+    assert.equal(after.models[shard].version, before.models[shard].version + 1, 'the shard was retrained');
+    // Exact all the same: verify --deep retrains every shard from its file and compares the weights.
+    const v = await runCli(['verify', '--deep', '--workdir', ws]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
   });
 });

@@ -227,7 +227,7 @@ export async function applyDeletion(o: DeleteOptions, requestedAt: string): Prom
     pool = workers;
   }
   try {
-    return await deleteWith({ o, ws, state, ids, runner: pool ?? o.runner!, t0, concurrency, setTotal: (n) => (total = n), requestedAt });
+    return await deleteWith({ o, ws, state, ids, runner: pool ?? o.runner!, t0, concurrency, setTotal: (n) => (total = n), requestedAt, inMemory: pool instanceof InProcessRunner ? pool : null });
   } finally {
     await pool?.close();
   }
@@ -246,9 +246,11 @@ interface DeletionRun {
   /** Tells the progress reporter how many slices will be retrained. */
   setTotal: (n: number) => void;
   requestedAt: string;
+  /** The in-process runner, which takes the rewritten shards' rows from memory; null when jobs run elsewhere. */
+  inMemory: InProcessRunner | null;
 }
 
-async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal, requestedAt }: DeletionRun): Promise<DeleteResult> {
+async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal, requestedAt, inMemory }: DeletionRun): Promise<DeleteResult> {
   const tLocate = performance.now();
   const plan = await planDeletion(state, ws.root, ids);
   const timings = { locate: (performance.now() - tLocate) / 1000, rewrite: 0, startWorkers: 0, restore: 0, retrain: 0, save: 0, commit: 0, refit: 0 };
@@ -281,6 +283,9 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
   for (const [shard, p] of [...plan.shards].sort((a, b) => a[0] - b[0])) {
     const kept = filterRows(p.rows, (i) => !p.ids.has(p.rows.ids[i]!));
     const written = await writeRowsFile(ws.shardsDir, `shard-${String(shard).padStart(3, '0')}`, kept, Object.keys(kept.groups), { features: state.config.features });
+    // The shard was read once, to locate the ids: an in-process retrain starts from these rows (the
+    // file just written holds exactly them); worker threads and queue workers read the file.
+    inMemory?.provide(written.sha256, { rows: kept, features: state.config.features });
     const info = next.shards[shard]!;
     if (o.fullRetrain) p.fromSlice = 0;
     shardNotes.set(shard, { before: info.sha256, ids: [...p.ids], fromSlice: p.fromSlice });

@@ -4,7 +4,8 @@
  * workspace; it reads its inputs by content hash, refuses inputs that do not match, and writes only
  * content-addressed checkpoint files, so running it twice is harmless and gives the same result.
  */
-import { readRowsFile } from '../data/shardFile.js';
+import { readRowsFile, type Rows } from '../data/shardFile.js';
+import { hashTexts, type FeatureConfig } from '../features/hashing.js';
 import type { LearnerConfig } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { checkpointPath, encodeCheckpoint, loadCheckpoint, type Checkpoint, paramsHash, storeCheckpoint } from '../models/checkpoint.js';
@@ -90,7 +91,19 @@ export interface JobEngine {
   loadTf: () => Promise<LoadedBackend>;
 }
 
-export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (slice: number) => void): Promise<ShardJobResult> {
+/**
+ * A shard's rows that the caller already holds, for a job run in its own process: a deletion has just
+ * read the shard and written its new file from these rows, so reading that file back would only decode
+ * the same rows again. Features are computed here from the texts, as reading the file does.
+ */
+export interface InMemoryShard {
+  /** The rows of the file named by the job's shardSha256 (features not needed). */
+  rows: Rows;
+  /** The feature configuration that file records. */
+  features: FeatureConfig;
+}
+
+export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (slice: number) => void, given?: InMemoryShard): Promise<ShardJobResult> {
   const t0 = performance.now();
   // The fused kernel runs the linear model without tfjs; anything else loads the tfjs backend.
   const fused = usesFusedKernel(engine.choice, job.learner.hidden);
@@ -102,9 +115,7 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
       `shard ${job.shard}: this runner has backend ${describeRuntime(here)} but the model was trained on ${describeRuntime(job.runtime)}; a retrain from its checkpoint here would not be exact; run it where the model's runtime is (${job.runtime.backend === here.backend ? 'the same versions' : `--backend ${job.runtime.backend}`}), or pass --full-retrain to retrain the shard from scratch on this runtime`,
     );
   const blobs = localBlobs(job);
-  const shardFile = await blobs.file('shard', job.shardSha256);
-  if (!shardFile) throw new BlobMissingError({ kind: 'shard', sha256: job.shardSha256 }, blobs.location);
-  const rows = await readRowsFile(shardFile, job.shardSha256);
+  const rows = given ? { ...given.rows, ...hashTexts(given.rows.texts, given.features) } : await readShard(job, blobs);
   const checkpointsDir = blobs.dirs.checkpointsDir;
   const t1 = performance.now();
   const start = job.startCheckpoint ? await loadCheckpoint(checkpointsDir, job.startCheckpoint) : null;
@@ -140,4 +151,10 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
     seconds: (end - t0) / 1000,
     timings: { loadData: (t1 - t0) / 1000, restore: (t2 - t1) / 1000, train: (end - t2 - saving) / 1000, save: saving / 1000 },
   };
+}
+
+async function readShard(job: ShardJob, blobs: FsBlobStore): Promise<Rows> {
+  const shardFile = await blobs.file('shard', job.shardSha256);
+  if (!shardFile) throw new BlobMissingError({ kind: 'shard', sha256: job.shardSha256 }, blobs.location);
+  return readRowsFile(shardFile, job.shardSha256);
 }
