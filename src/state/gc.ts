@@ -37,11 +37,14 @@ export async function garbageCollect(ws: Workspace, state: State | null): Promis
   // A process that lost the workspace lock must not remove files: they may be the new holder's.
   await assertLeaseHeld(ws);
   const removed: string[] = [];
+  /** The folders that lost an entry: only their removals need a directory fsync. */
+  const touched = new Set<string>();
   const keepShards = referencedShardFiles(state);
   for (const f of await listDir(ws.shardsDir)) {
     if (f.endsWith('.arrow') && !keepShards.has(f)) {
       await fsp.rm(path.join(ws.shardsDir, f), { force: true });
       removed.push(path.join('shards', f));
+      touched.add(ws.shardsDir);
       crashPoint('gc:removed-file');
     }
   }
@@ -50,6 +53,7 @@ export async function garbageCollect(ws: Workspace, state: State | null): Promis
     if (f.endsWith('.ckpt') && !keepCkpt.has(f.slice(0, -'.ckpt'.length))) {
       await fsp.rm(path.join(ws.checkpointsDir, f), { force: true });
       removed.push(path.join('shards', 'checkpoints', f));
+      touched.add(ws.checkpointsDir);
     }
   }
   // Temporary files of writes that never completed (a crash between write and rename).
@@ -58,12 +62,14 @@ export async function garbageCollect(ws: Workspace, state: State | null): Promis
       if (f.startsWith('.') && f.endsWith('.tmp')) {
         await fsp.rm(path.join(dir, f), { force: true });
         removed.push(path.join(path.relative(ws.root, dir), f));
+        touched.add(dir);
       }
     }
   }
   // Removal is durable only once the directories are synced: until then a power loss can bring a removed
-  // file (with the deleted records in it) back. Synced before the caller journals the operation's end.
-  if (removed.length) for (const dir of [ws.shardsDir, ws.checkpointsDir, ws.manifestsDir, ws.deletionsDir]) await fsyncDir(dir).catch((err) => {
+  // file (with the deleted records in it) back. Synced before the caller journals the operation's end;
+  // a folder that lost nothing is not synced (a deletion removes from two folders of the four).
+  for (const dir of [ws.shardsDir, ws.checkpointsDir, ws.manifestsDir, ws.deletionsDir].filter((d) => touched.has(d))) await fsyncDir(dir).catch((err) => {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   });
   // The object store, when there is one: superseded blobs hold deleted records there too.
