@@ -27,6 +27,7 @@ describe('sisa bench', () => {
     assert.ok(r.ingest.peakRssBytes > 0);
     assert.equal(typeof r.predict.rowsPerSec, 'number');
     assert.equal(typeof r.predict.rowsPerSecS32, 'number');
+    for (const k of ['featuriseRowsPerSecOneCore', 'scoreRowsPerSecOneCore', 'scoreRowsPerSecOneCoreS32']) assert.ok(r.predict[k] > 0, `predict.${k}`);
     assert.ok(Array.isArray(r.verdicts) && r.verdicts.length >= 4);
   });
 });
