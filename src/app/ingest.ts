@@ -11,6 +11,7 @@ import { DEFAULT_FEATURES, validateFeatureConfig, type FeatureConfig } from '../
 import { groupFlagger } from '../data/groups.js';
 import { deletedIdMatcher } from '../state/deletionLog.js';
 import { retiredModelVersion, saveState, tryLoadState, type GroupSpec, type LabelRule, type ShardInfo, type State } from '../state/manifest.js';
+import { FirstSeen } from '../util/firstSeen.js';
 import { garbageCollect, referencedShardFiles } from '../state/gc.js';
 import { syncBeforeCommit } from '../state/remote.js';
 import { parseS3Url } from '../storage/s3Url.js';
@@ -23,7 +24,7 @@ import { runOperation } from '../state/operation.js';
 import { placeRecord, type Placement } from '../data/assign.js';
 import { LabelValues, parseLabel } from '../data/labels.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
-import { detectFormat, readRecords, rowRef } from '../data/readers.js';
+import { detectFormat, readRecordBatches, rowRef } from '../data/readers.js';
 import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from '../data/shardFile.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
@@ -220,7 +221,7 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
   const calRows = new RowsBuilder(groupNames);
   const allWriters = [...shardWriters, testWriter, ...(calWriter ? [calWriter] : [])];
 
-  const seen = new Map<string, number>();
+  const seen = new FirstSeen();
   const invalid: InvalidRow[] = [];
   let invalidCount = 0;
   let rows = 0;
@@ -243,92 +244,103 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
   let batch: Pending[] = [];
   const noIndices = new Int32Array(0);
   const noValues = new Float32Array(0);
-  const place = (r: Pending, indices: Int32Array, values: Float32Array) => {
-    const record = { id: r.id, text: r.text, label: r.label, indices, values, groups: r.groups };
+  // Slice hashes are updated with many records' digests at once: one hash call per record cost more
+  // than the hashing. The digest of the concatenation is the digest of the sequence.
+  const digestParts: string[][][] = Array.from({ length: o.shards }, () => Array.from({ length: o.slices }, () => []));
+  const digestChars: number[][] = Array.from({ length: o.shards }, () => new Array<number>(o.slices).fill(0));
+  const flushDigests = (shard: number, slice: number) => {
+    sliceHash[shard]![slice]!.update(digestParts[shard]![slice]!.join(''));
+    digestParts[shard]![slice] = [];
+    digestChars[shard]![slice] = 0;
+  };
+  const place = (r: Pending) => {
     if (r.place.split === 'train') {
       const { shard, slice } = r.place;
-      shardRows[shard]!.push({ ...record, slice });
-      sliceHash[shard]![slice]!.update(recordDigest(r.id, r.label, r.text));
+      shardRows[shard]!.push({ id: r.id, text: r.text, label: r.label, slice, indices: noIndices, values: noValues, groups: r.groups });
+      const digest = recordDigest(r.id, r.label, r.text);
+      digestParts[shard]![slice]!.push(digest);
+      if ((digestChars[shard]![slice]! += digest.length) >= 1 << 16) flushDigests(shard, slice);
       sliceCount[shard]![slice]! += 1;
       if (shardRows[shard]!.length >= flushRows) shardWriters[shard]!.write(shardRows[shard]!.take());
     } else if (r.place.split === 'test') {
-      testRows.push({ ...record, slice: -1 });
+      testRows.push({ id: r.id, text: r.text, label: r.label, slice: -1, indices: noIndices, values: noValues, groups: r.groups });
       if (testRows.length >= flushRows) testWriter.write(testRows.take());
     } else {
-      calRows.push({ ...record, slice: -1 });
+      calRows.push({ id: r.id, text: r.text, label: r.label, slice: -1, indices: noIndices, values: noValues, groups: r.groups });
       if (calRows.length >= flushRows) calWriter!.write(calRows.take());
     }
   };
   const submitBatch = async () => {
     if (batch.length === 0) return;
     if (isInterrupted()) throw interruptedError(); // Ctrl-C: stop reading; the writers are aborted below
-    for (const r of batch) place(r, noIndices, noValues);
+    for (const r of batch) place(r);
     batch = [];
   };
 
   try {
-    for await (const rec of readRecords(o.input, format)) {
-      rows += 1;
-      if (rows % 10000 === 0) o.onProgress?.(rows);
-      if (rec.error !== undefined) {
-        reject(rec, rec.error);
-        continue;
+    for await (const records of readRecordBatches(o.input, format)) {
+      for (const rec of records) {
+        rows += 1;
+        if (rows % 10000 === 0) o.onProgress?.(rows);
+        if (rec.error !== undefined) {
+          reject(rec, rec.error);
+          continue;
+        }
+        const fields = rec.fields;
+        if (!cols) {
+          const names = Object.keys(fields);
+          const text = requireColumn(names, o.textCol, TEXT_CANDIDATES, 'text', o.input);
+          const label = requireColumn(names, o.labelCol, LABEL_CANDIDATES, 'label', o.input);
+          for (const g of groups)
+            if ((g.kind === 'column' || g.kind === 'values') && g.column !== undefined && !names.includes(g.column)) throw inputError(`${o.input}: group column '${g.column}' not found`);
+          cols = { id: findColumn(names, o.idCol, ID_CANDIDATES, 'id', o.input), text, label };
+        }
+        labelValues.add(fields[cols.label]);
+        const rawId = cols.id === null ? String(rec.row) : fields[cols.id];
+        const id = rawId === null || rawId === undefined ? '' : String(rawId).trim();
+        if (id === '') {
+          reject(rec, 'missing id');
+          continue;
+        }
+        if (id.length > MAX_ID_LENGTH) {
+          reject(rec, `id longer than ${MAX_ID_LENGTH} characters`);
+          continue;
+        }
+        if (id.includes('\u0000')) {
+          reject(rec, 'id contains a NUL character');
+          continue;
+        }
+        const firstRow = seen.firstRowOrAdd(id, rec.row);
+        if (firstRow !== undefined) {
+          reject(rec, `duplicate id '${id.slice(0, 60)}' (first seen at row ${firstRow})`);
+          continue;
+        }
+        const rawText = fields[cols.text];
+        const text = rawText === null || rawText === undefined ? '' : String(rawText);
+        if (text.trim() === '') {
+          reject(rec, 'empty text');
+          continue;
+        }
+        const parsed = parseLabel(fields[cols.label], labelRule);
+        if (!parsed.ok) {
+          reject(rec, parsed.reason);
+          continue;
+        }
+        if (isDeleted(id)) {
+          previouslyDeleted += 1;
+          continue;
+        }
+        accepted += 1;
+        labelCounts[parsed.label]! += 1;
+        const flags = flagGroups(text, fields);
+        for (const g of binaryGroups) groupCounts[g]! += flags[g] ?? 0;
+        for (const g of manyValued) {
+          const c = valueCounts[g.name]!;
+          c[flags[g.name]!] = (c[flags[g.name]!] ?? 0) + 1;
+        }
+        batch.push({ id, text, label: parsed.label, groups: flags, place: placeRecord(id, assign) });
+        if (batch.length >= BATCH_ROWS) await submitBatch();
       }
-      const fields = rec.fields;
-      if (!cols) {
-        const names = Object.keys(fields);
-        const text = requireColumn(names, o.textCol, TEXT_CANDIDATES, 'text', o.input);
-        const label = requireColumn(names, o.labelCol, LABEL_CANDIDATES, 'label', o.input);
-        for (const g of groups)
-          if ((g.kind === 'column' || g.kind === 'values') && g.column !== undefined && !names.includes(g.column)) throw inputError(`${o.input}: group column '${g.column}' not found`);
-        cols = { id: findColumn(names, o.idCol, ID_CANDIDATES, 'id', o.input), text, label };
-      }
-      labelValues.add(fields[cols.label]);
-      const rawId = cols.id === null ? String(rec.row) : fields[cols.id];
-      const id = rawId === null || rawId === undefined ? '' : String(rawId).trim();
-      if (id === '') {
-        reject(rec, 'missing id');
-        continue;
-      }
-      if (id.length > MAX_ID_LENGTH) {
-        reject(rec, `id longer than ${MAX_ID_LENGTH} characters`);
-        continue;
-      }
-      if (id.includes('\u0000')) {
-        reject(rec, 'id contains a NUL character');
-        continue;
-      }
-      const firstRow = seen.get(id);
-      if (firstRow !== undefined) {
-        reject(rec, `duplicate id '${id.slice(0, 60)}' (first seen at row ${firstRow})`);
-        continue;
-      }
-      seen.set(id, rec.row);
-      const rawText = fields[cols.text];
-      const text = rawText === null || rawText === undefined ? '' : String(rawText);
-      if (text.trim() === '') {
-        reject(rec, 'empty text');
-        continue;
-      }
-      const parsed = parseLabel(fields[cols.label], labelRule);
-      if (!parsed.ok) {
-        reject(rec, parsed.reason);
-        continue;
-      }
-      if (isDeleted(id)) {
-        previouslyDeleted += 1;
-        continue;
-      }
-      accepted += 1;
-      labelCounts[parsed.label]! += 1;
-      const flags = flagGroups(text, fields);
-      for (const g of binaryGroups) groupCounts[g]! += flags[g] ?? 0;
-      for (const g of manyValued) {
-        const c = valueCounts[g.name]!;
-        c[flags[g.name]!] = (c[flags[g.name]!] ?? 0) + 1;
-      }
-      batch.push({ id, text, label: parsed.label, groups: flags, place: placeRecord(id, assign) });
-      if (batch.length >= BATCH_ROWS) await submitBatch();
     }
     await submitBatch();
     // Invalid rows are named before "no data rows": a file whose rows all fail to parse (an unclosed
@@ -341,7 +353,10 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     if (!cols) throw inputError(`${o.input}: no data rows${invalidCount > 0 ? ` that are valid (${invalidCount} invalid: ${shown()})` : ''}`);
     if (labelCounts[0] === 0 || labelCounts[1] === 0)
       throw inputError(`${o.input}: label column '${cols.label}' has a single class (${labelCounts[1]} positive, ${labelCounts[0]} negative); a binary label is needed`);
-    for (let s = 0; s < o.shards; s++) shardWriters[s]!.write(shardRows[s]!.take());
+    for (let s = 0; s < o.shards; s++) {
+      shardWriters[s]!.write(shardRows[s]!.take());
+      for (let r = 0; r < o.slices; r++) flushDigests(s, r);
+    }
     testWriter.write(testRows.take());
     calWriter?.write(calRows.take());
   } catch (err) {

@@ -4,7 +4,7 @@
  * deletion finds the shard and slice of an id without reading any shard: only that shard is opened to
  * confirm the id is there.
  */
-import { hashUnit, murmur3 } from '../util/rng.js';
+import { hashUnit, murmur3Joined } from '../util/rng.js';
 
 export type Placement =
   | { split: 'test' }
@@ -23,7 +23,7 @@ export function placeRecord(id: string, cfg: AssignConfig): Placement {
   const u = hashUnit(cfg.seed, 'split', id);
   if (u < cfg.test) return { split: 'test' };
   if (u < cfg.test + cfg.calibration) return { split: 'calibration' };
-  const shard = murmur3(`shard\u0000${id}`, cfg.seed) % cfg.shards;
-  const slice = murmur3(`slice\u0000${id}`, cfg.seed ^ 0x5bd1e995) % cfg.slices;
+  const shard = murmur3Joined('shard\u0000', id, cfg.seed) % cfg.shards;
+  const slice = murmur3Joined('slice\u0000', id, cfg.seed ^ 0x5bd1e995) % cfg.slices;
   return { split: 'train', shard, slice };
 }

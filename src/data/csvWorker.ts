@@ -1,0 +1,57 @@
+/** Worker-thread entry point of readCsvOffThread: runs the CSV reader and posts its records in batches. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { SisaError } from '../util/errors.js';
+import { readCsvRecords } from './csvReader.js';
+import { CSV_AHEAD, CSV_BATCH, type CsvBatch, type CsvWorkerMessage } from './csvThread.js';
+
+const port = parentPort!;
+let ahead = 0;
+let resume: (() => void) | null = null;
+port.on('message', () => {
+  ahead -= 1;
+  resume?.();
+});
+
+function post(m: CsvWorkerMessage): void {
+  port.postMessage(m);
+}
+
+async function run(file: string): Promise<void> {
+  let names: string[] | null = null;
+  let rows: number[] = [];
+  let lines: number[] = [];
+  let values: string[] = [];
+  let errors: (string | null)[] = [];
+  const flush = async () => {
+    if (rows.length === 0) return;
+    const batch: CsvBatch = { type: 'batch', names: names ?? [], rows: Int32Array.from(rows), lines: Int32Array.from(lines), values, errors };
+    rows = [];
+    lines = [];
+    values = [];
+    errors = [];
+    ahead += 1;
+    post(batch);
+    while (ahead >= CSV_AHEAD) await new Promise<void>((resolve) => (resume = resolve));
+    resume = null;
+  };
+  for await (const rec of readCsvRecords(file)) {
+    rows.push(rec.row);
+    lines.push(rec.line ?? 0);
+    if (rec.error !== undefined) {
+      errors.push(rec.error);
+    } else {
+      // csv-parse gives every record the header's keys, in the header's order.
+      names ??= Object.keys(rec.fields);
+      for (const n of names) values.push(rec.fields[n] as string);
+      errors.push(null);
+    }
+    if (rows.length >= CSV_BATCH) await flush();
+  }
+  await flush();
+}
+
+const { file } = workerData as { file: string };
+run(file).then(
+  () => post({ type: 'done' }),
+  (err: unknown) => post({ type: 'error', message: err instanceof Error ? err.message : String(err), code: err instanceof SisaError ? err.code : null }),
+);
