@@ -184,33 +184,6 @@ function toBatch(schema: Schema, rows: Rows, groupNames: readonly string[], with
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children }));
 }
 
-/**
- * A Utf8 column built in one buffer: each string is written straight into it (Buffer#write is native
- * UTF-8 encoding), where arrow's generic builder encoded every string into its own array first. The
- * bytes are the same: offsets, then the strings' UTF-8 back to back. Strings here are well-formed
- * (the readers check UTF-8), so there is no lone surrogate for the two encoders to treat differently.
- */
-function utf8Column(strings: readonly string[]): Data {
-  const n = strings.length;
-  const offsets = new Int32Array(n + 1);
-  let cap = 64;
-  for (let i = 0; i < n; i++) cap += strings[i]!.length;
-  let buf = Buffer.alloc(cap);
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    const s = strings[i]!;
-    // A UTF-16 code unit takes at most 3 bytes of UTF-8.
-    if (at + 3 * s.length > buf.length) {
-      const grown = Buffer.alloc(Math.max(2 * buf.length, at + 3 * s.length));
-      buf.copy(grown, 0, 0, at);
-      buf = grown;
-    }
-    at += buf.write(s, at, 'utf8');
-    offsets[i + 1] = at;
-  }
-  return makeData({ type: new Utf8(), length: n, nullCount: 0, valueOffsets: offsets, data: new Uint8Array(buf.buffer, buf.byteOffset, at) });
-}
-
 export interface WrittenFile {
   /** File name relative to the shards folder. */
   file: string;
