@@ -32,6 +32,8 @@ export interface BenchOptions {
   /** Extra ingest flags for --data (label column and mapping). */
   ingestArgs: string[];
   scale: boolean;
+  /** Also train, evaluate and delete with the hidden-layer model (tfjs; minutes at 200k rows). Default true. */
+  hiddenLayer?: boolean;
   keep?: string;
   log?: (line: string) => void;
 }
@@ -182,10 +184,14 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     const batch = await sisa(['delete', ...common, '--ids-file', idsFile]);
 
     // The hidden-layer model (tfjs): train, evaluate and one deletion, on the same workspace.
-    log('hidden layer…');
-    const trH = await sisa(['train', ...common, '--hidden', '16']);
-    const evH = await sisa(['evaluate', ...common, '--aggregate', 'mean']);
-    const delH = await sisa(['delete', ...common, '--id', pick()]);
+    let hidden: { trH: Cli; evH: Cli; delH: Cli } | null = null;
+    if (o.hiddenLayer !== false) {
+      log('hidden layer…');
+      const trH = await sisa(['train', ...common, '--hidden', '16']);
+      const evH = await sisa(['evaluate', ...common, '--aggregate', 'mean']);
+      const delH = await sisa(['delete', ...common, '--id', pick()]);
+      hidden = { trH, evH, delH };
+    }
 
     const S = o.shards;
     const R = o.slices;
@@ -257,7 +263,9 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         fasttextAllThreads: peerJson(ftAll) ?? { examplesPerSec: null, auc: null, reason: reason(ftAll) },
         liblinear: peerJson(liblinear) ?? { examplesPerSec: null, auc: null, reason: reason(liblinear) },
       },
-      hidden16: { examplesPerSec: trH.json.examples / trH.seconds, seconds: trH.seconds, backend: trH.json.backend, auc: evH.json.auc, deleteSeconds: delH.seconds },
+      hidden16: hidden
+        ? { examplesPerSec: hidden.trH.json.examples / hidden.trH.seconds, seconds: hidden.trH.seconds, backend: hidden.trH.json.backend, auc: hidden.evH.json.auc, deleteSeconds: hidden.delH.seconds }
+        : null,
       workspace: { bytes: workspaceBytes, inputBytes, ratio: workspaceBytes / inputBytes },
       ratios: {
         trainVsSklearn: 'absent' in sklearn ? null : trainRate / sklearn.examplesPerSec,
@@ -307,7 +315,9 @@ export function benchTable(r: any): string {
     `           fastText, 1 thread    ${peer(r.peers.fasttext)}   sisa/peer ${f(r.ratios.trainVsFasttext1, 2)}`,
     `           fastText, all threads ${peer(r.peers.fasttextAllThreads)}   sisa/peer ${f(r.ratios.trainVsFasttextAll, 2)}`,
     `           liblinear -s 0        ${r.peers.liblinear.examplesPerSec === null ? `absent: ${r.peers.liblinear.reason}` : `${f(r.peers.liblinear.examplesPerSec)} rows/s per fit (to convergence, same hashed features), AUC ${f(r.peers.liblinear.auc, 4)}, accuracy ${f(r.peers.liblinear.accuracy, 4)}`}`,
-    `           sisa hidden 16 (${r.hidden16.backend}) ${f(r.hidden16.examplesPerSec)} ex/s, AUC ${f(r.hidden16.auc, 4)}; one delete --id ${f(r.hidden16.deleteSeconds, 2)} s`,
+    r.hidden16
+      ? `           sisa hidden 16 (${r.hidden16.backend}) ${f(r.hidden16.examplesPerSec)} ex/s, AUC ${f(r.hidden16.auc, 4)}; one delete --id ${f(r.hidden16.deleteSeconds, 2)} s`
+      : '           sisa hidden 16: not run (--no-hidden-layer)',
     `workspace  ${f(r.workspace.bytes)} bytes after train = ${f(r.workspace.ratio, 2)} × the input (${f(r.workspace.inputBytes)} bytes)`,
     `unlearning full train ${f(r.unlearning.trainSeconds, 2)} s; delete --id median ${f(r.unlearning.deleteMedianSeconds, 2)} s → speed-up ${f(r.unlearning.speedup, 2)} (ideal ${f(r.unlearning.ideal, 2)}, ratio ${f(r.unlearning.ratio, 2)})`,
     `           vs a one-core train (${f(r.unlearning.trainOneCoreSeconds, 2)} s): speed-up ${f(r.unlearning.speedupVsOneCoreTrain, 2)}; ideal for the union schedule S/E[cost] ${f(r.unlearning.idealForUnionSchedule, 2)}, ratio ${f(r.unlearning.ratioOneCoreUnion, 2)}`,

@@ -127,16 +127,28 @@ export interface HashedRows {
 }
 
 async function writeSvmLight(file: string, parts: readonly HashedRows[]): Promise<number> {
-  const lines: string[] = [];
-  for (const r of parts)
-    for (let i = 0; i + 1 < r.offsets.length; i++) {
-      let line = String(r.labels[i]);
-      // libsvm indices are 1-based and must increase; sisa's are sorted and distinct per row.
-      for (let j = r.offsets[i]!; j < r.offsets[i + 1]!; j++) line += ` ${r.indices[j]! + 1}:${r.values[j]}`;
-      lines.push(line);
-    }
-  await fsp.writeFile(file, lines.join('\n') + '\n');
-  return lines.length;
+  // Written in blocks: a million rows of ~200 features is more text than one string may hold.
+  const fh = await fsp.open(file, 'w');
+  let rows = 0;
+  try {
+    let lines: string[] = [];
+    for (const r of parts)
+      for (let i = 0; i + 1 < r.offsets.length; i++) {
+        let line = String(r.labels[i]);
+        // libsvm indices are 1-based and must increase; sisa's are sorted and distinct per row.
+        for (let j = r.offsets[i]!; j < r.offsets[i + 1]!; j++) line += ` ${r.indices[j]! + 1}:${r.values[j]}`;
+        lines.push(line);
+        rows += 1;
+        if (lines.length === 4096) {
+          await fh.write(lines.join('\n') + '\n');
+          lines = [];
+        }
+      }
+    if (lines.length > 0) await fh.write(lines.join('\n') + '\n');
+  } finally {
+    await fh.close();
+  }
+  return rows;
 }
 
 /**

@@ -18,6 +18,7 @@ export function benchCommand(y: Argv): Argv {
           .option('label-col', { type: 'string', describe: 'Column with the label in --data' })
           .option('positive-values', { type: 'string', describe: 'Comma-separated label values that mean toxic in --data' })
           .option('scale', { type: 'boolean', default: false, describe: 'Also time train at 100k, 300k and 1M synthetic rows (minutes)' })
+          .option('hidden-layer', { type: 'boolean', default: true, describe: 'Also bench the hidden-layer model (minutes on large inputs; --no-hidden-layer skips it)' })
           .option('keep', { type: 'string', describe: 'Keep the bench workspaces in this folder' })
           .example('$0 bench --synthetic 20000', 'Measure on a generated corpus')
           .example('$0 bench --data labeled_data.csv --label-col class --positive-values 0,1', 'Measure on Davidson et al.'),
@@ -33,6 +34,7 @@ export function benchCommand(y: Argv): Argv {
           seed: a.seed,
           ingestArgs: [...(a['label-col'] ? ['--label-col', a['label-col']] : []), ...(a['positive-values'] ? ['--positive-values', a['positive-values']] : [])],
           scale: a.scale,
+          hiddenLayer: a['hidden-layer'],
           keep: a.keep,
           log: (l) => note(a, l),
         });
