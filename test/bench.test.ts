@@ -1,7 +1,7 @@
 /** Smoke test of `sisa bench` on a tiny data set: it completes and its JSON has every field. No timing assertions. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cliJson } from './helpers.js';
+import { cliJson, runCli } from './helpers.js';
 
 describe('sisa bench', () => {
   it('runs on a tiny synthetic set and reports every measurement', async () => {
@@ -29,5 +29,16 @@ describe('sisa bench', () => {
     assert.equal(typeof r.predict.rowsPerSecS32, 'number');
     for (const k of ['featuriseRowsPerSecOneCore', 'scoreRowsPerSecOneCore', 'scoreRowsPerSecOneCoreS32']) assert.ok(r.predict[k] > 0, `predict.${k}`);
     assert.ok(Array.isArray(r.verdicts) && r.verdicts.length >= 4);
+    // The hidden-layer model is benched by default: it trains, is evaluated and deletes.
+    assert.ok(r.hidden16.examplesPerSec > 0 && r.hidden16.deleteSeconds > 0 && r.hidden16.auc > 0);
+    // liblinear, when installed (CI installs liblinear-tools), ran on the same hashed features.
+    if (r.peers.liblinear.examplesPerSec !== null) assert.ok(r.peers.liblinear.auc > 0.5);
+    else assert.equal(typeof r.peers.liblinear.reason, 'string');
+  });
+
+  it('--no-hidden-layer leaves the hidden-layer model out and says so', async () => {
+    const r = await runCli(['bench', '--synthetic', '800', '--shards', '2', '--slices', '1', '--repeat', '1', '--quiet', '--no-hidden-layer']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /sisa hidden 16: not run \(--no-hidden-layer\)/);
   });
 });
