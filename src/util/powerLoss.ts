@@ -46,11 +46,19 @@ function fileKey(file: string): string {
 }
 
 function listing(dir: string): [string, Entry][] {
-  return fs
-    .readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isFile() || d.isDirectory())
-    .map((d) => [d.name, d.isDirectory() ? { dir: true } : fileKey(path.join(dir, d.name))] as [string, Entry])
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const out: [string, Entry][] = [];
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (d.isDirectory()) out.push([d.name, { dir: true }]);
+    else if (d.isFile()) {
+      // Another thread may rename or remove a file between the listing and its stat: it is gone.
+      try {
+        out.push([d.name, fileKey(path.join(dir, d.name))]);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+  }
+  return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 let blobCounter = 0;
@@ -73,9 +81,26 @@ export function noteFileSynced(file: string): void {
 }
 
 /** Called by util/fsx after a directory's fsync succeeded. Does nothing unless SISA_POWER_LOSS_LOG is set. */
-export function noteDirSynced(dir: string): void {
+export interface DirListing {
+  dir: string;
+  entries: [string, Entry][];
+}
+
+/**
+ * The directory's entries, taken just before its fsync (null unless SISA_POWER_LOSS_LOG is set). Taken
+ * before, not after: an entry renamed in by another thread after the fsync is not durable, and a listing
+ * taken after would record it as if it were.
+ */
+export function listDirBeforeSync(dir: string): DirListing | null {
+  if (!process.env[LOG_ENV]) return null;
+  const resolved = path.resolve(dir);
+  return { dir: resolved, entries: listing(resolved) };
+}
+
+/** Called by util/fsx after a directory's fsync succeeded, with the listing taken before it. */
+export function noteDirSynced(before: DirListing | null): void {
   const logDir = process.env[LOG_ENV];
-  if (logDir) record(logDir, { t: 'dir', dir: path.resolve(dir), entries: listing(path.resolve(dir)) });
+  if (logDir && before) record(logDir, { t: 'dir', dir: before.dir, entries: before.entries });
 }
 
 /** Records everything under `root` as durable: the state a test starts sisa from. Returns the env to pass. */
