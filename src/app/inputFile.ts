@@ -12,7 +12,7 @@ import { RowsBuilder, type Rows } from '../data/shardFile.js';
 import type { LabelRule, State } from '../state/manifest.js';
 import { errorMessage, inputError } from '../util/errors.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
-import { checkOptions, rule, type OptionSpec } from './options.js';
+import { rule, type OptionSpec } from './options.js';
 
 /** Where a file's columns are, for files other than the ingested one; each defaults as at ingest. */
 export interface FileColumns {

@@ -9,7 +9,6 @@ import * as fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { placeRecord } from '../data/assign.js';
 import { readRowsFile } from '../data/shardFile.js';
 import { writeCorpusCsv } from '../demo/corpus.js';
 import { hashTexts } from '../features/hashing.js';
