@@ -4,7 +4,7 @@
  * caller can keep parsing the next batch while earlier ones are hashed.
  */
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { RequestPool } from '../util/workerPool.js';
 import type { FeatureConfig } from './hashing.js';
 import type { FeatureReply, FeatureRequest } from './featureWorker.js';
 
@@ -15,38 +15,19 @@ export interface CsrBatch {
 }
 
 export class FeaturePool {
-  private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, { resolve: (r: CsrBatch) => void; reject: (e: Error) => void }>();
-  private next = 0;
-  private nextId = 1;
+  private readonly pool: RequestPool<Omit<FeatureRequest, 'id'>, FeatureReply>;
 
   constructor(
     private readonly cfg: FeatureConfig,
     threads = os.availableParallelism(),
   ) {
-    for (let i = 0; i < Math.max(1, threads); i++) {
-      const w = new Worker(new URL('./featureWorker.js', import.meta.url));
-      w.on('message', (r: FeatureReply) => {
-        const p = this.pending.get(r.id);
-        this.pending.delete(r.id);
-        p?.resolve({ offsets: r.offsets, indices: r.indices, values: r.values });
-      });
-      w.on('error', (err) => {
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-      });
-      this.workers.push(w);
-    }
+    this.pool = new RequestPool(new URL('./featureWorker.js', import.meta.url), threads);
   }
 
   /** Hashes a batch on the next worker in turn; batches resolve independently, callers await in order. */
-  featurize(texts: string[]): Promise<CsrBatch> {
-    const id = this.nextId++;
-    const worker = this.workers[this.next++ % this.workers.length]!;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, texts, cfg: this.cfg } satisfies FeatureRequest);
-    });
+  async featurize(texts: string[]): Promise<CsrBatch> {
+    const r = await this.pool.request({ texts, cfg: this.cfg });
+    return { offsets: r.offsets, indices: r.indices, values: r.values };
   }
 
   /** Hashes many texts, split into one batch per worker, and joins the results in order. */
@@ -56,8 +37,8 @@ export class FeaturePool {
     return concatCsr(await Promise.all(parts));
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
 
