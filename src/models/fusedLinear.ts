@@ -48,38 +48,54 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
   if (a.start && !sameKernel(a.start.meta.kernel, FUSED_KERNEL))
     throw new Error(`checkpoint was written by ${a.start.meta.kernel ? `${a.start.meta.kernel.name} v${a.start.meta.kernel.version}` : 'the tfjs engine'}, not ${FUSED_KERNEL.name} v${FUSED_KERNEL.version}; retrain the shard from scratch`);
   const adagrad = cfg.optimizer === 'adagrad';
-  // Weight f and its AdaGrad accumulator sit side by side (wa[2f], wa[2f+1]): an update reads and
-  // writes both, and one cache line then serves both. The buckets are far larger than the CPU caches,
-  // so the kernel's time is its cache misses, not its arithmetic.
-  const wa = new Float32Array(2 * buckets);
+  // The shard's rows use a small part of the buckets (Davidson's shards: ~53k of 262k; 1M rows at 32
+  // shards: ~170k), so the kernel trains in a compact space of the features that occur, numbered by
+  // falling frequency: the weights it touches then fit in (or near) the CPU's L2 cache and the hot ones
+  // share cache lines. Every coordinate's arithmetic is the same as in the full space, so the checkpoints
+  // are bit for bit those of training over all buckets.
+  const space = compactSpace(rows, buckets);
+  const D = space.features.length;
+  // The full-size tensors a checkpoint is made from: the start checkpoint's (a coordinate of no
+  // remaining row keeps its value; L2 is applied lazily, to touched coordinates only) or the initial ones.
+  let baseW: Float32Array;
+  let baseAcc: Float32Array | null = null;
   const bias = new Float32Array(1);
   const accB = adagrad ? new Float32Array(1).fill(ADAGRAD_INITIAL) : null;
-  if (adagrad) for (let f = 0; f < buckets; f++) wa[2 * f + 1] = ADAGRAD_INITIAL;
   if (a.start) {
     const p = new Map(a.start.params.map((t) => [t.name, t.data]));
-    const w0 = p.get('w')!;
-    for (let f = 0; f < buckets; f++) wa[2 * f] = w0[f]!;
+    baseW = p.get('w')!;
     bias.set(p.get('b')!);
-    const o = new Map(a.start.optimizer.map((t) => [t.name, t.data]));
     if (adagrad) {
-      const acc0 = o.get('acc:w')!;
-      for (let f = 0; f < buckets; f++) wa[2 * f + 1] = acc0[f]!;
+      const o = new Map(a.start.optimizer.map((t) => [t.name, t.data]));
+      baseAcc = o.get('acc:w')!;
       accB!.set(o.get('acc:b')!);
     }
+  } else {
+    baseW = new Float32Array(buckets);
+    if (adagrad) baseAcc = new Float32Array(buckets).fill(ADAGRAD_INITIAL);
+  }
+  // Weight and AdaGrad accumulator of compact feature l sit side by side (wa[2l], wa[2l+1]): an update
+  // reads and writes both, and one cache line then serves both.
+  const wa = new Float32Array(2 * D);
+  for (let l = 0; l < D; l++) {
+    const f = space.features[l]!;
+    wa[2 * l] = baseW[f]!;
+    if (baseAcc) wa[2 * l + 1] = baseAcc[f]!;
   }
   let step = a.start?.meta.step ?? 0;
-  const { offsets, indices, values, labels } = rows;
-  // Per batch, each distinct feature gets a dense slot in order of first appearance (stamp marks the
-  // batch that assigned it), and its gradient is summed in that slot. The slots of a batch fit in the
-  // cache, and the backward pass walks them in order instead of jumping across the buckets.
-  const stampSlot = new Int32Array(2 * buckets);
+  const { offsets, values, labels } = rows;
+  // Per batch, each distinct feature gets a dense slot in order of first appearance, and its gradient
+  // is summed in that slot. The slots of a batch fit in the cache, and the backward pass walks them in
+  // order. slotOf[l] is the slot + 1 while l is in the batch and 0 otherwise: the update pass clears it.
+  // (A batch-number stamp beside each slot cost one more cache line per feature occurrence.)
+  const slotOf = new Int32Array(D);
   let maxNnz = 0;
   for (let r = 0; r < rows.ids.length; r++) maxNnz = Math.max(maxNnz, offsets[r + 1]! - offsets[r]!);
   const occSlot = new Int32Array(Math.max(1, maxNnz * cfg.batchSize));
-  const touched = new Int32Array(Math.max(1, Math.min(buckets, maxNnz * cfg.batchSize)));
+  const touched = new Int32Array(Math.max(1, Math.min(D, maxNnz * cfg.batchSize)));
   const grad = new Float64Array(touched.length);
   const rowGrad = new Float64Array(cfg.batchSize);
-  const kernel = new BatchKernel({ wa, bias, accB, stampSlot, occSlot, touched, grad, rowGrad, offsets, indices, values, labels, l2: cfg.l2 });
+  const kernel = new BatchKernel({ wa, bias, accB, slotOf, occSlot, touched, grad, rowGrad, offsets, indices: space.indices, values, labels, l2: cfg.l2 });
   for (let slice = a.fromSlice; slice < a.slices; slice++) {
     let n = 0;
     for (let r = 0; r < rows.ids.length; r++) if (rows.slices[r]! <= slice) n++;
@@ -96,8 +112,8 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
         step += 1;
       }
     }
-    const w = new Float32Array(buckets);
-    for (let f = 0; f < buckets; f++) w[f] = wa[2 * f]!;
+    const w = baseW.slice();
+    for (let l = 0; l < D; l++) w[space.features[l]!] = wa[2 * l]!;
     const params: TensorBlob[] = [
       { name: 'w', data: w },
       { name: 'b', data: bias.slice() },
@@ -106,13 +122,40 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
     // one, so the last checkpoint (the model) keeps no optimiser state: a third less to store.
     const last = slice === a.slices - 1;
     let optimizer: TensorBlob[] = [];
-    if (adagrad && !last) {
-      const acc = new Float32Array(buckets);
-      for (let f = 0; f < buckets; f++) acc[f] = wa[2 * f + 1]!;
+    if (baseAcc && !last) {
+      const acc = baseAcc.slice();
+      for (let l = 0; l < D; l++) acc[space.features[l]!] = wa[2 * l + 1]!;
       optimizer = [{ name: 'acc:w', data: acc }, { name: 'acc:b', data: accB!.slice() }];
     }
     await a.onSlice({ meta: { shard: a.shard, slice, buckets, hidden: 0, step, kernel: FUSED_KERNEL }, params, optimizer });
   }
+}
+
+/** The features that occur in the rows, most frequent first (ties: lower bucket first), and the rows' indices renumbered into that order. */
+interface CompactSpace {
+  /** Bucket of compact feature l. */
+  features: Int32Array;
+  /** rows.indices, each replaced by its compact number. */
+  indices: Int32Array;
+}
+
+function compactSpace(rows: Rows, buckets: number): CompactSpace {
+  const nnz = rows.offsets[rows.ids.length]!;
+  const count = new Int32Array(buckets);
+  let D = 0;
+  for (let j = 0; j < nnz; j++) if (count[rows.indices[j]!]++ === 0) D++;
+  const features = new Int32Array(D);
+  for (let f = 0, l = 0; f < buckets; f++) if (count[f]! > 0) features[l++] = f;
+  // Ascending buckets, then a stable sort by falling count: deterministic, whatever the sort's algorithm.
+  const byCount = Array.from(features).sort((x, y) => count[y]! - count[x]! || x - y);
+  const local = count; // reused: bucket → compact number
+  for (let l = 0; l < D; l++) {
+    features[l] = byCount[l]!;
+    local[byCount[l]!] = l;
+  }
+  const indices = new Int32Array(nnz);
+  for (let j = 0; j < nnz; j++) indices[j] = local[rows.indices[j]!]!;
+  return { features, indices };
 }
 
 interface BatchArrays {
@@ -120,7 +163,7 @@ interface BatchArrays {
   bias: Float32Array;
   /** AdaGrad's bias accumulator; null for SGD. */
   accB: Float32Array | null;
-  stampSlot: Int32Array;
+  slotOf: Int32Array;
   occSlot: Int32Array;
   touched: Int32Array;
   grad: Float64Array;
@@ -139,15 +182,13 @@ interface BatchArrays {
  * code path it had not run yet: a shard's first training ran about 2.5 times slower than the next.
  */
 class BatchKernel {
-  private batchNo = 0;
   constructor(private readonly k: BatchArrays) {}
 
   step(order: Int32Array, s: number, end: number, lr: number): void {
-    const { wa, bias, accB, stampSlot, occSlot, touched, grad, rowGrad, offsets, indices, values, labels, l2 } = this.k;
+    const { wa, bias, accB, slotOf, occSlot, touched, grad, rowGrad, offsets, indices, values, labels, l2 } = this.k;
     const b0 = bias[0]!;
     // Forward: logit and d(log loss)/d(logit) per row, with the weights as they were before the
     // batch; on the way, each feature occurrence is given its batch slot.
-    const now = ++this.batchNo;
     let U = 0;
     let o = 0;
     let gBias = 0;
@@ -157,13 +198,14 @@ class BatchKernel {
       for (let j = offsets[r]!, e = offsets[r + 1]!; j < e; j++) {
         const f = indices[j]!;
         z += wa[2 * f]! * values[j]!;
-        if (stampSlot[2 * f] !== now) {
-          stampSlot[2 * f] = now;
-          stampSlot[2 * f + 1] = U;
-          grad[U] = 0;
-          touched[U++] = f;
+        let slot = slotOf[f]! - 1;
+        if (slot < 0) {
+          slot = U++;
+          slotOf[f] = U;
+          grad[slot] = 0;
+          touched[slot] = f;
         }
-        occSlot[o++] = stampSlot[2 * f + 1]!;
+        occSlot[o++] = slot;
       }
       const g = 1 / (1 + Math.exp(-z)) - labels[r]!;
       rowGrad[i - s] = g;
@@ -179,7 +221,9 @@ class BatchKernel {
     // Update the touched coordinates; L2 is part of the gradient (applied lazily, to touched ones).
     if (accB) {
       for (let k = 0; k < U; k++) {
-        const f2 = 2 * touched[k]!;
+        const l = touched[k]!;
+        slotOf[l] = 0;
+        const f2 = 2 * l;
         const wf = wa[f2]!;
         const g = grad[k]! + l2 * wf;
         const af = wa[f2 + 1]! + g * g;
@@ -191,7 +235,9 @@ class BatchKernel {
       bias[0] = b0 - (lr * gBias) / Math.sqrt(Math.fround(ab));
     } else {
       for (let k = 0; k < U; k++) {
-        const f2 = 2 * touched[k]!;
+        const l = touched[k]!;
+        slotOf[l] = 0;
+        const f2 = 2 * l;
         const wf = wa[f2]!;
         wa[f2] = wf - lr * (grad[k]! + l2 * wf);
       }
