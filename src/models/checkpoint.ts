@@ -128,23 +128,26 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
     // Compare bit patterns, not numbers: exact for −0 and NaN payloads, and a plain integer loop.
     const u32 = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
     const fillBits = new Uint32Array(Float32Array.of(fill).buffer)[0]!;
+    // One pass collects the coordinates that differ from the fill into scratch space (a tensor is
+    // scanned once, not counted first and collected after).
+    const scratchIdx = new Int32Array(u32.length);
+    const scratchBits = new Uint32Array(u32.length);
     let count = 0;
-    for (let i = 0; i < u32.length; i++) if (u32[i] !== fillBits) count++;
+    for (let i = 0; i < u32.length; i++) {
+      const bits = u32[i]!;
+      if (bits !== fillBits) {
+        scratchIdx[count] = i;
+        scratchBits[count++] = bits;
+      }
+    }
     // Sparse costs ≤ 5 + 4 bytes per listed coordinate; keep it only when clearly smaller than dense.
     if (t.data.length < 64 || Number.isNaN(fill) || count * 9 > t.data.length * 4) {
       encoded.push({ header: { name: t.name, kind: t.kind, length: t.data.length }, chunks: [bytesOf(t.data)] });
       prevIdx = null;
       continue;
     }
-    const idx = new Int32Array(count);
-    const vals = new Float32Array(count);
-    const valBits = new Uint32Array(vals.buffer);
-    let k = 0;
-    for (let i = 0; i < u32.length; i++)
-      if (u32[i] !== fillBits) {
-        idx[k] = i;
-        valBits[k++] = u32[i]!;
-      }
+    const idx = scratchIdx.slice(0, count);
+    const vals = new Float32Array(scratchBits.buffer.slice(0, count * 4));
     const shared = count > 0 && sameIndices(prevIdx, idx);
     const deltas = shared ? new Uint8Array(0) : leb128Deltas(idx);
     const padded = new Uint8Array(pad4(deltas.length));

@@ -99,11 +99,13 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
   for (let slice = a.fromSlice; slice < a.slices; slice++) {
     let n = 0;
     for (let r = 0; r < rows.ids.length; r++) if (rows.slices[r]! <= slice) n++;
-    const order = new Int32Array(n);
+    const ascending = new Int32Array(n);
     n = 0;
-    for (let r = 0; r < rows.ids.length; r++) if (rows.slices[r]! <= slice) order[n++] = r;
+    for (let r = 0; r < rows.ids.length; r++) if (rows.slices[r]! <= slice) ascending[n++] = r;
+    const order = new Int32Array(n);
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      order.sort();
+      // Each epoch shuffles the rows in ascending order, so the order depends on the seed alone.
+      order.set(ascending);
       shuffleInPlace(order, mulberry32(deriveSeed(a.seed, a.shard, slice, epoch)));
       for (let s = 0; s < order.length; s += cfg.batchSize) {
         const end = Math.min(order.length, s + cfg.batchSize);
