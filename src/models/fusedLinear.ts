@@ -91,11 +91,10 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
   const slotOf = new Int32Array(D);
   let maxNnz = 0;
   for (let r = 0; r < rows.ids.length; r++) maxNnz = Math.max(maxNnz, offsets[r + 1]! - offsets[r]!);
-  const occSlot = new Int32Array(Math.max(1, maxNnz * cfg.batchSize));
+  const rowSlots = new Int32Array(Math.max(1, maxNnz));
   const touched = new Int32Array(Math.max(1, Math.min(D, maxNnz * cfg.batchSize)));
   const grad = new Float64Array(touched.length);
-  const rowGrad = new Float64Array(cfg.batchSize);
-  const kernel = new BatchKernel({ wa, bias, accB, slotOf, occSlot, touched, grad, rowGrad, offsets, indices: space.indices, values, labels, l2: cfg.l2 });
+  const kernel = new BatchKernel({ wa, bias, accB, slotOf, rowSlots, touched, grad, offsets, indices: space.indices, values, labels, l2: cfg.l2 });
   for (let slice = a.fromSlice; slice < a.slices; slice++) {
     let n = 0;
     for (let r = 0; r < rows.ids.length; r++) if (rows.slices[r]! <= slice) n++;
@@ -166,10 +165,10 @@ interface BatchArrays {
   /** AdaGrad's bias accumulator; null for SGD. */
   accB: Float32Array | null;
   slotOf: Int32Array;
-  occSlot: Int32Array;
+  /** The batch slots of one row's features. */
+  rowSlots: Int32Array;
   touched: Int32Array;
   grad: Float64Array;
-  rowGrad: Float64Array;
   offsets: Int32Array;
   indices: Int32Array;
   values: Float32Array;
@@ -187,17 +186,19 @@ class BatchKernel {
   constructor(private readonly k: BatchArrays) {}
 
   step(order: Int32Array, s: number, end: number, lr: number): void {
-    const { wa, bias, accB, slotOf, occSlot, touched, grad, rowGrad, offsets, indices, values, labels, l2 } = this.k;
+    const { wa, bias, accB, slotOf, rowSlots, touched, grad, offsets, indices, values, labels, l2 } = this.k;
     const b0 = bias[0]!;
-    // Forward: logit and d(log loss)/d(logit) per row, with the weights as they were before the
-    // batch; on the way, each feature occurrence is given its batch slot.
+    // Per row: its logit and d(log loss)/d(logit) with the weights as they were before the batch
+    // (giving each feature its batch slot on the way), then the row's share of each feature's
+    // gradient, summed in occurrence order, while the row's features are still in the L1 cache.
     let U = 0;
-    let o = 0;
     let gBias = 0;
     for (let i = s; i < end; i++) {
       const r = order[i]!;
+      const j0 = offsets[r]!;
+      const e = offsets[r + 1]!;
       let z = b0;
-      for (let j = offsets[r]!, e = offsets[r + 1]!; j < e; j++) {
+      for (let j = j0; j < e; j++) {
         const f = indices[j]!;
         z += wa[2 * f]! * values[j]!;
         let slot = slotOf[f]! - 1;
@@ -207,18 +208,11 @@ class BatchKernel {
           grad[slot] = 0;
           touched[slot] = f;
         }
-        occSlot[o++] = slot;
+        rowSlots[j - j0] = slot;
       }
       const g = 1 / (1 + Math.exp(-z)) - labels[r]!;
-      rowGrad[i - s] = g;
       gBias += g;
-    }
-    // Backward: the gradient per distinct feature, summed in occurrence order.
-    o = 0;
-    for (let i = s; i < end; i++) {
-      const r = order[i]!;
-      const g = rowGrad[i - s]!;
-      for (let j = offsets[r]!, e = offsets[r + 1]!; j < e; j++) grad[occSlot[o++]!] += g * values[j]!;
+      for (let j = j0; j < e; j++) grad[rowSlots[j - j0]!] += g * values[j]!;
     }
     // Update the touched coordinates; L2 is part of the gradient (applied lazily, to touched ones).
     if (accB) {
