@@ -104,3 +104,37 @@ describe('what a deletion loads', () => {
     assert.equal(v.code, 0, v.stdout + v.stderr);
   });
 });
+
+describe('what predict and train load', () => {
+  let dir: string;
+  let ws: string;
+  let csv: string;
+  before(async () => {
+    dir = await tempDir();
+    csv = await makeCorpus(dir, { rows: 400 });
+    ws = path.join(dir, 'ws');
+    await cliJson(['ingest', csv, '--workdir', ws, '--shards', '2', '--slices', '2']);
+  });
+
+  // Every module is paid on every call; the Parquet and Arrow readers, the fairness module (zod 4, the LP
+  // solver, statistics) were most of a plain predict's start-up (~0.25 s of ~0.35 s of imports).
+  const notNeeded = (modules: string[]) => [
+    ...[...packagesOf(modules)].filter((p) => /^(apache-arrow|hyparquet|@tensorflow\/|highs|simple-statistics)$/.test(p)),
+    ...modules.filter((m) => /node_modules\/zod\/(?!v3\/)/.test(m)).slice(0, 1),
+    ...modules.filter((m) => /\/src\/app\/fairnessFit\.js$/.test(m)),
+  ];
+
+  it('train without a calibration split loads no fairness module, LP solver or zod 4 on its main thread', async () => {
+    const r = await loadedModules(dir, ['train', '--workdir', ws, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.modules.some((m) => m.endsWith('/src/app/train.js')), 'the hooks saw the training');
+    assert.deepEqual(notNeeded(r.modules), []);
+  });
+
+  it('predict on a CSV file loads no Parquet or Arrow reader, no fairness module, LP solver or zod 4', async () => {
+    const r = await loadedModules(dir, ['predict', csv, '--workdir', ws, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.modules.some((m) => m.endsWith('/src/app/predictFile.js')), 'the hooks saw the prediction');
+    assert.deepEqual(notNeeded(r.modules), []);
+  });
+});

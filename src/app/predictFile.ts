@@ -1,6 +1,5 @@
 /** `sisa predict`: scores every row of a file with the ensemble, optionally through a fair post-processor. */
 import { aggregate, loadEnsemble, memberProbabilities, voteCounts, type Aggregate } from '../models/ensemble.js';
-import { attributeValues, groupNames, isStale, loadFit, methodPredictions, staleFitMessage } from './fairnessFit.js';
 import { expectedPositive, FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
 import { loadState, requireTrained } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
@@ -71,20 +70,22 @@ export async function predictFile(o: PredictOptions): Promise<Prediction[] | Fai
   const ws = workspace(workdir);
   const state = await loadState(ws);
   requireTrained(state);
-  const fit = fair ? await loadFit(ws) : null;
-  if (fair) {
+  // The fairness module (schemas, LP solver) loads only for --fair: it is most of a plain predict's start-up.
+  const fairness = fair ? await import('./fairnessFit.js') : null;
+  const fit = fairness ? await fairness.loadFit(ws) : null;
+  if (fairness) {
     if (!fit) throw stateError("no fitted fairness post-processor; run 'sisa fairness fit' (needs a calibration split and sensitive groups)");
-    if (isStale(fit, state)) throw stateError(staleFitMessage(fit));
+    if (fairness.isStale(fit, state)) throw stateError(fairness.staleFitMessage(fit));
   }
   const ens = await loadEnsemble(ws, state);
   const rows = await readInputRows(state, file, cols, false, fair !== undefined);
   const probs = memberProbabilities(ens, { ...rows, n: rows.ids.length });
   const agg = aggregate(probs, how);
-  if (!fair) return rows.ids.map((id, i) => ({ id, score: agg.score[i]!, label: agg.label[i]! }));
-  const group = attributeValues(state, rows, fit!.attribute);
-  const labels = methodPredictions(fit, fair, probs, rows, group, fit!.seed);
+  if (!fair || !fairness) return rows.ids.map((id, i) => ({ id, score: agg.score[i]!, label: agg.label[i]! }));
+  const group = fairness.attributeValues(state, rows, fit!.attribute);
+  const labels = fairness.methodPredictions(fit, fair, probs, rows, group, fit!.seed);
   const flag = expectedPositive(fit!.methods.find((m) => m.method === fair)!, probs, group);
   const votes = voteCounts(probs);
-  const names = fit!.groups?.map((g) => g.name) ?? groupNames(fit!.attribute, state);
+  const names = fit!.groups?.map((g) => g.name) ?? fairness.groupNames(fit!.attribute, state);
   return rows.ids.map((id, i) => ({ id, score: agg.score[i]!, votes: votes[i]!, group: names[group[i]!]!, flagProbability: flag[i]!, label: labels[i]!, method: fair }));
 }

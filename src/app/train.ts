@@ -1,14 +1,13 @@
 /** `sisa train`: train every shard's model from scratch, slice by slice, then commit the manifest. */
 import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
-import { LearnerConfig, lineageOf, loadState, nextModelVersion, saveState, type ModelInfo, type State } from '../state/manifest.js';
+import { canFitFairness, LearnerConfig, lineageOf, loadState, nextModelVersion, saveState, type ModelInfo, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { folderStoreUrl } from '../storage/fsBlobStore.js';
 import { receiptModelVersions } from '../state/deletionLog.js';
 import { isBackendChoice, BACKEND_CHOICES } from '../models/backendChoice.js';
 import { SisaError, usageError } from '../util/errors.js';
 import { WorkerPool, type JobRunner } from '../orchestration/pool.js';
-import { refitAfterChange } from './fairnessFit.js';
 import { runOperation } from '../state/operation.js';
 import { crashPoint, pausePoint } from '../util/faults.js';
 import { holdsLease } from '../state/lock.js';
@@ -148,6 +147,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     seconds,
     examples,
     examplesPerSec: examples / seconds,
-    fairness: await refitAfterChange(ws.root),
+    // The fairness module (LP solver, schemas) loads only when there is something to refit: ~0.15 s.
+    fairness: canFitFairness(next) ? await (await import('./fairnessFit.js')).refitAfterChange(ws.root) : { refitted: false },
   };
 }

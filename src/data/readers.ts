@@ -8,8 +8,6 @@ import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { RecordBatchReader } from 'apache-arrow';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { inputError, errorMessage } from '../util/errors.js';
 import { utf8Stream } from './csvReader.js';
 import { readCsvOffThread } from './csvThread.js';
@@ -109,7 +107,10 @@ async function* readJsonl(file: string): AsyncGenerator<RawRecord> {
   }
 }
 
+// The Parquet and Arrow libraries are loaded only for files of their format: together they are ~200
+// modules, most of the start-up of a command that reads a CSV file.
 async function* readParquet(file: string): AsyncGenerator<RawRecord> {
+  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
   let buffer;
   let metadata;
   try {
@@ -139,6 +140,7 @@ async function* readParquet(file: string): AsyncGenerator<RawRecord> {
 async function* readArrow(file: string): AsyncGenerator<RawRecord> {
   let row = 0;
   try {
+    const { RecordBatchReader } = await import('apache-arrow');
     const reader = await RecordBatchReader.from(createReadStream(file));
     for await (const batch of reader) {
       const names = batch.schema.fields.map((f) => f.name);

@@ -10,7 +10,6 @@
  * parity), and to monotonicity: p[g][b] ≤ p[g][b + 1]. The objective is linear in p and so are the
  * rates, so the optimum is the best monotone predictor that sees only the input and the group.
  */
-import * as highsModule from 'highs';
 import { SisaError, usageError } from '../util/errors.js';
 
 export type Counts = [number, number][][]; // counts[g][b] = [negatives, positives]
@@ -38,11 +37,14 @@ export interface LpSpec {
 interface Solver {
   solve(problem: string, options?: Record<string, number | string | boolean>): { Status: string; Columns: Record<string, { Primal: number }> };
 }
-// The package's ESM build default-exports the loader; its type declarations describe it as CommonJS.
-const highsLoader = ((highsModule as { default?: unknown }).default ?? highsModule) as () => Promise<Solver>;
 let solver: Promise<Solver> | null = null;
+/** The HiGHS solver, loaded on the first LP: a command that only applies fitted tables never pays for it. */
 function getSolver(): Promise<Solver> {
-  solver ??= highsLoader();
+  solver ??= import('highs').then((highsModule) => {
+    // The package's ESM build default-exports the loader; its type declarations describe it as CommonJS.
+    const highsLoader = ((highsModule as { default?: unknown }).default ?? highsModule) as () => Promise<Solver>;
+    return highsLoader();
+  });
   return solver;
 }
 
