@@ -145,7 +145,7 @@ function referenceProbabilities(ens: Ensemble, texts: readonly string[]): Float3
   return out;
 }
 
-describe('prediction on worker threads = prediction on this thread = the reference', () => {
+describe('prediction on worker threads = prediction on this thread = the reference (library and CLI)', () => {
   // S = 17: two register blocks of 8 models and 1 left over. 3,000 rows, repeated past two batches.
   for (const shards of [17, 3]) {
     it(`gives the same member probabilities, scores and labels at S = ${shards}`, async () => {
@@ -170,6 +170,17 @@ describe('prediction on worker threads = prediction on this thread = the referen
           assert.deepEqual(predictTexts(ens, texts, how), expected);
           assert.deepEqual(await predictTextsParallel(ens, texts, how, 1024), expected, `${how} on workers`);
         }
+        // `sisa predict` on a file of these texts (hashed and scored on workers beyond 8,192 rows).
+        const file = path.join(dir, 'score.csv');
+        await fsp.writeFile(file, 'id,text\n' + texts.map((t, i) => `q${i},"${t.replaceAll('"', '""')}"`).join('\n') + '\n');
+        const cli = (await cliJson(['predict', file, '--workdir', ws, '--aggregate', 'mean'])) as { predictions: { id: string; score: number; label: number }[] };
+        const expected = aggregate(want, 'mean');
+        assert.equal(cli.predictions.length, texts.length);
+        cli.predictions.forEach((p, i) => {
+          assert.equal(p.id, `q${i}`);
+          assert.equal(p.score, expected.score[i], `row ${i}: score`);
+          assert.equal(p.label, expected.label[i], `row ${i}: label`);
+        });
       } finally {
         await fsp.rm(dir, { recursive: true, force: true });
       }

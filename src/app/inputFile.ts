@@ -7,7 +7,7 @@ import { FeaturePool, type CsrBatch } from '../features/pool.js';
 import { featurize } from '../models/ensemble.js';
 import { groupFlagger } from '../data/groups.js';
 import { parseLabel } from '../data/labels.js';
-import { detectFormat, readRecords, rowRef } from '../data/readers.js';
+import { detectFormat, readRecordBatches, rowRef } from '../data/readers.js';
 import { RowsBuilder, type Rows } from '../data/shardFile.js';
 import type { LabelRule, State } from '../state/manifest.js';
 import { errorMessage, inputError } from '../util/errors.js';
@@ -45,6 +45,27 @@ export const FILE_COLUMNS: OptionSpec<FileColumns> = {
  * a group defined by a column that this file lacks is an error rather than "nobody is in the group".
  */
 export async function readInputRows(state: State, file: string, cols: FileColumns, labelled: boolean, requireGroupColumns = false): Promise<Rows> {
+  const records = await readInputRecords(state, file, cols, labelled, requireGroupColumns);
+  const features = await featurizeTexts(records.map((r) => r.text), state.config.features);
+  const b = new RowsBuilder(state.config.groups.map((g) => g.name));
+  records.forEach((r, i) => {
+    const s = features.offsets[i]!;
+    const e = features.offsets[i + 1]!;
+    b.push({ ...r, slice: -1, indices: features.indices.subarray(s, e), values: features.values.subarray(s, e) });
+  });
+  return b.take();
+}
+
+/** One row of an input file, before feature hashing. */
+export interface InputRecord {
+  id: string;
+  text: string;
+  label: number;
+  groups: Record<string, number>;
+}
+
+/** A file's rows as readInputRows reads and checks them, without hashing their texts (for a caller that hashes them elsewhere). */
+export async function readInputRecords(state: State, file: string, cols: FileColumns, labelled: boolean, requireGroupColumns = false): Promise<InputRecord[]> {
   const cfg = state.config;
   const rule: LabelRule = cols.positiveValues
     ? { kind: 'positive-values', values: cols.positiveValues }
@@ -55,49 +76,42 @@ export async function readInputRows(state: State, file: string, cols: FileColumn
         : cfg.labelRule;
   // Without fairness, many-valued attributes are not computed (an unseen value or topic combination would be refused).
   const flag = groupFlagger(requireGroupColumns ? cfg.groups : cfg.groups.filter((g) => g.kind !== 'values'));
-  const groupNames = cfg.groups.map((g) => g.name);
-  const records: { id: string; text: string; label: number; groups: Record<string, number> }[] = [];
   let names: { id: string | null; text: string; label: string | null } | null = null;
-  for await (const rec of readRecords(file, detectFormat(file, cols.format))) {
-    if (rec.error !== undefined) throw inputError(`${file}: ${rowRef(rec)} ${rec.error}`);
-    if (!names) {
-      const keys = Object.keys(rec.fields);
-      if (requireGroupColumns)
-        for (const g of cfg.groups)
-          if ((g.kind === 'column' || g.kind === 'values') && g.column !== undefined && !keys.includes(g.column)) throw inputError(`${file}: sensitive-group column '${g.column}' not found; fairness needs it`);
-      // The workspace's own column names first, then the usual ones.
-      names = {
-        id: findColumn(keys, cols.idCol, [cfg.idCol, ...ID_CANDIDATES], 'id', file),
-        text: requireColumn(keys, cols.textCol, [cfg.textCol, ...TEXT_CANDIDATES], 'text', file),
-        label: labelled ? requireColumn(keys, cols.labelCol, [cfg.labelCol, ...LABEL_CANDIDATES], 'label', file) : null,
-      };
+  const records: InputRecord[] = [];
+  for await (const batch of readRecordBatches(file, detectFormat(file, cols.format)))
+    for (const rec of batch) {
+      if (rec.error !== undefined) throw inputError(`${file}: ${rowRef(rec)} ${rec.error}`);
+      if (!names) {
+        const keys = Object.keys(rec.fields);
+        if (requireGroupColumns)
+          for (const g of cfg.groups)
+            if ((g.kind === 'column' || g.kind === 'values') && g.column !== undefined && !keys.includes(g.column)) throw inputError(`${file}: sensitive-group column '${g.column}' not found; fairness needs it`);
+        // The workspace's own column names first, then the usual ones.
+        names = {
+          id: findColumn(keys, cols.idCol, [cfg.idCol, ...ID_CANDIDATES], 'id', file),
+          text: requireColumn(keys, cols.textCol, [cfg.textCol, ...TEXT_CANDIDATES], 'text', file),
+          label: labelled ? requireColumn(keys, cols.labelCol, [cfg.labelCol, ...LABEL_CANDIDATES], 'label', file) : null,
+        };
+      }
+      const rawText = rec.fields[names.text];
+      const text = rawText === null || rawText === undefined ? '' : String(rawText);
+      let label = 0;
+      if (names.label !== null) {
+        const parsed = parseLabel(rec.fields[names.label], rule);
+        if (!parsed.ok) throw inputError(`${file}: ${rowRef(rec)}: ${parsed.reason}`);
+        label = parsed.label;
+      }
+      const id = names.id === null ? String(rec.row) : String(rec.fields[names.id] ?? rec.row);
+      let groups: Record<string, number>;
+      try {
+        groups = flag(text, rec.fields);
+      } catch (err) {
+        throw inputError(`${file}: ${rowRef(rec)}: ${errorMessage(err)}`, err);
+      }
+      records.push({ id, text, label, groups });
     }
-    const rawText = rec.fields[names.text];
-    const text = rawText === null || rawText === undefined ? '' : String(rawText);
-    let label = 0;
-    if (names.label !== null) {
-      const parsed = parseLabel(rec.fields[names.label], rule);
-      if (!parsed.ok) throw inputError(`${file}: ${rowRef(rec)}: ${parsed.reason}`);
-      label = parsed.label;
-    }
-    const id = names.id === null ? String(rec.row) : String(rec.fields[names.id] ?? rec.row);
-    let groups: Record<string, number>;
-    try {
-      groups = flag(text, rec.fields);
-    } catch (err) {
-      throw inputError(`${file}: ${rowRef(rec)}: ${errorMessage(err)}`, err);
-    }
-    records.push({ id, text, label, groups });
-  }
   if (!names) throw inputError(`${file}: no data rows`);
-  const features = await featurizeTexts(records.map((r) => r.text), cfg.features);
-  const b = new RowsBuilder(groupNames);
-  records.forEach((r, i) => {
-    const s = features.offsets[i]!;
-    const e = features.offsets[i + 1]!;
-    b.push({ ...r, slice: -1, indices: features.indices.subarray(s, e), values: features.values.subarray(s, e) });
-  });
-  return b.take();
+  return records;
 }
 
 /** Hashes texts inline when few, on all cores when many (hashing bounds prediction throughput). */

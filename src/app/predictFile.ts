@@ -1,10 +1,10 @@
 /** `sisa predict`: scores every row of a file with the ensemble, optionally through a fair post-processor. */
-import { aggregate, loadEnsemble, memberProbabilities, voteCounts, type Aggregate } from '../models/ensemble.js';
+import { aggregate, loadEnsemble, memberProbabilities, predictTextsParallel, voteCounts, type Aggregate } from '../models/ensemble.js';
 import { expectedPositive, FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
 import { loadState, requireTrained } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { stateError } from '../util/errors.js';
-import { readInputRows, type FileColumns } from './inputFile.js';
+import { readInputRecords, readInputRows, type FileColumns } from './inputFile.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
 export interface Prediction {
@@ -78,10 +78,15 @@ export async function predictFile(o: PredictOptions): Promise<Prediction[] | Fai
     if (fairness.isStale(fit, state)) throw stateError(fairness.staleFitMessage(fit));
   }
   const ens = await loadEnsemble(ws, state);
-  const rows = await readInputRows(state, file, cols, false, fair !== undefined);
+  if (!fair || !fairness) {
+    // Hashed and scored on worker threads (for a file of more than a few thousand rows).
+    const records = await readInputRecords(state, file, cols, false);
+    const scored = await predictTextsParallel(ens, records.map((r) => r.text), how);
+    return records.map((r, i) => ({ id: r.id, score: scored.score[i]!, label: scored.label[i]! }));
+  }
+  const rows = await readInputRows(state, file, cols, false, true);
   const probs = memberProbabilities(ens, { ...rows, n: rows.ids.length });
   const agg = aggregate(probs, how);
-  if (!fair || !fairness) return rows.ids.map((id, i) => ({ id, score: agg.score[i]!, label: agg.label[i]! }));
   const group = fairness.attributeValues(state, rows, fit!.attribute);
   const labels = fairness.methodPredictions(fit, fair, probs, rows, group, fit!.seed);
   const flag = expectedPositive(fit!.methods.find((m) => m.method === fair)!, probs, group);
