@@ -3,13 +3,14 @@
  * delete → status, and exact unlearning checked against a retrain from scratch.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { placeRecord } from '../src/data/assign.js';
 import { readRowsFile } from '../src/data/shardFile.js';
 import { generateCorpus } from '../src/demo/corpus.js';
-import { cliJson, makeCorpus, readState, runCli, snapshot, tempDir } from './helpers.js';
+import { cliJson, makeCorpus, readState, runCli, sisaBin, snapshot, tempDir } from './helpers.js';
 
 const INGEST = ['--shards', '4', '--slices', '3', '--test', '0.2', '--seed', '5', '--quiet'];
 
@@ -61,6 +62,21 @@ describe('pipeline through the CLI', () => {
       assert.match(s.modelHash, /^[0-9a-f]{64}$/);
     }
     assert.equal(st.backend, 'fused-linear-v1');
+  });
+
+  it('a reader that stops early (sisa predict … | head) ends the output quietly: no stack trace, exit 0', async () => {
+    // Runs after the first test trained the workspace. A real shell pipe: head exits after 10 bytes.
+    const errFile = path.join(dir, 'predict-stderr.txt');
+    const script = '"$0" "$1" predict "$2" --workdir "$3" --json 2>"$4" | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"';
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn('bash', ['-c', script, process.execPath, sisaBin, corpus, ws, errFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.on('error', reject);
+      child.on('close', () => resolve(text));
+    });
+    assert.equal(await fsp.readFile(errFile, 'utf8'), '');
+    assert.equal(out.trim(), '0', 'exit code of sisa predict');
   });
 
   it('training is deterministic: same data and seed give the same weights', async () => {

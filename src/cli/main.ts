@@ -131,8 +131,20 @@ function handleCtrlC(argv: string[]): void {
   });
 }
 
+/**
+ * A reader that stops early (`sisa predict … | head`) closes the pipe: that is the reader's choice, not a
+ * failure of the command. The rest of the output is dropped and the command finishes as it would have
+ * (a deletion still commits), instead of dying on an unhandled EPIPE with a stack trace.
+ */
+function tolerateClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   handleCtrlC(argv);
+  tolerateClosedStdout();
   try {
     await (await buildCli(argv)).parseAsync();
     return 0;
