@@ -85,7 +85,7 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
   let step = a.start?.meta.step ?? 0;
   const { offsets, values, labels } = rows;
   // Per batch, each distinct feature gets a dense slot in order of first appearance, and its gradient
-  // is summed in that slot. The slots of a batch fit in the cache, and the backward pass walks them in
+  // is summed in that slot. The slots of a batch fit in the cache, and the update pass walks them in
   // order. slotOf[l] is the slot + 1 while l is in the batch and 0 otherwise: the update pass clears it.
   // (A batch-number stamp beside each slot cost one more cache line per feature occurrence.)
   const slotOf = new Int32Array(D);
@@ -147,7 +147,7 @@ function compactSpace(rows: Rows, buckets: number): CompactSpace {
   for (let j = 0; j < nnz; j++) if (count[rows.indices[j]!]++ === 0) D++;
   const features = new Int32Array(D);
   for (let f = 0, l = 0; f < buckets; f++) if (count[f]! > 0) features[l++] = f;
-  // Ascending buckets, then a stable sort by falling count: deterministic, whatever the sort's algorithm.
+  // Falling count, ties by ascending bucket: a total order, so the numbering does not depend on the sort.
   const byCount = Array.from(features).sort((x, y) => count[y]! - count[x]! || x - y);
   const local = count; // reused: bucket → compact number
   for (let l = 0; l < D; l++) {
