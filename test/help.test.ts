@@ -8,6 +8,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { repoRoot, runCli, sisaBin } from './helpers.js';
 
 const haveScript = (() => {
@@ -53,6 +57,21 @@ const pipeTop = await helpInPipe([]);
 const COMMANDS = section(pipeTop, 'Commands:').flatMap((l) => /^\s+sisa (\S+)/.exec(l)?.[1] ?? []);
 
 describe('help', () => {
+  it("--version prints sisa's version from any folder (not another project's, not 'unknown')", async () => {
+    const { version } = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    const elsewhere = await fsp.mkdtemp(path.join(os.tmpdir(), 'sisa-version-'));
+    try {
+      await fsp.writeFile(path.join(elsewhere, 'package.json'), JSON.stringify({ name: 'someone-else', version: '9.9.9' }));
+      for (const cwd of [repoRoot, elsewhere]) {
+        const r = await runCli(['--version'], { cwd });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout.trim(), version, `from ${cwd}`);
+      }
+    } finally {
+      await fsp.rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   it('lists every command', () => {
     assert.deepEqual(COMMANDS, ['ingest', 'train', 'predict', 'evaluate', 'delete', 'fairness', 'report', 'worker', 'recover', 'verify', 'bench', 'status', 'demo']);
   });

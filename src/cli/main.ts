@@ -6,6 +6,7 @@
  * Every failure a user can cause ends as one line on stderr and a non-zero exit code.
  */
 import type { Argv } from 'yargs';
+import { readFileSync } from 'node:fs';
 import { yargs } from './yargs.js';
 import { suggestName } from '../util/suggest.js';
 import { errorMessage, exitCodeFor, usageError } from '../util/errors.js';
@@ -57,13 +58,25 @@ export async function buildCli(argv: string[]) {
     .strict()
     .recommendCommands()
     .help()
-    .version()
+    .version(packageVersion())
     .wrap(helpWidth())
     // At failure time `cli` holds the options of the command being parsed (yargs resets it per command).
     .fail((msg, err) => {
       throw err ?? usageError(explainUsage(msg, argv, cli));
     });
   return cli;
+}
+
+/**
+ * sisa's own version, from its package.json. (yargs looks for a package.json from the current folder
+ * up, so `sisa --version` printed 'unknown', or another project's version, outside sisa's folder.)
+ */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** Help wraps at the terminal's width; into a pipe or a file it is not wrapped at all (one line per flag). */

@@ -145,14 +145,21 @@ function compactSpace(rows: Rows, buckets: number): CompactSpace {
   const count = new Int32Array(buckets);
   let D = 0;
   for (let j = 0; j < nnz; j++) if (count[rows.indices[j]!]++ === 0) D++;
+  // Numbered by falling count, ties by ascending bucket: a counting sort over the counts (a stable pass
+  // in bucket order), linear in buckets + rows, where a comparison sort of ~170k features was not.
+  let maxCount = 0;
+  for (let f = 0; f < buckets; f++) if (count[f]! > maxCount) maxCount = count[f]!;
+  const firstOf = new Int32Array(maxCount + 2); // firstOf[c]: the first number of features seen c times
+  for (let f = 0; f < buckets; f++) if (count[f]! > 0) firstOf[maxCount - count[f]! + 1]!++;
+  for (let c = 1; c <= maxCount + 1; c++) firstOf[c]! += firstOf[c - 1]!;
   const features = new Int32Array(D);
-  for (let f = 0, l = 0; f < buckets; f++) if (count[f]! > 0) features[l++] = f;
-  // Falling count, ties by ascending bucket: a total order, so the numbering does not depend on the sort.
-  const byCount = Array.from(features).sort((x, y) => count[y]! - count[x]! || x - y);
   const local = count; // reused: bucket → compact number
-  for (let l = 0; l < D; l++) {
-    features[l] = byCount[l]!;
-    local[byCount[l]!] = l;
+  for (let f = 0; f < buckets; f++) {
+    const c = count[f]!;
+    if (c === 0) continue;
+    const l = firstOf[maxCount - c]!++;
+    features[l] = f;
+    local[f] = l;
   }
   const indices = new Int32Array(nnz);
   for (let j = 0; j < nnz; j++) indices[j] = local[rows.indices[j]!]!;
