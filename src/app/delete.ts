@@ -16,6 +16,7 @@ import { InProcessRunner, type JobRunner } from '../orchestration/inProcess.js';
 import type { ShardJob } from '../orchestration/shardJob.js';
 import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
+import { refitLazily } from './refit.js';
 import { canFitFairness, lineageOf, loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { folderStoreUrl } from '../storage/fsBlobStore.js';
@@ -404,10 +405,7 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
   const tRefit = performance.now();
   // Loaded here, not at start-up, and only for a workspace that has post-processors to refit: the
   // fairness modules (and the LP solver) are not needed before the commit, nor at all without them.
-  if (canFitFairness(next)) {
-    const { refitAfterChange } = await import('./fairnessFit.js');
-    result.fairness = await refitAfterChange(ws.root);
-  } else result.fairness = { refitted: false };
+  result.fairness = canFitFairness(next) ? await refitLazily(ws.root) : { refitted: false };
   timings.refit = (performance.now() - tRefit) / 1000;
   return result;
 }

@@ -1,6 +1,7 @@
 /** `sisa train`: train every shard's model from scratch, slice by slice, then commit the manifest. */
 import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
+import { refitLazily } from './refit.js';
 import { canFitFairness, LearnerConfig, lineageOf, loadState, nextModelVersion, saveState, type ModelInfo, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { folderStoreUrl } from '../storage/fsBlobStore.js';
@@ -148,6 +149,6 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     examples,
     examplesPerSec: examples / seconds,
     // The fairness module (LP solver, schemas) loads only when there is something to refit: ~0.15 s.
-    fairness: canFitFairness(next) ? await (await import('./fairnessFit.js')).refitAfterChange(ws.root) : { refitted: false },
+    fairness: canFitFairness(next) ? await refitLazily(ws.root) : { refitted: false },
   };
 }

@@ -126,7 +126,8 @@ export async function* readCsvRecordBatches(file: string): AsyncGenerator<RawRec
     const opened = await unclosedQuoteLine(file, lastLine + 1, delimiter).catch(() => null);
     return { row: s.row, line: opened ?? s.line, error: 'does not parse as CSV (a quoted field that starts on this line is never closed)' };
   };
-  utf8Stream(file).on('error', (e) => parser.destroy(e)).pipe(parser);
+  const input = utf8Stream(file);
+  input.on('error', (e) => parser.destroy(e)).pipe(parser);
   try {
     for await (const ready of readableBatches<RawRecord & { row: number }>(parser)) {
       const batch: RawRecord[] = [];
@@ -139,6 +140,9 @@ export async function* readCsvRecordBatches(file: string): AsyncGenerator<RawRec
   } catch (err) {
     if (err instanceof SisaError) throw err;
     throw inputError(`${file}: CSV parse error after row ${dataRows}: ${errorMessage(err)}`, err);
+  } finally {
+    // A consumer that stops early (or an error) leaves the file open otherwise.
+    input.destroy();
   }
   const rest: RawRecord[] = [];
   while (skipped.length) rest.push(await release(skipped.shift()!));
@@ -162,7 +166,12 @@ async function* readableBatches<T>(stream: Readable): AsyncGenerator<T[]> {
     failure = { err };
     wake?.();
   };
-  stream.on('readable', onReadable).on('end', onEnd).on('error', onError);
+  // Destroyed without an error (nothing does that today): the records stop short, which must not pass as the end.
+  const onClose = () => {
+    if (!ended && !failure) failure = { err: new Error('the CSV stream closed before its end') };
+    wake?.();
+  };
+  stream.on('readable', onReadable).on('end', onEnd).on('error', onError).on('close', onClose);
   try {
     for (;;) {
       if (failure) throw (failure as { err: unknown }).err;
@@ -177,7 +186,7 @@ async function* readableBatches<T>(stream: Readable): AsyncGenerator<T[]> {
       }
     }
   } finally {
-    stream.off('readable', onReadable).off('end', onEnd).off('error', onError);
+    stream.off('readable', onReadable).off('end', onEnd).off('error', onError).off('close', onClose);
     if (!ended) stream.destroy();
   }
 }

@@ -138,9 +138,9 @@ async function* readParquet(file: string): AsyncGenerator<RawRecord> {
 }
 
 async function* readArrow(file: string): AsyncGenerator<RawRecord> {
+  const { RecordBatchReader } = await import('apache-arrow');
   let row = 0;
   try {
-    const { RecordBatchReader } = await import('apache-arrow');
     const reader = await RecordBatchReader.from(createReadStream(file));
     for await (const batch of reader) {
       const names = batch.schema.fields.map((f) => f.name);

@@ -122,6 +122,10 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   const tensors = [...c.params.map((t) => ({ ...t, kind: 'param' })), ...c.optimizer.map((t) => ({ ...t, kind: 'opt' }))];
   const encoded: EncodedTensor[] = [];
   let prevIdx: Int32Array | null = null;
+  // Scratch for the coordinates that differ from a tensor's fill, sized for the largest tensor.
+  const longest = tensors.reduce((m, t) => Math.max(m, t.data.length), 0);
+  const scratchIdx = new Int32Array(longest);
+  const scratchBits = new Uint32Array(longest);
   for (const t of tensors) {
     const bg = backgroundValue(t.data);
     const fill = Object.is(bg, -0) ? 0 : bg; // JSON has no −0 (and no NaN, which stays dense below)
@@ -130,8 +134,6 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
     const fillBits = new Uint32Array(Float32Array.of(fill).buffer)[0]!;
     // One pass collects the coordinates that differ from the fill into scratch space (a tensor is
     // scanned once, not counted first and collected after).
-    const scratchIdx = new Int32Array(u32.length);
-    const scratchBits = new Uint32Array(u32.length);
     let count = 0;
     for (let i = 0; i < u32.length; i++) {
       const bits = u32[i]!;

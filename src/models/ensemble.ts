@@ -120,7 +120,9 @@ export async function predictTextsParallel(ens: Ensemble, texts: readonly string
       const pending: { at: number; n: number; p: Promise<Float32Array> }[] = [];
       for (let at = 0; at < texts.length; at += batch) {
         const part = texts.slice(at, at + batch);
-        pending.push({ at, n: part.length, p: pool.score(part) });
+        const p = pool.score(part);
+        p.catch(() => undefined); // a worker failure rejects every queued request; the first one awaited reports it
+        pending.push({ at, n: part.length, p });
       }
       for (const { at, n, p } of pending) {
         const part = await p;
@@ -135,7 +137,11 @@ export async function predictTextsParallel(ens: Ensemble, texts: readonly string
   const pool = new FeaturePool(ens.features);
   try {
     const pending: { at: number; f: ReturnType<typeof pool.featurize> }[] = [];
-    for (let at = 0; at < texts.length; at += batch) pending.push({ at, f: pool.featurize(texts.slice(at, at + batch)) });
+    for (let at = 0; at < texts.length; at += batch) {
+      const f = pool.featurize(texts.slice(at, at + batch));
+      f.catch(() => undefined); // as above
+      pending.push({ at, f });
+    }
     for (const { at, f } of pending) {
       const csr = await f;
       const part = memberProbabilities(ens, { ...csr, n: csr.offsets.length - 1 });

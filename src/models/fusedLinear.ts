@@ -67,8 +67,11 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
     bias.set(p.get('b')!);
     if (adagrad) {
       const o = new Map(a.start.optimizer.map((t) => [t.name, t.data]));
-      baseAcc = o.get('acc:w')!;
-      accB!.set(o.get('acc:b')!);
+      const acc = o.get('acc:w');
+      const accBias = o.get('acc:b');
+      if (!acc || !accBias) throw new Error('the start checkpoint has no AdaGrad state (acc:w, acc:b); retrain the shard from scratch');
+      baseAcc = acc;
+      accB!.set(accBias);
     }
   } else {
     baseW = new Float32Array(buckets);
