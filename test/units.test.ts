@@ -6,7 +6,7 @@ import { placeRecord } from '../src/data/assign.js';
 import { filterRows, RowsBuilder, sliceHashes } from '../src/data/shardFile.js';
 import { DEFAULT_FEATURES, hashText, tokenize } from '../src/features/hashing.js';
 import { rocAuc } from '../src/util/metrics.js';
-import { decodeCheckpoint, encodeCheckpoint, paramsHash } from '../src/models/checkpoint.js';
+import { decodeCheckpoint, densify, encodeCheckpoint, paramsHash, sparseBlob } from '../src/models/checkpoint.js';
 import { aggregate } from '../src/models/ensemble.js';
 import { termMatcher } from '../src/data/groups.js';
 
@@ -129,6 +129,37 @@ describe('checkpoints', () => {
         assert.ok(bits(d.optimizer[0]!.data).equals(bits(acc)), 'accumulator bit-identical');
         if (n >= 1000) assert.ok(bytes.length < n * 4, `sparse: ${bytes.length} bytes for ${n} coordinates × 2 tensors`);
       }),
+    );
+  });
+  it('encodes a tensor handed on sparse to the very bytes of its dense form', () => {
+    // The fused kernel hands checkpoints on as listed coordinates; their files (and so their content
+    // hashes) must not depend on that. Listed values may equal the fill, be −0 or NaN; the fill may be
+    // the sampled background or not (a mostly touched tensor); two tensors may share their coordinates.
+    const value = fc.oneof(fc.float({ noNaN: false }), fc.constant(-0), fc.constant(0), fc.constant(Math.fround(0.1)), fc.constant(1));
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 3000 }),
+        fc.oneof(fc.constant(0), fc.constant(-0), fc.constant(0.1), fc.constant(1)),
+        fc.array(fc.tuple(fc.nat(), value, value), { maxLength: 120 }),
+        fc.boolean(),
+        (n, fill, entries, dense) => {
+          // Ascending distinct coordinates; `dense` lists every coordinate (then the sampled fill decides).
+          const byIndex = new Map<number, [number, number]>();
+          if (dense) for (let i = 0; i < n; i++) byIndex.set(i, [i % 7 === 0 ? fill : i / 3, fill]);
+          for (const [i, v, a] of entries) byIndex.set(i % n, [v, a]);
+          const indices = Int32Array.from([...byIndex.keys()].sort((x, y) => x - y));
+          const wValues = Float32Array.from(indices, (i) => byIndex.get(i)![0]);
+          const accValues = Float32Array.from(indices, (i) => byIndex.get(i)![1]);
+          const w = { length: n, fill, indices, values: wValues };
+          const acc = { length: n, fill: Math.fround(0.1), indices, values: accValues };
+          const meta = { shard: 3, slice: 0, buckets: n, hidden: 0, step: 7, kernel: { name: 'fused-linear', version: 1 } };
+          const sparse = encodeCheckpoint({ meta, params: [sparseBlob('w', w), { name: 'b', data: Float32Array.of(0.5) }], optimizer: [sparseBlob('acc:w', acc)] });
+          const asDense = encodeCheckpoint({ meta, params: [{ name: 'w', data: densify(w) }, { name: 'b', data: Float32Array.of(0.5) }], optimizer: [{ name: 'acc:w', data: densify(acc) }] });
+          assert.ok(Buffer.from(sparse).equals(Buffer.from(asDense)), 'same bytes');
+          assert.equal(paramsHash([sparseBlob('w', w)]), paramsHash([{ name: 'w', data: densify(w) }]));
+        },
+      ),
+      { numRuns: 300 },
     );
   });
   it('still reads v1 (dense) checkpoints', () => {

@@ -32,6 +32,45 @@ const DEFLATE_LEVEL = 3;
 export interface TensorBlob {
   name: string;
   data: Float32Array;
+  /**
+   * The same tensor listed sparsely, when its producer has it in that form (the fused kernel): the
+   * encoder then works from the listed coordinates instead of scanning every bucket, and `data` may be
+   * computed only when read (see sparseBlob).
+   */
+  sparse?: SparseTensor;
+}
+
+/**
+ * A tensor of `length` coordinates that all hold `fill` except the listed ones: `indices` ascending,
+ * `values[i]` at `indices[i]`. A listed coordinate may also hold the fill.
+ */
+export interface SparseTensor {
+  length: number;
+  fill: number;
+  indices: Int32Array;
+  values: Float32Array;
+}
+
+/** The dense form of a sparse tensor (values copied as bits, so that every payload survives). */
+export function densify(t: SparseTensor): Float32Array {
+  const data = new Float32Array(t.length).fill(t.fill);
+  const dataBits = new Uint32Array(data.buffer);
+  const valBits = new Uint32Array(t.values.buffer, t.values.byteOffset, t.values.length);
+  const idx = t.indices;
+  for (let k = 0; k < idx.length; k++) dataBits[idx[k]!] = valBits[k]!;
+  return data;
+}
+
+/** A tensor given sparsely; its dense `data` is built on first read (a stored checkpoint never needs it). */
+export function sparseBlob(name: string, sparse: SparseTensor): TensorBlob {
+  let data: Float32Array | null = null;
+  return {
+    name,
+    sparse,
+    get data(): Float32Array {
+      return (data ??= densify(sparse));
+    },
+  };
 }
 
 /** The training engine that wrote a checkpoint; absent for the tfjs engine. */
@@ -69,11 +108,11 @@ interface TensorHeader {
 }
 
 /** The most frequent of a few evenly spaced samples: the background value of a mostly untouched tensor. */
-function backgroundValue(data: Float32Array): number {
+function backgroundValue(length: number, valueAt: (i: number) => number): number {
   const seen = new Map<number, number>();
-  const samples = Math.min(33, data.length);
+  const samples = Math.min(33, length);
   for (let k = 0; k < samples; k++) {
-    const v = data[Math.floor((k * (data.length - 1)) / Math.max(1, samples - 1))]!;
+    const v = valueAt(Math.floor((k * (length - 1)) / Math.max(1, samples - 1)));
     seen.set(v, (seen.get(v) ?? 0) + 1);
   }
   let best = 0;
@@ -118,33 +157,75 @@ function bytesOf(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
+/** The value at coordinate i of a sparse tensor (a binary search of its listed coordinates). */
+function sparseValueAt(t: SparseTensor, i: number): number {
+  let lo = 0;
+  let hi = t.indices.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const at = t.indices[mid]!;
+    if (at === i) return t.values[mid]!;
+    if (at < i) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return Math.fround(t.fill); // as a float32 tensor holds it
+}
+
+const f32Bits = (x: number): number => new Uint32Array(Float32Array.of(x).buffer)[0]!;
+
+/**
+ * The bytes depend only on each tensor's values, not on whether it came dense or sparse: a sparse tensor
+ * gives exactly the bytes of its dense form, in time proportional to its listed coordinates.
+ */
 export function encodeCheckpoint(c: Checkpoint): Uint8Array {
-  const tensors = [...c.params.map((t) => ({ ...t, kind: 'param' })), ...c.optimizer.map((t) => ({ ...t, kind: 'opt' }))];
+  const tensors = [...c.params.map((t) => ({ blob: t, kind: 'param' })), ...c.optimizer.map((t) => ({ blob: t, kind: 'opt' }))];
   const encoded: EncodedTensor[] = [];
   let prevIdx: Int32Array | null = null;
-  // Scratch for the coordinates that differ from a tensor's fill, sized for the largest tensor.
-  const longest = tensors.reduce((m, t) => Math.max(m, t.data.length), 0);
-  const scratchIdx = new Int32Array(longest);
-  const scratchBits = new Uint32Array(longest);
-  for (const t of tensors) {
-    const bg = backgroundValue(t.data);
+  // Scratch for the coordinates that differ from a tensor's fill, grown to the largest tensor scanned.
+  let scratchIdx = new Int32Array(0);
+  let scratchBits = new Uint32Array(0);
+  const scratch = (n: number) => {
+    if (scratchIdx.length < n) {
+      scratchIdx = new Int32Array(n);
+      scratchBits = new Uint32Array(n);
+    }
+  };
+  for (const { blob: t, kind } of tensors) {
+    const sparse = t.sparse;
+    const length = sparse ? sparse.length : t.data.length;
+    const bg = sparse ? backgroundValue(length, (i) => sparseValueAt(sparse, i)) : backgroundValue(length, (i) => t.data[i]!);
     const fill = Object.is(bg, -0) ? 0 : bg; // JSON has no −0 (and no NaN, which stays dense below)
     // Compare bit patterns, not numbers: exact for −0 and NaN payloads, and a plain integer loop.
-    const u32 = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
-    const fillBits = new Uint32Array(Float32Array.of(fill).buffer)[0]!;
+    const fillBits = f32Bits(fill);
     // One pass collects the coordinates that differ from the fill into scratch space (a tensor is
-    // scanned once, not counted first and collected after).
+    // scanned once, not counted first and collected after). A sparse tensor whose fill is the one
+    // sampled needs only its listed coordinates looked at.
     let count = 0;
-    for (let i = 0; i < u32.length; i++) {
-      const bits = u32[i]!;
-      if (bits !== fillBits) {
-        scratchIdx[count] = i;
-        scratchBits[count++] = bits;
+    if (sparse && !Number.isNaN(fill) && f32Bits(sparse.fill) === fillBits) {
+      const listed = sparse.indices;
+      const bits = new Uint32Array(sparse.values.buffer, sparse.values.byteOffset, sparse.values.length);
+      scratch(listed.length);
+      for (let k = 0; k < listed.length; k++) {
+        const b = bits[k]!;
+        if (b !== fillBits) {
+          scratchIdx[count] = listed[k]!;
+          scratchBits[count++] = b;
+        }
+      }
+    } else {
+      const u32 = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+      scratch(length);
+      for (let i = 0; i < u32.length; i++) {
+        const bits = u32[i]!;
+        if (bits !== fillBits) {
+          scratchIdx[count] = i;
+          scratchBits[count++] = bits;
+        }
       }
     }
     // Sparse costs ≤ 5 + 4 bytes per listed coordinate; keep it only when clearly smaller than dense.
-    if (t.data.length < 64 || Number.isNaN(fill) || count * 9 > t.data.length * 4) {
-      encoded.push({ header: { name: t.name, kind: t.kind, length: t.data.length }, chunks: [bytesOf(t.data)] });
+    if (length < 64 || Number.isNaN(fill) || count * 9 > length * 4) {
+      encoded.push({ header: { name: t.name, kind, length }, chunks: [bytesOf(t.data)] });
       prevIdx = null;
       continue;
     }
@@ -154,7 +235,7 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
     const deltas = shared ? new Uint8Array(0) : leb128Deltas(idx);
     const padded = new Uint8Array(pad4(deltas.length));
     padded.set(deltas);
-    encoded.push({ header: { name: t.name, kind: t.kind, length: t.data.length, fill, count, indexBytes: deltas.length }, chunks: [padded, bytesOf(vals)] });
+    encoded.push({ header: { name: t.name, kind, length, fill, count, indexBytes: deltas.length }, chunks: [padded, bytesOf(vals)] });
     prevIdx = idx;
   }
   const bodyLength = encoded.reduce((s, e) => s + e.chunks.reduce((t, ch) => t + ch.length, 0), 0);

@@ -15,7 +15,7 @@
 import type { Rows } from '../data/shardFile.js';
 import type { LearnerConfig } from '../state/manifest.js';
 import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.js';
-import type { Checkpoint, KernelId, TensorBlob } from './checkpoint.js';
+import { sparseBlob, type Checkpoint, type KernelId, type TensorBlob } from './checkpoint.js';
 
 export const FUSED_KERNEL: KernelId = { name: 'fused-linear', version: 1 };
 /** The name recorded as the training backend in the manifest. */
@@ -85,6 +85,7 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
     wa[2 * l] = baseW[f]!;
     if (baseAcc) wa[2 * l + 1] = baseAcc[f]!;
   }
+  const listed = listedCoordinates(space, a.start ? { w: baseW, acc: baseAcc } : null);
   let step = a.start?.meta.step ?? 0;
   const { offsets, values, labels } = rows;
   // Per batch, each distinct feature gets a dense slot in order of first appearance, and its gradient
@@ -116,20 +117,26 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
         step += 1;
       }
     }
-    const w = baseW.slice();
-    for (let l = 0; l < D; l++) w[space.features[l]!] = wa[2 * l]!;
-    const params: TensorBlob[] = [
-      { name: 'w', data: w },
-      { name: 'b', data: bias.slice() },
-    ];
+    // Checkpoints are handed on sparse: the listed coordinates only (see listedCoordinates).
+    const listedCount = listed.coords.length;
+    const local = listed.local;
+    const wValues = new Float32Array(listedCount);
+    for (let i = 0; i < listedCount; i++) {
+      const l = local[i]!;
+      wValues[i] = l >= 0 ? wa[2 * l]! : baseW[listed.coords[i]!]!;
+    }
+    const params: TensorBlob[] = [sparseBlob('w', { length: buckets, fill: 0, indices: listed.coords, values: wValues }), { name: 'b', data: bias.slice() }];
     // A retrain starts from the checkpoint before the earliest affected slice, never from the last
     // one, so the last checkpoint (the model) keeps no optimiser state: a third less to store.
     const last = slice === a.slices - 1;
     let optimizer: TensorBlob[] = [];
     if (baseAcc && !last) {
-      const acc = baseAcc.slice();
-      for (let l = 0; l < D; l++) acc[space.features[l]!] = wa[2 * l + 1]!;
-      optimizer = [{ name: 'acc:w', data: acc }, { name: 'acc:b', data: accB!.slice() }];
+      const accValues = new Float32Array(listedCount);
+      for (let i = 0; i < listedCount; i++) {
+        const l = local[i]!;
+        accValues[i] = l >= 0 ? wa[2 * l + 1]! : baseAcc[listed.coords[i]!]!;
+      }
+      optimizer = [sparseBlob('acc:w', { length: buckets, fill: ADAGRAD_INITIAL, indices: listed.coords, values: accValues }), { name: 'acc:b', data: accB!.slice() }];
     }
     await a.onSlice({ meta: { shard: a.shard, slice, buckets, hidden: 0, step, kernel: FUSED_KERNEL }, params, optimizer });
   }
@@ -141,6 +148,8 @@ interface CompactSpace {
   features: Int32Array;
   /** rows.indices, each replaced by its compact number. */
   indices: Int32Array;
+  /** The compact numbers in ascending order of their buckets. */
+  ascending: Int32Array;
 }
 
 function compactSpace(rows: Rows, buckets: number): CompactSpace {
@@ -156,17 +165,55 @@ function compactSpace(rows: Rows, buckets: number): CompactSpace {
   for (let f = 0; f < buckets; f++) if (count[f]! > 0) firstOf[maxCount - count[f]! + 1]!++;
   for (let c = 1; c <= maxCount + 1; c++) firstOf[c]! += firstOf[c - 1]!;
   const features = new Int32Array(D);
+  const ascending = new Int32Array(D);
   const local = count; // reused: bucket → compact number
+  let k = 0;
   for (let f = 0; f < buckets; f++) {
     const c = count[f]!;
     if (c === 0) continue;
     const l = firstOf[maxCount - c]!++;
     features[l] = f;
     local[f] = l;
+    ascending[k++] = l;
   }
   const indices = new Int32Array(nnz);
   for (let j = 0; j < nnz; j++) indices[j] = local[rows.indices[j]!]!;
-  return { features, indices };
+  return { features, indices, ascending };
+}
+
+/**
+ * The coordinates a checkpoint of this job lists (ascending), and for each its compact number, or −1
+ * where no row has the feature. They are the features of the rows and, after a start checkpoint, every
+ * coordinate where it differs from the initial tensors (0 for weights, ADAGRAD_INITIAL for AdaGrad's
+ * accumulator); every other coordinate still holds its initial value (without a start checkpoint,
+ * every coordinate starts there). So a checkpoint is built and
+ * encoded in time proportional to these, not to the number of buckets.
+ */
+function listedCoordinates(space: CompactSpace, start: { w: Float32Array; acc: Float32Array | null } | null): { coords: Int32Array; local: Int32Array } {
+  const D = space.features.length;
+  if (!start) {
+    const coords = new Int32Array(D);
+    for (let k = 0; k < D; k++) coords[k] = space.features[space.ascending[k]!]!;
+    return { coords, local: space.ascending };
+  }
+  const { w: baseW, acc: baseAcc } = start;
+  const buckets = baseW.length;
+  const localOf = new Int32Array(buckets).fill(-1);
+  for (let l = 0; l < D; l++) localOf[space.features[l]!] = l;
+  const wBits = new Uint32Array(baseW.buffer, baseW.byteOffset, buckets);
+  const accBits = baseAcc ? new Uint32Array(baseAcc.buffer, baseAcc.byteOffset, buckets) : null;
+  const initAccBits = new Uint32Array(Float32Array.of(ADAGRAD_INITIAL).buffer)[0]!;
+  let n = 0;
+  for (let f = 0; f < buckets; f++) if (localOf[f]! >= 0 || wBits[f] !== 0 || (accBits && accBits[f] !== initAccBits)) n++;
+  const coords = new Int32Array(n);
+  const local = new Int32Array(n);
+  n = 0;
+  for (let f = 0; f < buckets; f++)
+    if (localOf[f]! >= 0 || wBits[f] !== 0 || (accBits && accBits[f] !== initAccBits)) {
+      coords[n] = f;
+      local[n++] = localOf[f]!;
+    }
+  return { coords, local };
 }
 
 interface BatchArrays {
