@@ -1,14 +1,16 @@
 /**
  * The fused kernel for the default learner (hashed logistic regression, `hidden: 0`): one loop per batch
- * over the batch's features on plain typed arrays, with no tensors, no per-op dispatch and no
- * allocation per batch. It is its own module behind the learner interface rather than a tfjs custom
+ * over the batch's features on plain arrays, with no tensors, no per-op dispatch and no allocation per
+ * batch. This module prepares a job (compact feature space, start state, row orders, checkpoints); the
+ * step itself is WebAssembly (fusedStep.as.ts, loaded by fusedStep.ts). It is its own module behind the learner interface rather than a tfjs custom
  * kernel because the whole training step (logits, gradient, L2, AdaGrad/SGD update of the touched
  * coordinates) is one operation here; split into tfjs kernels it would pay the dispatch and packing
  * that made the tfjs path slow, and it needs no tfjs at all, so a one-shard retrain runs in-process
  * without loading a backend.
  *
- * Arithmetic is in float64 with results stored to float32 parameters; JavaScript's double arithmetic is
- * IEEE-exact on every platform Node runs on, so the same data and seed give the same bits anywhere.
+ * Arithmetic is in float64 with results stored to float32 parameters; JavaScript's and WebAssembly's
+ * double arithmetic is IEEE-exact on every platform Node runs on, so the same data and seed give the same
+ * bits anywhere (and the same bits as version 1's step in TypeScript, so the kernel id is unchanged).
  * It is not bit-compatible with the tfjs path (which sums in float32 in another order): checkpoints
  * record the kernel (FUSED_KERNEL), and a checkpoint from one engine is never continued by the other.
  */
@@ -16,6 +18,7 @@ import type { Rows } from '../data/shardFile.js';
 import type { LearnerConfig } from '../state/manifest.js';
 import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.js';
 import { sparseBlob, type Checkpoint, type KernelId, type TensorBlob } from './checkpoint.js';
+import { FusedStep } from './fusedStep.js';
 
 export const FUSED_KERNEL: KernelId = { name: 'fused-linear', version: 1 };
 /** The name recorded as the training backend in the manifest. */
@@ -77,35 +80,37 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
     baseW = new Float32Array(buckets);
     if (adagrad) baseAcc = new Float32Array(buckets).fill(ADAGRAD_INITIAL);
   }
+  // The optimiser step runs in WebAssembly (fusedStep.ts), on the job's arrays laid out in its memory.
   // Weight and AdaGrad accumulator of compact feature l sit side by side (wa[2l], wa[2l+1]): an update
   // reads and writes both, and one cache line then serves both.
-  const wa = new Float32Array(2 * D);
+  const kernel = new FusedStep({
+    features: D,
+    rows: rows.ids.length,
+    offsets: rows.offsets,
+    indices: space.indices,
+    values: rows.values,
+    labels: rows.labels,
+    batchSize: cfg.batchSize,
+    l2: cfg.l2,
+    adagrad,
+  });
+  const wa = kernel.wa;
   for (let l = 0; l < D; l++) {
     const f = space.features[l]!;
     wa[2 * l] = baseW[f]!;
     if (baseAcc) wa[2 * l + 1] = baseAcc[f]!;
   }
+  kernel.bias[0] = bias[0]!;
+  if (accB) kernel.bias[1] = accB[0]!;
   const listed = listedCoordinates(space, a.start ? { w: baseW, acc: baseAcc } : null);
   let step = a.start?.meta.step ?? 0;
-  const { offsets, values, labels } = rows;
-  // Per batch, each distinct feature gets a dense slot in order of first appearance, and its gradient
-  // is summed in that slot. The slots of a batch fit in the cache, and the update pass walks them in
-  // order. slotOf[l] is the slot + 1 while l is in the batch and 0 otherwise: the update pass clears it.
-  // (A batch-number stamp beside each slot cost one more cache line per feature occurrence.)
-  const slotOf = new Int32Array(D);
-  let maxNnz = 0;
-  for (let r = 0; r < rows.ids.length; r++) maxNnz = Math.max(maxNnz, offsets[r + 1]! - offsets[r]!);
-  const rowSlots = new Int32Array(Math.max(1, maxNnz));
-  const touched = new Int32Array(Math.max(1, Math.min(D, maxNnz * cfg.batchSize)));
-  const grad = new Float64Array(touched.length);
-  const kernel = new BatchKernel({ wa, bias, accB, slotOf, rowSlots, touched, grad, offsets, indices: space.indices, values, labels, l2: cfg.l2 });
   for (let slice = a.fromSlice; slice < a.slices; slice++) {
     let n = 0;
     for (let r = 0; r < rows.ids.length; r++) if (rows.slices[r]! <= slice) n++;
     const ascending = new Int32Array(n);
     n = 0;
     for (let r = 0; r < rows.ids.length; r++) if (rows.slices[r]! <= slice) ascending[n++] = r;
-    const order = new Int32Array(n);
+    const order = kernel.order.subarray(0, n);
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
       // Each epoch shuffles the rows in ascending order, so the order depends on the seed alone.
       order.set(ascending);
@@ -113,10 +118,12 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
       for (let s = 0; s < order.length; s += cfg.batchSize) {
         const end = Math.min(order.length, s + cfg.batchSize);
         const lr = adagrad ? cfg.learningRate : cfg.learningRate / Math.sqrt(1 + step / 200);
-        kernel.step(order, s, end, lr);
+        kernel.step(s, end, lr);
         step += 1;
       }
     }
+    bias[0] = kernel.bias[0]!;
+    if (accB) accB[0] = kernel.bias[1]!;
     // Checkpoints are handed on sparse: the listed coordinates only (see listedCoordinates).
     const listedCount = listed.coords.length;
     const local = listed.local;
@@ -214,87 +221,4 @@ function listedCoordinates(space: CompactSpace, start: { w: Float32Array; acc: F
       local[n++] = localOf[f]!;
     }
   return { coords, local };
-}
-
-interface BatchArrays {
-  wa: Float32Array;
-  bias: Float32Array;
-  /** AdaGrad's bias accumulator; null for SGD. */
-  accB: Float32Array | null;
-  slotOf: Int32Array;
-  /** The batch slots of one row's features. */
-  rowSlots: Int32Array;
-  touched: Int32Array;
-  grad: Float64Array;
-  offsets: Int32Array;
-  indices: Int32Array;
-  values: Float32Array;
-  labels: Uint8Array;
-  l2: number;
-}
-
-/**
- * One optimiser step over one batch. It is a small method of its own, not a loop inside the training
- * function, because V8 optimises a hot small function from its first few hundred calls with complete
- * type feedback, while a long function reached by on-stack replacement was deoptimised again at every
- * code path it had not run yet: a shard's first training ran about 2.5 times slower than the next.
- */
-class BatchKernel {
-  constructor(private readonly k: BatchArrays) {}
-
-  step(order: Int32Array, s: number, end: number, lr: number): void {
-    const { wa, bias, accB, slotOf, rowSlots, touched, grad, offsets, indices, values, labels, l2 } = this.k;
-    const b0 = bias[0]!;
-    // Per row: its logit and d(log loss)/d(logit) with the weights as they were before the batch
-    // (giving each feature its batch slot on the way), then the row's share of each feature's
-    // gradient, summed in occurrence order, while the row's features are still in the L1 cache.
-    let U = 0;
-    let gBias = 0;
-    for (let i = s; i < end; i++) {
-      const r = order[i]!;
-      const j0 = offsets[r]!;
-      const e = offsets[r + 1]!;
-      let z = b0;
-      for (let j = j0; j < e; j++) {
-        const f = indices[j]!;
-        z += wa[2 * f]! * values[j]!;
-        let slot = slotOf[f]! - 1;
-        if (slot < 0) {
-          slot = U++;
-          slotOf[f] = U;
-          grad[slot] = 0;
-          touched[slot] = f;
-        }
-        rowSlots[j - j0] = slot;
-      }
-      const g = 1 / (1 + Math.exp(-z)) - labels[r]!;
-      gBias += g;
-      for (let j = j0; j < e; j++) grad[rowSlots[j - j0]!] += g * values[j]!;
-    }
-    // Update the touched coordinates; L2 is part of the gradient (applied lazily, to touched ones).
-    if (accB) {
-      for (let k = 0; k < U; k++) {
-        const l = touched[k]!;
-        slotOf[l] = 0;
-        const f2 = 2 * l;
-        const wf = wa[f2]!;
-        const g = grad[k]! + l2 * wf;
-        const af = wa[f2 + 1]! + g * g;
-        wa[f2 + 1] = af;
-        wa[f2] = wf - (lr * g) / Math.sqrt(Math.fround(af));
-      }
-      const ab = accB[0]! + gBias * gBias;
-      accB[0] = ab;
-      bias[0] = b0 - (lr * gBias) / Math.sqrt(Math.fround(ab));
-    } else {
-      for (let k = 0; k < U; k++) {
-        const l = touched[k]!;
-        slotOf[l] = 0;
-        const f2 = 2 * l;
-        const wf = wa[f2]!;
-        wa[f2] = wf - lr * (grad[k]! + l2 * wf);
-      }
-      bias[0] = b0 - lr * gBias;
-    }
-  }
 }
