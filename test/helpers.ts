@@ -1,6 +1,7 @@
 /** Shared test helpers: run the real CLI in a subprocess, make temporary workspaces and corpora. */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,8 +39,28 @@ export async function cliJson<T = any>(args: string[]): Promise<T> {
   return JSON.parse(r.stdout) as T;
 }
 
+const createdDirs: string[] = [];
+
+/**
+ * A new folder under the system's temporary folder, removed when this test process exits (each test file
+ * runs in its own process): workspaces of large corpora are hundreds of MB, and thousands of runs filled
+ * a disk. SISA_KEEP_TEST_DIRS=1 keeps them for a post-mortem.
+ */
 export async function tempDir(prefix = 'sisa-test-'): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  if (createdDirs.push(dir) === 1) process.once('exit', removeTempDirs);
+  return dir;
+}
+
+function removeTempDirs(): void {
+  if (process.env.SISA_KEEP_TEST_DIRS) return;
+  for (const dir of createdDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+    } catch {
+      // A folder that cannot be removed is left behind; the exit code stays the tests' own.
+    }
+  }
 }
 
 export async function makeCorpus(dir: string, o: Partial<CorpusOptions> = {}): Promise<string> {

@@ -8,17 +8,23 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { readCsvRecords } from '../src/data/csvReader.js';
-import { readRecords } from '../src/data/readers.js';
+import { readCsvRecordBatches } from '../src/data/csvReader.js';
+import { readRecordBatches } from '../src/data/readers.js';
 import { readRowsFile, sliceHashes } from '../src/data/shardFile.js';
 import { FIRST_SEEN_SEED, FirstSeen } from '../src/util/firstSeen.js';
 import { hashUnit, murmur3, murmur3Bytes, murmur3Units } from '../src/util/rng.js';
 import { cliJson, makeCorpus, readState, runCli, tempDir } from './helpers.js';
 
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+/** Every record of a reader that yields batches, in order. */
+async function collect<T>(batches: AsyncIterable<T[]>): Promise<T[]> {
   const out: T[] = [];
-  for await (const x of it) out.push(x);
+  for await (const batch of batches) for (const x of batch) out.push(x);
   return out;
+}
+
+/** The records of a reader that yields batches, one at a time (a consumer can stop after any of them). */
+async function* records<T>(batches: AsyncIterable<T[]>): AsyncGenerator<T> {
+  for await (const batch of batches) yield* batch;
 }
 
 describe('CSV parsed on a worker thread', () => {
@@ -33,8 +39,8 @@ describe('CSV parsed on a worker thread', () => {
       else lines.push(`${i},text number ${i} é ✓,${i % 2}`);
     }
     await writeFile(file, lines.join('\r\n') + '\n');
-    const here = await collect(readCsvRecords(file));
-    const offThread = await collect(readRecords(file, 'csv'));
+    const here = await collect(readCsvRecordBatches(file));
+    const offThread = await collect(readRecordBatches(file, 'csv'));
     assert.ok(here.length > 8000 && here.some((r) => r.error !== undefined));
     assert.deepEqual(offThread, here);
   });
@@ -43,7 +49,7 @@ describe('CSV parsed on a worker thread', () => {
     const dir = await tempDir();
     const corpus = await makeCorpus(dir, { rows: 20000 });
     let n = 0;
-    for await (const _ of readRecords(corpus, 'csv')) if (++n === 10) break;
+    for await (const _ of records(readRecordBatches(corpus, 'csv'))) if (++n === 10) break;
     assert.equal(n, 10);
     // Through the CLI: an input refused half-way (a duplicate id) ends the process promptly with the error.
     const bad = path.join(dir, 'dup.csv');

@@ -253,20 +253,22 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     digestParts[shard]![slice] = [];
     digestChars[shard]![slice] = 0;
   };
+  // A stored row carries no features: readers recompute them from the text.
+  const row = (r: Pending, slice: number) => ({ id: r.id, text: r.text, label: r.label, slice, indices: noIndices, values: noValues, groups: r.groups });
   const place = (r: Pending) => {
     if (r.place.split === 'train') {
       const { shard, slice } = r.place;
-      shardRows[shard]!.push({ id: r.id, text: r.text, label: r.label, slice, indices: noIndices, values: noValues, groups: r.groups });
+      shardRows[shard]!.push(row(r, slice));
       const digest = recordDigest(r.id, r.label, r.text);
       digestParts[shard]![slice]!.push(digest);
       if ((digestChars[shard]![slice]! += digest.length) >= 1 << 16) flushDigests(shard, slice);
       sliceCount[shard]![slice]! += 1;
       if (shardRows[shard]!.length >= flushRows) shardWriters[shard]!.write(shardRows[shard]!.take());
     } else if (r.place.split === 'test') {
-      testRows.push({ id: r.id, text: r.text, label: r.label, slice: -1, indices: noIndices, values: noValues, groups: r.groups });
+      testRows.push(row(r, -1));
       if (testRows.length >= flushRows) testWriter.write(testRows.take());
     } else {
-      calRows.push({ id: r.id, text: r.text, label: r.label, slice: -1, indices: noIndices, values: noValues, groups: r.groups });
+      calRows.push(row(r, -1));
       if (calRows.length >= flushRows) calWriter!.write(calRows.take());
     }
   };

@@ -65,15 +65,10 @@ export function utf8Stream(file: string): Transform {
 /** A skipped CSV row, with the parser's error code (an unclosed quote needs its line looked up). */
 type SkippedRow = { row: number; line: number; error: string; code?: string };
 
-/** Reads a CSV (or TSV) file on the calling thread, one record at a time. */
-export async function* readCsvRecords(file: string): AsyncGenerator<RawRecord> {
-  for await (const batch of readCsvRecordBatches(file)) yield* batch;
-}
-
 /**
  * Reads a CSV (or TSV) file on the calling thread, in batches of the records the parser has ready: an
  * async step per record cost more than a tenth of the parsing thread's time at a million rows.
- * `readRecords` runs it on a worker thread.
+ * `readRecordBatches` runs it on a worker thread.
  */
 export async function* readCsvRecordBatches(file: string): AsyncGenerator<RawRecord[]> {
   const delimiter = path.extname(file).toLowerCase() === '.tsv' ? '\t' : ',';

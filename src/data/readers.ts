@@ -41,11 +41,6 @@ export function detectFormat(file: string, explicit?: string): InputFormat {
 }
 
 
-/** Reads a file's records one at a time (see readRecordBatches, which ingest uses). */
-export async function* readRecords(file: string, format: InputFormat): AsyncGenerator<RawRecord> {
-  for await (const batch of readRecordBatches(file, format)) yield* batch;
-}
-
 /**
  * Reads a file's records in batches, in file order. Batches, because a million-row ingest paid more
  * for a million async-iteration steps (a promise and a result object each) than for some of its work.

@@ -80,7 +80,7 @@ export function noteFileSynced(file: string): void {
   if (logDir) recordFile(logDir, path.resolve(file));
 }
 
-/** Called by util/fsx after a directory's fsync succeeded. Does nothing unless SISA_POWER_LOSS_LOG is set. */
+/** A directory's entries as listed for the power-loss log. */
 export interface DirListing {
   dir: string;
   entries: [string, Entry][];
