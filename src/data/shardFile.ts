@@ -20,7 +20,7 @@ import { Readable } from 'node:stream';
 import type * as ArrowApi from 'apache-arrow';
 import type { Data } from 'apache-arrow';
 import { commitTempFile, fsyncFile, tempPathFor } from '../util/fsx.js';
-import { errorMessage, stateError } from '../util/errors.js';
+import { errorMessage, SisaError, stateError } from '../util/errors.js';
 import { crashPoint } from '../util/faults.js';
 import { hashTexts, type FeatureConfig } from '../features/hashing.js';
 
@@ -315,6 +315,7 @@ export async function readRowsFile(file: string, expectedSha256?: string, option
   try {
     return decodeRows(bytes, options.skipFeatures ?? false);
   } catch (err) {
+    if (err instanceof SisaError) throw err; // not the file's fault (sisa's featurisation kernel is missing)
     throw stateError(`${file}: not a valid Arrow shard file (${errorMessage(err)})`, err);
   }
 }

@@ -4,30 +4,18 @@
  * caller reads and writes the weights, the bias and the epoch's row order through typed-array views of
  * that memory. The memory never grows, so the views stay valid for the job's lifetime.
  */
-import { readFileSync } from 'node:fs';
-
-/**
- * Node's WebAssembly global, typed for what this module uses: the project compiles against ES2023
- * without the DOM library, which is where TypeScript declares it.
- */
-interface Wasm {
-  Module: new (bytes: Uint8Array) => WasmModule;
-  Instance: new (module: WasmModule, imports: Record<string, Record<string, unknown>>) => { exports: unknown };
-  Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer };
-}
-type WasmModule = { readonly __brand: 'WebAssembly.Module' };
-const wasm = (globalThis as unknown as { WebAssembly: Wasm }).WebAssembly;
+import { compileKernel, instantiate, newMemory, WASM_PAGE } from '../util/wasm.js';
 
 interface StepExports {
   init(wa: number, slotOf: number, rowSlots: number, touched: number, grad: number, offsets: number, indices: number, values: number, labels: number, order: number, bias: number): void;
   step(s: number, end: number, lr: number, l2: number, adagrad: boolean): void;
 }
 
-let compiled: WasmModule | null = null;
+let compiled: object | null = null;
 
 /** The compiled module, once per thread (a ~1 KB file: compiling it takes well under a millisecond). */
-function stepModule(): WasmModule {
-  return (compiled ??= new wasm.Module(readFileSync(new URL('./fusedStep.wasm', import.meta.url))));
+function stepModule(): object {
+  return (compiled ??= compileKernel(new URL('./fusedStep.wasm', import.meta.url), 'training'));
 }
 
 export interface FusedStepInput {
@@ -82,9 +70,8 @@ export class FusedStep {
       order: take(4 * rows),
       bias: take(8),
     };
-    const memory = new wasm.Memory({ initial: Math.ceil(end / 65536) });
-    const instance = new wasm.Instance(stepModule(), { env: { memory, exp: Math.exp } });
-    this.exports = instance.exports as unknown as StepExports;
+    const memory = newMemory(Math.ceil(end / WASM_PAGE));
+    this.exports = instantiate<StepExports>(stepModule(), { env: { memory, exp: Math.exp } });
     const buf = memory.buffer;
     this.wa = new Float32Array(buf, at.wa, 2 * k.features);
     this.bias = new Float32Array(buf, at.bias, 2);

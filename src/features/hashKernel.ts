@@ -1,0 +1,138 @@
+/**
+ * Featurisation's scanning and hashing, in WebAssembly (source: hashing.as.ts, built to hashing.wasm): one
+ * instance per thread, with a memory that grows to the largest batch seen. hashing.ts hands it a batch of
+ * prepared texts (entities decoded, lower-cased) and gets the rows back in CSR form.
+ *
+ * Memory layout: a byte per code point caching its Unicode classes (kept across calls), then the code
+ * units (the placeholders "xxurl" and "xxuser", then the batch's texts), then per call the token and
+ * hashing scratch space and the output.
+ */
+import { compileKernel, instantiate, newMemory, WASM_PAGE, type WasmMemory } from '../util/wasm.js';
+
+interface HashExports {
+  init(classes: number, units: number, tokens: number): void;
+  tokenise(t0: number, t1: number): number;
+  featurise(rows: number, textStarts: number, codes: number, sorted: number, bins: number, tokenHash: number, offsets: number, indices: number, values: number, mask: number, signBit: number, ngrams: number, maxChar: number): number;
+}
+
+export interface HashParams {
+  mask: number;
+  signBit: number;
+  ngrams: number;
+  /** Longest character n-gram (0 = none). */
+  maxChar: number;
+}
+
+/**
+ * The most feature occurrences a prepared text of `length` code units can yield: at most one token per
+ * unit, ngrams word grams per token, and maxChar − 2 character grams per unit of its tokens, whose units
+ * are at most 3 × the text's (a mention '@a' of 2 units becomes 'xxuser').
+ */
+export function codeBound(length: number, p: HashParams): number {
+  return length * p.ngrams + (p.maxChar >= 3 ? 3 * length * (p.maxChar - 2) : 0) + 1;
+}
+
+const CLASSES_AT = 8;
+const UNITS_AT = CLASSES_AT + 0x110000;
+const PLACEHOLDERS = 'xxurl' + 'xxuser'; // units 0..4 and 5..10, as hashing.as.ts expects
+const TEXTS_FROM = PLACEHOLDERS.length; // the first unit of the texts
+
+export class HashKernel {
+  private readonly memory: WasmMemory;
+  private readonly exports: HashExports;
+
+  /** `classify` gives a code point's classes (see hashing.ts); the kernel caches them. */
+  constructor(classify: (cp: number) => number) {
+    const module = compileKernel(new URL('./hashing.wasm', import.meta.url), 'featurisation');
+    this.memory = newMemory(Math.ceil((UNITS_AT + 2 * PLACEHOLDERS.length) / WASM_PAGE) + 1);
+    this.exports = instantiate<HashExports>(module, { env: { memory: this.memory, classify } });
+    this.units(0).write(PLACEHOLDERS, 0, 'utf16le');
+  }
+
+  /** A Buffer over the code units from unit `from` on (a new view: the memory may have grown). */
+  private units(from: number): Buffer {
+    return Buffer.from(this.memory.buffer, UNITS_AT + 2 * from);
+  }
+
+  private reserve(end: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / WASM_PAGE));
+  }
+
+  /** Writes the texts' code units after the placeholders; returns where each starts and the end (in units). */
+  private writeTexts(texts: readonly string[]): Int32Array {
+    const starts = new Int32Array(texts.length + 1);
+    let at = TEXTS_FROM;
+    for (let r = 0; r < texts.length; r++) {
+      starts[r] = at;
+      at += texts[r]!.length;
+    }
+    starts[texts.length] = at;
+    this.reserve(UNITS_AT + 2 * at);
+    const units = this.units(0);
+    // Node writes a string's UTF-16 code units as they are (lone surrogates included).
+    for (let r = 0; r < texts.length; r++) units.write(texts[r]!, 2 * starts[r]!, 'utf16le');
+    return starts;
+  }
+
+  /** The tokens of one prepared text. */
+  tokenize(text: string): string[] {
+    const starts = this.writeTexts([text]);
+    const tokensAt = align(UNITS_AT + 2 * starts[1]!);
+    this.reserve(tokensAt + 8 * (text.length + 1));
+    this.exports.init(CLASSES_AT, UNITS_AT, tokensAt);
+    const n = this.exports.tokenise(starts[0]!, starts[1]!);
+    const pairs = new Int32Array(this.memory.buffer, tokensAt, 2 * n);
+    const out: string[] = [];
+    for (let k = 0; k < n; k++) {
+      const start = pairs[2 * k]!;
+      const end = start + pairs[2 * k + 1]!;
+      out.push(start < TEXTS_FROM ? PLACEHOLDERS.slice(start, end) : text.slice(start - TEXTS_FROM, end - TEXTS_FROM));
+    }
+    return out;
+  }
+
+  /**
+   * Featurises prepared texts; the result's arrays are views of this kernel's memory, valid until its
+   * next call (copy what must outlive it).
+   */
+  featurise(texts: readonly string[], p: HashParams): { offsets: Int32Array; indices: Int32Array; values: Float32Array } {
+    const starts = this.writeTexts(texts);
+    let longest = 0;
+    let total = 0;
+    let maxCodes = 0;
+    for (const t of texts) {
+      longest = Math.max(longest, t.length);
+      const codes = codeBound(t.length, p);
+      maxCodes = Math.max(maxCodes, codes);
+      total += codes;
+    }
+    let end = align(UNITS_AT + 2 * starts[texts.length]!);
+    const take = (bytes: number) => {
+      const at = end;
+      end = align(end + bytes);
+      return at;
+    };
+    const at = {
+      tokens: take(8 * (longest + 1)),
+      textStarts: take(4 * (texts.length + 1)),
+      codes: take(4 * maxCodes),
+      sorted: take(4 * maxCodes),
+      bins: take(4 * 4097),
+      tokenHash: take(4 * (longest + 1)),
+      offsets: take(4 * (texts.length + 1)),
+      indices: take(4 * total),
+      values: take(4 * total),
+    };
+    this.reserve(end);
+    const buf = this.memory.buffer;
+    new Int32Array(buf, at.textStarts, texts.length + 1).set(starts);
+    this.exports.init(CLASSES_AT, UNITS_AT, at.tokens);
+    const nnz = this.exports.featurise(texts.length, at.textStarts, at.codes, at.sorted, at.bins, at.tokenHash, at.offsets, at.indices, at.values, p.mask, p.signBit, p.ngrams, p.maxChar);
+    return { offsets: new Int32Array(buf, at.offsets, texts.length + 1), indices: new Int32Array(buf, at.indices, nnz), values: new Float32Array(buf, at.values, nnz) };
+  }
+}
+
+function align(n: number): number {
+  return Math.ceil(n / 8) * 8;
+}
