@@ -3,14 +3,14 @@
  * instance per thread, with a memory that grows to the largest batch seen. hashing.ts hands it a batch of
  * prepared texts (entities decoded, lower-cased) and gets the rows back in CSR form.
  *
- * Memory layout: a byte per code point caching its Unicode classes (kept across calls), then the code
- * units (the placeholders "xxurl" and "xxuser", then the batch's texts), then per call the token and
+ * Memory layout: a byte per code point caching its Unicode classes and the character-gram memo (both
+ * kept across calls), then the code units (the placeholders "xxurl" and "xxuser", then the batch's texts), then per call the token and
  * hashing scratch space and the output.
  */
 import { compileKernel, instantiate, newMemory, WASM_PAGE, type WasmMemory } from '../util/wasm.js';
 
 interface HashExports {
-  init(classes: number, units: number, tokens: number): void;
+  init(classes: number, units: number, tokens: number, memoSlots: number, memoSlotCount: number, memoPool: number, memoPoolEntries: number): void;
   tokenise(t0: number, t1: number): number;
   featurise(rows: number, textStarts: number, codes: number, sorted: number, bins: number, tokenHash: number, offsets: number, indices: number, values: number, mask: number, signBit: number, ngrams: number, maxChar: number): number;
 }
@@ -33,7 +33,12 @@ export function codeBound(length: number, p: HashParams): number {
 }
 
 const CLASSES_AT = 8;
-const UNITS_AT = CLASSES_AT + 0x110000;
+/** The character-gram memo (see hashing.as.ts): 2^16 slots of 16 bytes, and a pool of 2^21 i32. */
+const MEMO_SLOT_COUNT = 1 << 16;
+const MEMO_SLOTS_AT = CLASSES_AT + 0x110000;
+const MEMO_POOL_ENTRIES = 1 << 21;
+const MEMO_POOL_AT = MEMO_SLOTS_AT + 16 * MEMO_SLOT_COUNT;
+const UNITS_AT = MEMO_POOL_AT + 4 * MEMO_POOL_ENTRIES;
 const PLACEHOLDERS = 'xxurl' + 'xxuser'; // units 0..4 and 5..10, as hashing.as.ts expects
 const TEXTS_FROM = PLACEHOLDERS.length; // the first unit of the texts
 
@@ -80,7 +85,7 @@ export class HashKernel {
     const starts = this.writeTexts([text]);
     const tokensAt = align(UNITS_AT + 2 * starts[1]!);
     this.reserve(tokensAt + 8 * (text.length + 1));
-    this.exports.init(CLASSES_AT, UNITS_AT, tokensAt);
+    this.exports.init(CLASSES_AT, UNITS_AT, tokensAt, MEMO_SLOTS_AT, MEMO_SLOT_COUNT, MEMO_POOL_AT, MEMO_POOL_ENTRIES);
     const n = this.exports.tokenise(starts[0]!, starts[1]!);
     const pairs = new Int32Array(this.memory.buffer, tokensAt, 2 * n);
     const out: string[] = [];
@@ -127,7 +132,7 @@ export class HashKernel {
     this.reserve(end);
     const buf = this.memory.buffer;
     new Int32Array(buf, at.textStarts, texts.length + 1).set(starts);
-    this.exports.init(CLASSES_AT, UNITS_AT, at.tokens);
+    this.exports.init(CLASSES_AT, UNITS_AT, at.tokens, MEMO_SLOTS_AT, MEMO_SLOT_COUNT, MEMO_POOL_AT, MEMO_POOL_ENTRIES);
     const nnz = this.exports.featurise(texts.length, at.textStarts, at.codes, at.sorted, at.bins, at.tokenHash, at.offsets, at.indices, at.values, p.mask, p.signBit, p.ngrams, p.maxChar);
     return { offsets: new Int32Array(buf, at.offsets, texts.length + 1), indices: new Int32Array(buf, at.indices, nnz), values: new Float32Array(buf, at.values, nnz) };
   }

@@ -35,10 +35,99 @@ const XXURL_LEN = 5;
 const XXUSER_AT = 5;
 const XXUSER_LEN = 6;
 
-export function init(classes: usize, units: usize, tokens: usize): void {
+/**
+ * Memoised character grams: a word's gram codes depend only on the word and the configuration, and words
+ * are Zipf-distributed, so most words of a text were seen before. An open-addressing table keyed by the
+ * word's hash; a slot (16 bytes) holds [hash, pool offset, word length, code count], and the pool (i32)
+ * holds the word's code units (to tell colliding words apart) followed by its codes. Bounded: full, it
+ * starts over. It lives in the kernel's memory across calls, for one configuration at a time.
+ */
+let MEMO_SLOTS: usize = 0;
+let memoSlotMask: i32 = 0;
+let MEMO_POOL: usize = 0;
+let memoPoolCap: i32 = 0;
+let memoUsed: i32 = 0;
+let memoEntries: i32 = 0;
+let memoMask: u32 = 0;
+let memoSignBit: u32 = 0;
+let memoMaxChar: i32 = -1;
+
+export function init(classes: usize, units: usize, tokens: usize, memoSlots: usize, memoSlotCount: i32, memoPool: usize, memoPoolEntries: i32): void {
   CLASSES = classes;
   UNITS = units;
   TOKENS = tokens;
+  MEMO_SLOTS = memoSlots;
+  memoSlotMask = memoSlotCount - 1;
+  MEMO_POOL = memoPool;
+  memoPoolCap = memoPoolEntries;
+}
+
+function memoClear(): void {
+  memory.fill(MEMO_SLOTS, 0, <usize>(memoSlotMask + 1) << 4);
+  memoUsed = 0;
+  memoEntries = 0;
+}
+
+/** Writes the character grams of the word at units [start, start + len) at codes[n..]; returns how many. */
+function computeGrams(start: i32, len: i32, codes: usize, n: i32, mask: u32, signBit: u32, maxChar: i32): i32 {
+  // The grams starting at one position share their prefix, so one mixing pass emits all of their hashes.
+  const W = len + 2;
+  const n0 = n;
+  for (let i = 0; i + 3 <= W; i++) {
+    let g: u32 = 101;
+    const end = min(W, i + maxChar);
+    for (let j = i; j < end; j++) {
+      const u: u32 = j === 0 ? 60 : j === W - 1 ? 62 : <u32>unit(start + j - 1);
+      g = mix(g, u);
+      if (j - i >= 2) store<i32>(codes + (<usize>(n++) << 2), code(fmix(g ^ <u32>(j - i + 1)), mask, signBit));
+    }
+  }
+  return n - n0;
+}
+
+/** The character grams of the word (hash h) at codes[n..], from the memo when it has them; returns how many. */
+function charGrams(start: i32, len: i32, h: u32, codes: usize, n: i32, mask: u32, signBit: u32, maxChar: i32): i32 {
+  if (mask !== memoMask || signBit !== memoSignBit || maxChar !== memoMaxChar) {
+    memoClear();
+    memoMask = mask;
+    memoSignBit = signBit;
+    memoMaxChar = maxChar;
+  }
+  let slot = <i32>h & memoSlotMask; // h is a finished MurmurHash3: its low bits are well mixed
+  for (;;) {
+    const at = MEMO_SLOTS + (<usize>slot << 4);
+    const wordLen = load<i32>(at, 8);
+    if (wordLen === 0) break;
+    if (load<u32>(at) === h && wordLen === len) {
+      const from = load<i32>(at, 4);
+      let i = 0;
+      while (i < len && load<i32>(MEMO_POOL + (<usize>(from + i) << 2)) === unit(start + i)) i++;
+      if (i === len) {
+        const count = load<i32>(at, 12);
+        memory.copy(codes + (<usize>n << 2), MEMO_POOL + (<usize>(from + len) << 2), <usize>count << 2);
+        return count;
+      }
+    }
+    slot = (slot + 1) & memoSlotMask;
+  }
+  const count = computeGrams(start, len, codes, n, mask, signBit, maxChar);
+  const need = len + count;
+  if (need > memoPoolCap) return count; // a word too long to keep
+  if ((memoEntries + 1) * 2 > memoSlotMask + 1 || memoUsed + need > memoPoolCap) {
+    memoClear();
+    slot = <i32>h & memoSlotMask;
+  }
+  const from = memoUsed;
+  for (let i = 0; i < len; i++) store<i32>(MEMO_POOL + (<usize>(from + i) << 2), unit(start + i));
+  memory.copy(MEMO_POOL + (<usize>(from + len) << 2), codes + (<usize>n << 2), <usize>count << 2);
+  memoUsed += need;
+  memoEntries++;
+  const at = MEMO_SLOTS + (<usize>slot << 4);
+  store<u32>(at, h);
+  store<i32>(at, from, 4);
+  store<i32>(at, len, 8);
+  store<i32>(at, count, 12);
+  return count;
 }
 
 // @ts-ignore: decorator
@@ -319,21 +408,12 @@ export function featurise(
         store<i32>(codes + (<usize>(n++) << 2), code(fmix(h ^ <u32>g), mask, signBit));
       }
     }
-    // Character 3..maxChar-grams of each token wrapped in < >; the grams starting at one position share
-    // their prefix, so one mixing pass emits all of their hashes.
+    // Character 3..maxChar-grams of each token wrapped in < >.
     if (maxChar >= 3) {
       for (let t = 0; t < nTok; t++) {
         const start = load<i32>(tok + (<usize>t << 3));
-        const W = load<i32>(tok + (<usize>t << 3), 4) + 2;
-        for (let i = 0; i + 3 <= W; i++) {
-          let g: u32 = 101;
-          const end = min(W, i + maxChar);
-          for (let j = i; j < end; j++) {
-            const u: u32 = j === 0 ? 60 : j === W - 1 ? 62 : <u32>unit(start + j - 1);
-            g = mix(g, u);
-            if (j - i >= 2) store<i32>(codes + (<usize>(n++) << 2), code(fmix(g ^ <u32>(j - i + 1)), mask, signBit));
-          }
-        }
+        const len = load<i32>(tok + (<usize>t << 3), 4);
+        n += charGrams(start, len, load<u32>(tokenHash + (<usize>t << 2)), codes, n, mask, signBit, maxChar);
       }
     }
     sortCodes(codes, sorted, bins, n, keyBits);
