@@ -18,7 +18,8 @@
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { errorMessage, stateError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fsx.js';
 import { crashPoint } from '../util/faults.js';
@@ -28,6 +29,7 @@ const MAGIC_V2 = 'SISACKP2';
 const MAGIC = 'SISACKP3';
 /** zlib's level for v3 bodies. Changing it changes checkpoint bytes (and names): it is part of the format. */
 const DEFLATE_LEVEL = 3;
+const deflateRawAsync = promisify(deflateRaw);
 
 export interface TensorBlob {
   name: string;
@@ -174,10 +176,11 @@ function sparseValueAt(t: SparseTensor, i: number): number {
 const f32Bits = (x: number): number => new Uint32Array(Float32Array.of(x).buffer)[0]!;
 
 /**
- * The bytes depend only on each tensor's values, not on whether it came dense or sparse: a sparse tensor
- * gives exactly the bytes of its dense form, in time proportional to its listed coordinates.
+ * A checkpoint file's header and (uncompressed) body. They depend only on each tensor's values, not on
+ * whether it came dense or sparse: a sparse tensor gives exactly the bytes of its dense form, in time
+ * proportional to its listed coordinates.
  */
-export function encodeCheckpoint(c: Checkpoint): Uint8Array {
+function encodeBody(c: Checkpoint): { header: string; body: Uint8Array } {
   const tensors = [...c.params.map((t) => ({ blob: t, kind: 'param' })), ...c.optimizer.map((t) => ({ blob: t, kind: 'opt' }))];
   const encoded: EncodedTensor[] = [];
   let prevIdx: Int32Array | null = null;
@@ -246,8 +249,11 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
       body.set(ch, at);
       at += ch.length;
     }
-  const packed = deflateRawSync(body, { level: DEFLATE_LEVEL });
   const header = JSON.stringify({ ...c.meta, tensors: encoded.map((e) => e.header), body: bodyLength });
+  return { header, body };
+}
+
+function assemble(header: string, packed: Uint8Array): Uint8Array {
   const headerBytes = new TextEncoder().encode(header);
   const out = new Uint8Array(12 + headerBytes.length + packed.length);
   out.set(new TextEncoder().encode(MAGIC), 0);
@@ -255,6 +261,20 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   out.set(headerBytes, 12);
   out.set(packed, 12 + headerBytes.length);
   return out;
+}
+
+export function encodeCheckpoint(c: Checkpoint): Uint8Array {
+  const { header, body } = encodeBody(c);
+  return assemble(header, deflateRawSync(body, { level: DEFLATE_LEVEL }));
+}
+
+/**
+ * The same bytes as encodeCheckpoint, with the deflate (most of the cost) on libuv's thread pool: a
+ * one-shard retrain stores each checkpoint while its next slice trains on this thread.
+ */
+export async function encodeCheckpointAsync(c: Checkpoint): Promise<Uint8Array> {
+  const { header, body } = encodeBody(c);
+  return assemble(header, await deflateRawAsync(body, { level: DEFLATE_LEVEL }));
 }
 
 function readFloats(bytes: Uint8Array, at: number, n: number): Float32Array {

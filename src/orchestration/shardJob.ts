@@ -8,7 +8,7 @@ import { readRowsFile, type Rows } from '../data/shardFile.js';
 import { hashTexts, type FeatureConfig } from '../features/hashing.js';
 import type { LearnerConfig } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
-import { checkpointPath, encodeCheckpoint, loadCheckpoint, type Checkpoint, paramsHash, storeCheckpoint } from '../models/checkpoint.js';
+import { checkpointPath, encodeCheckpointAsync, loadCheckpoint, type Checkpoint, paramsHash, storeCheckpoint } from '../models/checkpoint.js';
 import { trainShard } from '../models/learner.js';
 import { FUSED_BACKEND_NAME, trainShardFused } from '../models/fusedLinear.js';
 import { usesFusedKernel } from '../models/backendChoice.js';
@@ -126,21 +126,43 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
   if (!start && job.fromSlice !== 0) throw new SisaError('STATE', `shard ${job.shard}: no checkpoint to restart slice ${job.fromSlice} from`);
   const checkpoints: string[] = [];
   let modelHash = '';
+  // Each checkpoint is stored while the next slice trains: its deflate runs on libuv's thread pool, and
+  // its writes and fsyncs wait there, so a one-shard retrain uses the core its own thread leaves idle.
+  // The job returns only once every store has finished (or the first failure is thrown).
+  const stores: Promise<void>[] = [];
   const onCheckpoint = async (ckpt: Checkpoint) => {
     const ts = performance.now();
-    const sha = await storeCheckpoint(checkpointsDir, encodeCheckpoint({ ...ckpt, meta: { ...ckpt.meta, runtime: here } }));
-    const fault = outputFault('job:checkpoint-stored');
-    if (fault === 'lose') await fsp.rm(checkpointPath(checkpointsDir, sha), { force: true });
-    if (fault === 'damage') await fsp.truncate(checkpointPath(checkpointsDir, sha), 10);
-    checkpoints.push(sha);
+    const at = checkpoints.length;
+    checkpoints.push('');
+    const store = (async () => {
+      const sha = await storeCheckpoint(checkpointsDir, await encodeCheckpointAsync({ ...ckpt, meta: { ...ckpt.meta, runtime: here } }));
+      const fault = outputFault('job:checkpoint-stored');
+      if (fault === 'lose') await fsp.rm(checkpointPath(checkpointsDir, sha), { force: true });
+      if (fault === 'damage') await fsp.truncate(checkpointPath(checkpointsDir, sha), 10);
+      checkpoints[at] = sha;
+      onSlice?.(ckpt.meta.slice);
+    })();
+    store.catch(() => undefined); // awaited below; a failure must not go unhandled while training goes on
+    stores.push(store);
     // The model is the last slice's weights; hashing the others' (dense) weights would be wasted work.
     if (ckpt.meta.slice === job.slices - 1) modelHash = paramsHash(ckpt.params);
     saving += performance.now() - ts;
-    onSlice?.(ckpt.meta.slice);
   };
   const common = { rows, cfg: job.learner, buckets: job.buckets, seed: job.seed, shard: job.shard, slices: job.slices, fromSlice: job.fromSlice, start, onSlice: onCheckpoint };
-  if (backend) await trainShard({ tf: backend.tf, ...common });
-  else await trainShardFused(common);
+  let trainingError: { error: unknown } | null = null;
+  try {
+    if (backend) await trainShard({ tf: backend.tf, ...common });
+    else await trainShardFused(common);
+  } catch (error) {
+    trainingError = { error };
+  }
+  // No store is left running after the job, even a failed one; a training failure is the one reported.
+  const tw = performance.now();
+  const settled = await Promise.allSettled(stores);
+  saving += performance.now() - tw;
+  if (trainingError) throw trainingError.error;
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   const end = performance.now();
   return {
     shard: job.shard,
