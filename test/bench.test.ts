@@ -5,7 +5,7 @@ import { cliJson, runCli } from './helpers.js';
 
 describe('sisa bench', () => {
   it('runs on a tiny synthetic set and reports every measurement', async () => {
-    const r = await cliJson(['bench', '--synthetic', '1500', '--shards', '2', '--slices', '2', '--repeat', '1', '--quiet']);
+    const r = await cliJson(['bench', '--synthetic', '1500', '--shards', '2', '--slices', '2', '--repeat', '1', '--train-rounds', '2', '--quiet']);
     assert.equal(typeof r.train.examplesPerSec, 'number');
     assert.ok(r.train.examplesPerSec > 0);
     for (const peer of ['sklearn', 'fasttext']) {
@@ -16,6 +16,15 @@ describe('sisa bench', () => {
         assert.equal(typeof p.examplesPerSec, 'number');
         assert.equal(typeof p.auc, 'number');
       }
+    }
+    // Training against single-thread fastText in paired rounds; the verdict is the median of their ratios.
+    if (r.peers.fasttext.examplesPerSec !== null) {
+      const rounds = r.ratios.trainRoundsVsFasttext1 as { sisaExamplesPerSec: number; fasttextExamplesPerSec: number; ratio: number }[];
+      assert.equal(rounds.length, 2);
+      for (const x of rounds) assert.ok(x.sisaExamplesPerSec > 0 && x.fasttextExamplesPerSec > 0 && x.ratio === x.sisaExamplesPerSec / x.fasttextExamplesPerSec);
+      assert.equal(r.ratios.trainVsFasttext1, (rounds[0]!.ratio + rounds[1]!.ratio) / 2);
+      const v = (r.verdicts as { target: string; measured: string }[]).find((x) => x.target.startsWith('train examples/s'));
+      assert.match(v!.measured, /^\d+\.\d\d × \(median of 2 paired rounds: \d+\.\d\d, \d+\.\d\d\)$/);
     }
     assert.equal(typeof r.sisaAuc, 'number');
     for (const k of ['speedup', 'ideal', 'ratio']) assert.equal(typeof r.unlearning[k], 'number', `unlearning.${k}`);
@@ -34,6 +43,15 @@ describe('sisa bench', () => {
     // liblinear, when installed (CI installs liblinear-tools), ran on the same hashed features.
     if (r.peers.liblinear.examplesPerSec !== null) assert.ok(r.peers.liblinear.auc > 0.5);
     else assert.equal(typeof r.peers.liblinear.reason, 'string');
+  });
+
+  it('--train-rounds must be a whole number of at least 1: a one-line usage error naming the flag', async () => {
+    for (const bad of ['0', '1.5', '-2']) {
+      const r = await runCli(['bench', '--synthetic', '800', '--train-rounds', bad]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`--train-rounds must be a whole number ≥ 1, got ${bad.replace('.', '\\.')}`));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
   });
 
   it('--no-hidden-layer leaves the hidden-layer model out and says so', async () => {

@@ -27,6 +27,11 @@ export interface BenchOptions {
   shards: number;
   slices: number;
   repeat: number;
+  /**
+   * Rounds of sisa train and single-thread fastText run back to back; the training verdict is the median
+   * of the rounds' ratios (the host's speed drifts by a third within minutes). Default 1.
+   */
+  trainRounds?: number;
   seed: number;
   /** Extra ingest flags for --data (label column and mapping). */
   ingestArgs: string[];
@@ -132,6 +137,20 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     const ftAll = await runFasttext(files, path.join(root, 'peers'), os.availableParallelism());
     // liblinear reads a text file of every feature (about 6 GB at 1M rows) and solves to convergence
     // in memory: beyond a few hundred thousand rows it would take longer than the rest of the bench.
+    // Training against single-thread fastText in paired rounds: each round runs the two back to back, so
+    // a ratio compares runs made under the same load; the first round is the train and fastText run above.
+    const rounds: { sisa: number; fasttext: number }[] = [];
+    if (!('absent' in ft1)) {
+      rounds.push({ sisa: examples / tr.seconds, fasttext: ft1.examplesPerSec });
+      for (let i = 1; i < (o.trainRounds ?? 1); i++) {
+        log(`training round ${i + 1} of ${o.trainRounds}…`);
+        const t = await sisa(['train', ...common]);
+        const f = await runFasttext(files, path.join(root, 'peers'), 1);
+        if ('absent' in f) break;
+        rounds.push({ sisa: (t.json.examples as number) / t.seconds, fasttext: f.examplesPerSec });
+      }
+    }
+    const roundRatios = rounds.map((r) => r.sisa / r.fasttext);
     const liblinear: PeerOutcome =
       trainRows.length <= LIBLINEAR_MAX_ROWS
         ? await runLiblinear(hashedTrain, testData, path.join(root, 'peers'))
@@ -241,7 +260,11 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     const reason = (p: PeerOutcome) => ('absent' in p ? p.reason : undefined);
     const trainRate = examples / tr.seconds;
     const verdicts: Verdict[] = [];
-    if (!('absent' in ft1)) verdicts.push({ target: 'train examples/s ≥ 2 × single-thread fastText', measured: `${(trainRate / ft1.examplesPerSec).toFixed(2)} ×`, pass: trainRate >= 2 * ft1.examplesPerSec });
+    if (roundRatios.length > 0) {
+      const ratio = median(roundRatios);
+      const detail = roundRatios.length > 1 ? ` (median of ${roundRatios.length} paired rounds: ${roundRatios.map((x) => x.toFixed(2)).join(', ')})` : '';
+      verdicts.push({ target: 'train examples/s ≥ 2 × single-thread fastText', measured: `${ratio.toFixed(2)} ×${detail}`, pass: ratio >= 2 });
+    }
     if (!('absent' in sklearn)) verdicts.push({ target: 'test AUC within 0.005 of scikit-learn', measured: `${(ev.json.auc - sklearn.auc >= 0 ? '+' : '') + (ev.json.auc - sklearn.auc).toFixed(4)}`, pass: ev.json.auc >= sklearn.auc - 0.005 });
     verdicts.push({ target: `unlearning speed-up ≥ 0.8 × ideal S·2R/(R+1) = ${ideal.toFixed(1)} (S=${S}, R=${R}, ${rows} rows)`, measured: `${speedup.toFixed(2)} = ${(speedup / ideal).toFixed(2)} × ideal`, pass: speedup >= 0.8 * ideal });
     verdicts.push({ target: 'fixed cost per deletion (outside restore, retrain, save) ≤ 0.15 s', measured: `${fixedCost.toFixed(3)} s`, pass: fixedCost <= 0.15 });
@@ -276,7 +299,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       workspace: { bytes: workspaceBytes, inputBytes, ratio: workspaceBytes / inputBytes },
       ratios: {
         trainVsSklearn: 'absent' in sklearn ? null : trainRate / sklearn.examplesPerSec,
-        trainVsFasttext1: 'absent' in ft1 ? null : trainRate / ft1.examplesPerSec,
+        trainVsFasttext1: roundRatios.length > 0 ? median(roundRatios) : null,
+        trainRoundsVsFasttext1: rounds.map((r) => ({ sisaExamplesPerSec: r.sisa, fasttextExamplesPerSec: r.fasttext, ratio: r.sisa / r.fasttext })),
         trainVsFasttextAll: 'absent' in ftAll ? null : trainRate / ftAll.examplesPerSec,
         trainVsLiblinear: 'absent' in liblinear ? null : trainRate / liblinear.examplesPerSec,
       },
@@ -319,7 +343,7 @@ export function benchTable(r: any): string {
     '',
     `training   sisa (${r.train.backend})     ${f(r.train.examplesPerSec)} ex/s, AUC ${f(r.sisaAuc, 4)}, accuracy ${f(r.sisaAccuracy, 4)}  (${f(r.train.examples)} examples in ${f(r.train.seconds, 2)} s, CLI)`,
     `           scikit-learn SGD      ${peer(r.peers.sklearn)}   sisa/peer ${f(r.ratios.trainVsSklearn, 3)}`,
-    `           fastText, 1 thread    ${peer(r.peers.fasttext)}   sisa/peer ${f(r.ratios.trainVsFasttext1, 2)}`,
+    `           fastText, 1 thread    ${peer(r.peers.fasttext)}   sisa/peer ${f(r.ratios.trainVsFasttext1, 2)}${r.ratios.trainRoundsVsFasttext1.length > 1 ? ` (median of ${r.ratios.trainRoundsVsFasttext1.length} paired rounds: ${r.ratios.trainRoundsVsFasttext1.map((x: any) => f(x.ratio, 2)).join(', ')})` : ''}`,
     `           fastText, all threads ${peer(r.peers.fasttextAllThreads)}   sisa/peer ${f(r.ratios.trainVsFasttextAll, 2)}`,
     `           liblinear -s 0        ${r.peers.liblinear.examplesPerSec === null ? `absent: ${r.peers.liblinear.reason}` : `${f(r.peers.liblinear.examplesPerSec)} rows/s per fit (to convergence, same hashed features), AUC ${f(r.peers.liblinear.auc, 4)}, accuracy ${f(r.peers.liblinear.accuracy, 4)}`}`,
     r.hidden16

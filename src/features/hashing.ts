@@ -6,7 +6,6 @@
  */
 import { codeBound, HashKernel, type HashParams } from './hashKernel.js';
 
-
 export interface FeatureConfig {
   /** Number of hash buckets (model input dimension). A power of two. */
   buckets: number;

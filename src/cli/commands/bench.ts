@@ -14,6 +14,7 @@ export function benchCommand(y: Argv): Argv {
           .option('shards', { type: 'number', default: 8, describe: 'Number of shards S' })
           .option('slices', { type: 'number', default: 4, describe: 'Slices per shard R' })
           .option('repeat', { type: 'number', default: 5, describe: 'Single-id deletions to time (median)' })
+          .option('train-rounds', { type: 'number', default: 3, describe: 'Paired rounds of sisa train and single-thread fastText; the training verdict is their median ratio' })
           .option('seed', { type: 'number', default: 7, describe: 'Seed for splits, shards, slices and training' })
           .option('label-col', { type: 'string', describe: 'Column with the label in --data' })
           .option('positive-values', { type: 'string', describe: 'Comma-separated label values that mean toxic in --data' })
@@ -25,12 +26,15 @@ export function benchCommand(y: Argv): Argv {
       async (a) => {
         const { runBench, benchTable } = await import('../../bench/bench.js');
         if (!a.data && !a.synthetic) throw usageError('bench needs --data FILE or --synthetic N');
+        const rounds = a['train-rounds'];
+        if (!Number.isInteger(rounds) || rounds < 1) throw usageError(`--train-rounds must be a whole number ≥ 1, got ${rounds}`);
         const r = await runBench({
           data: a.data,
           synthetic: a.synthetic,
           shards: a.shards,
           slices: a.slices,
           repeat: a.repeat,
+          trainRounds: rounds,
           seed: a.seed,
           ingestArgs: [...(a['label-col'] ? ['--label-col', a['label-col']] : []), ...(a['positive-values'] ? ['--positive-values', a['positive-values']] : [])],
           scale: a.scale,
