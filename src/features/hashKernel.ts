@@ -4,8 +4,8 @@
  * prepared texts (entities decoded, lower-cased) and gets the rows back in CSR form.
  *
  * Memory layout: a byte per code point caching its Unicode classes and the character-gram memo (both
- * kept across calls), then the code units (the placeholders "xxurl" and "xxuser", then the batch's texts), then per call the token and
- * hashing scratch space and the output.
+ * kept across calls), then the code units (the placeholders "xxurl" and "xxuser", then the batch's
+ * texts), then per call the token and hashing scratch space and the output.
  */
 import { compileKernel, instantiate, newMemory, WASM_PAGE, type WasmMemory } from '../util/wasm.js';
 

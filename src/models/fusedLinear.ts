@@ -2,11 +2,11 @@
  * The fused kernel for the default learner (hashed logistic regression, `hidden: 0`): one loop per batch
  * over the batch's features on plain arrays, with no tensors, no per-op dispatch and no allocation per
  * batch. This module prepares a job (compact feature space, start state, row orders, checkpoints); the
- * step itself is WebAssembly (fusedStep.as.ts, loaded by fusedStep.ts). It is its own module behind the learner interface rather than a tfjs custom
- * kernel because the whole training step (logits, gradient, L2, AdaGrad/SGD update of the touched
- * coordinates) is one operation here; split into tfjs kernels it would pay the dispatch and packing
- * that made the tfjs path slow, and it needs no tfjs at all, so a one-shard retrain runs in-process
- * without loading a backend.
+ * step itself is WebAssembly (fusedStep.as.ts, loaded by fusedStep.ts). It is its own module behind the
+ * learner interface rather than a tfjs custom kernel because the whole training step (logits, gradient,
+ * L2, AdaGrad/SGD update of the touched coordinates) is one operation here; split into tfjs kernels it
+ * would pay the dispatch and packing that made the tfjs path slow, and it needs no tfjs at all, so a
+ * one-shard retrain runs in-process without loading a backend.
  *
  * Arithmetic is in float64 with results stored to float32 parameters; JavaScript's and WebAssembly's
  * double arithmetic is IEEE-exact on every platform Node runs on, so the same data and seed give the same
@@ -193,8 +193,8 @@ function compactSpace(rows: Rows, buckets: number): CompactSpace {
  * where no row has the feature. They are the features of the rows and, after a start checkpoint, every
  * coordinate where it differs from the initial tensors (0 for weights, ADAGRAD_INITIAL for AdaGrad's
  * accumulator); every other coordinate still holds its initial value (without a start checkpoint,
- * every coordinate starts there). So a checkpoint is built and
- * encoded in time proportional to these, not to the number of buckets.
+ * every coordinate starts there). So a checkpoint is built and encoded in time proportional to these,
+ * not to the number of buckets.
  */
 function listedCoordinates(space: CompactSpace, start: { w: Float32Array; acc: Float32Array | null } | null): { coords: Int32Array; local: Int32Array } {
   const D = space.features.length;

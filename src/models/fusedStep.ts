@@ -76,7 +76,7 @@ export class FusedStep {
     this.wa = new Float32Array(buf, at.wa, 2 * k.features);
     this.bias = new Float32Array(buf, at.bias, 2);
     this.order = new Int32Array(buf, at.order, rows);
-    new Int32Array(buf, at.offsets, rows + 1).set(k.offsets);
+    new Int32Array(buf, at.offsets, rows + 1).set(k.offsets.subarray(0, rows + 1));
     new Int32Array(buf, at.indices, nnz).set(k.indices.subarray(0, nnz));
     new Float32Array(buf, at.values, nnz).set(k.values.subarray(0, nnz));
     new Uint8Array(buf, at.labels, rows).set(k.labels.subarray(0, rows));
