@@ -36,6 +36,11 @@ describe('bad input', () => {
     await expectFailure(['status', '--workdir', empty], empty, /no sisa workspace/);
   });
 
+  it('--chars beyond 16 (its character grams grow with the square of a word\'s length): a usage error, the workspace as it was', async () => {
+    for (const bad of ['100000', '17', '2.5', '-1'])
+      await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--chars', bad], ws, new RegExp(`--chars must be a whole number from 0 to 16, got ${bad.replace('.', '\\.')}`));
+  });
+
   it('a missing column', async () => {
     await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--text-col', 'body'], ws, /text column 'body' not found.*'id', 'text', 'label'/);
   });

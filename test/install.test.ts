@@ -50,4 +50,18 @@ describe('installation', () => {
     }
     assert.deepEqual(await readState(ws), before);
   });
+
+  it('a missing training kernel is an installation error naming the file, and train commits nothing', async () => {
+    const dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 600 });
+    const ws = path.join(dir, 'ws');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2']);
+    const before = await readState(ws);
+    const bin = await installWithout(dir, path.join('dist', 'src', 'models', 'fusedStep.wasm'));
+    const r = await run(bin, ['train', '--workdir', ws, '--epochs', '1']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /training kernel .*fusedStep\.wasm is missing or damaged .*npm run build/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.deepEqual(await readState(ws), before);
+  });
 });

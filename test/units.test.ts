@@ -154,9 +154,17 @@ describe('checkpoints', () => {
           const acc = { length: n, fill: Math.fround(0.1), indices, values: accValues };
           const meta = { shard: 3, slice: 0, buckets: n, hidden: 0, step: 7, kernel: { name: 'fused-linear', version: 1 } };
           const sparse = encodeCheckpoint({ meta, params: [sparseBlob('w', w), { name: 'b', data: Float32Array.of(0.5) }], optimizer: [sparseBlob('acc:w', acc)] });
-          const asDense = encodeCheckpoint({ meta, params: [{ name: 'w', data: densify(w) }, { name: 'b', data: Float32Array.of(0.5) }], optimizer: [{ name: 'acc:w', data: densify(acc) }] });
+          // The dense forms built here, coordinate by coordinate, not by densify().
+          const denseW = new Float32Array(n).fill(fill);
+          const denseAcc = new Float32Array(n).fill(0.1);
+          for (const [i, [v, a]] of byIndex) {
+            denseW[i] = v;
+            denseAcc[i] = a;
+          }
+          const asDense = encodeCheckpoint({ meta, params: [{ name: 'w', data: denseW }, { name: 'b', data: Float32Array.of(0.5) }], optimizer: [{ name: 'acc:w', data: denseAcc }] });
           assert.ok(Buffer.from(sparse).equals(Buffer.from(asDense)), 'same bytes');
-          assert.equal(paramsHash([sparseBlob('w', w)]), paramsHash([{ name: 'w', data: densify(w) }]));
+          assert.ok(Buffer.from(densify(w).buffer).equals(Buffer.from(denseW.buffer)), 'densify gives the dense form');
+          assert.equal(paramsHash([sparseBlob('w', w)]), paramsHash([{ name: 'w', data: denseW }]));
         },
       ),
       { numRuns: 300 },

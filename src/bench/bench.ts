@@ -137,8 +137,9 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     const ftAll = await runFasttext(files, path.join(root, 'peers'), os.availableParallelism());
     // liblinear reads a text file of every feature (about 6 GB at 1M rows) and solves to convergence
     // in memory: beyond a few hundred thousand rows it would take longer than the rest of the bench.
-    // Training against single-thread fastText in paired rounds: each round runs the two back to back, so
-    // a ratio compares runs made under the same load; the first round is the train and fastText run above.
+    // Training against single-thread fastText in paired rounds: rounds 2.. run the two back to back, so a
+    // ratio compares runs made under the same load; the first round pairs the train above with the
+    // fastText run above (with the one-core train, evaluate, the export and scikit-learn in between).
     const rounds: { sisa: number; fasttext: number }[] = [];
     if (!('absent' in ft1)) {
       rounds.push({ sisa: examples / tr.seconds, fasttext: ft1.examplesPerSec });

@@ -7,6 +7,7 @@
  * kept across calls), then the code units (the placeholders "xxurl" and "xxuser", then the batch's
  * texts), then per call the token and hashing scratch space and the output.
  */
+import { errorMessage, SisaError } from '../util/errors.js';
 import { compileKernel, instantiate, newMemory, WASM_PAGE, type WasmMemory } from '../util/wasm.js';
 
 interface HashExports {
@@ -25,11 +26,14 @@ export interface HashParams {
 
 /**
  * The most feature occurrences a prepared text of `length` code units can yield: at most one token per
- * unit, ngrams word grams per token, and maxChar − 2 character grams per unit of its tokens, whose units
- * are at most 3 × the text's (a mention '@a' of 2 units becomes 'xxuser').
+ * unit, ngrams word grams per token, and character grams per token at most maxChar − 2 per unit and at
+ * most its wrapped word's substrings of 3 units or more, where the tokens' units are at most 3 × the
+ * text's (a mention '@a' of 2 units becomes 'xxuser').
  */
 export function codeBound(length: number, p: HashParams): number {
-  return length * p.ngrams + (p.maxChar >= 3 ? 3 * length * (p.maxChar - 2) : 0) + 1;
+  const tokenUnits = 3 * length;
+  const chars = p.maxChar >= 3 ? Math.min(tokenUnits * (p.maxChar - 2), ((tokenUnits + 2) * (tokenUnits + 1)) / 2) : 0;
+  return length * p.ngrams + chars + 1;
 }
 
 const CLASSES_AT = 8;
@@ -45,6 +49,8 @@ const TEXTS_FROM = PLACEHOLDERS.length; // the first unit of the texts
 export class HashKernel {
   private readonly memory: WasmMemory;
   private readonly exports: HashExports;
+  /** The longest text of the current call (for the message when memory runs out). */
+  private longest = 0;
 
   /** `classify` gives a code point's classes (see hashing.ts); the kernel caches them. */
   constructor(classify: (cp: number) => number) {
@@ -61,16 +67,24 @@ export class HashKernel {
 
   private reserve(end: number): void {
     const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / WASM_PAGE));
+    if (end <= have) return;
+    try {
+      this.memory.grow(Math.ceil((end - have) / WASM_PAGE));
+    } catch (err) {
+      // WebAssembly memory ends at 4 GiB; only a text of many millions of characters gets near it.
+      throw new SisaError('INPUT', `featurising a text of up to ${this.longest.toLocaleString('en-US')} characters needs ${(end / 2 ** 30).toFixed(1)} GiB of WebAssembly memory (${errorMessage(err)}); split texts that long`, { cause: err });
+    }
   }
 
   /** Writes the texts' code units after the placeholders; returns where each starts and the end (in units). */
   private writeTexts(texts: readonly string[]): Int32Array {
     const starts = new Int32Array(texts.length + 1);
     let at = TEXTS_FROM;
+    this.longest = 0;
     for (let r = 0; r < texts.length; r++) {
       starts[r] = at;
       at += texts[r]!.length;
+      this.longest = Math.max(this.longest, texts[r]!.length);
     }
     starts[texts.length] = at;
     this.reserve(UNITS_AT + 2 * at);

@@ -17,6 +17,9 @@ export interface FeatureConfig {
   chars?: number;
 }
 
+/** The longest character n-grams ingest accepts. */
+export const MAX_CHARS = 16;
+
 export const DEFAULT_FEATURES: FeatureConfig = { buckets: 1 << 18, ngrams: 2, signed: true, chars: 5 };
 
 export interface SparseRow {
@@ -82,7 +85,10 @@ export function tokenize(text: string): string[] {
   return hashKernel().tokenize(prepared(text));
 }
 
-/** Texts per kernel call, and the most feature occurrences a call may yield (bounds its memory). */
+/**
+ * Texts per kernel call, and the feature occurrences a call may yield before it is sent (a batch may
+ * overshoot it by its last text): they keep a call's scratch and output to tens of MB.
+ */
 const BATCH_ROWS = 1024;
 const BATCH_CODES = 1 << 20;
 
@@ -153,5 +159,8 @@ export function validateFeatureConfig(cfg: FeatureConfig): string | null {
   if (!Number.isInteger(cfg.buckets) || cfg.buckets < 2 || (cfg.buckets & (cfg.buckets - 1)) !== 0 || cfg.buckets > 1 << 24)
     return `--buckets must be a power of two between 2 and 2^24, got ${cfg.buckets}`;
   if (!Number.isInteger(cfg.ngrams) || cfg.ngrams < 1 || cfg.ngrams > 4) return `--ngrams must be 1..4, got ${cfg.ngrams}`;
+  // Longer character grams add little over 16 and their count grows with the square of a word's length.
+  const chars = cfg.chars ?? 0;
+  if (!Number.isInteger(chars) || chars < 0 || chars > MAX_CHARS) return `--chars must be a whole number from 0 to ${MAX_CHARS}, got ${chars}`;
   return null;
 }

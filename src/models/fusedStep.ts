@@ -4,6 +4,7 @@
  * caller reads and writes the weights, the bias and the epoch's row order through typed-array views of
  * that memory. The memory never grows, so the views stay valid for the job's lifetime.
  */
+import { errorMessage, SisaError } from '../util/errors.js';
 import { compileKernel, instantiate, newMemory, WASM_PAGE } from '../util/wasm.js';
 
 interface StepExports {
@@ -70,7 +71,13 @@ export class FusedStep {
       order: take(4 * rows),
       bias: take(8),
     };
-    const memory = newMemory(Math.ceil(end / WASM_PAGE));
+    let memory;
+    try {
+      memory = newMemory(Math.ceil(end / WASM_PAGE));
+    } catch (err) {
+      // WebAssembly memory ends at 4 GiB: about 500 million feature occurrences in one shard.
+      throw new SisaError('TRAIN', `a shard of ${rows.toLocaleString('en-US')} rows and ${nnz.toLocaleString('en-US')} feature occurrences needs ${(end / 2 ** 30).toFixed(1)} GiB of WebAssembly memory to train (${errorMessage(err)}); ingest with more --shards`, { cause: err });
+    }
     this.exports = instantiate<StepExports>(stepModule(), { env: { memory, exp: Math.exp } });
     const buf = memory.buffer;
     this.wa = new Float32Array(buf, at.wa, 2 * k.features);

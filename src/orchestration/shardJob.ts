@@ -126,9 +126,10 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
   if (!start && job.fromSlice !== 0) throw new SisaError('STATE', `shard ${job.shard}: no checkpoint to restart slice ${job.fromSlice} from`);
   const checkpoints: string[] = [];
   let modelHash = '';
-  // Each checkpoint is stored while the next slice trains: its deflate runs on libuv's thread pool, and
-  // its writes and fsyncs wait there, so a one-shard retrain uses the core its own thread leaves idle.
-  // The job returns only once every store has finished (or the first failure is thrown).
+  // Each checkpoint's deflate runs on libuv's thread pool while the next slice trains, so a one-shard
+  // retrain uses the core its own thread leaves idle; its write, fsync and rename follow when this thread
+  // next yields (the fused kernel trains without yielding, so after its last slice). Stores may finish
+  // out of order; the array keeps slice order. The job returns only once every store has finished.
   const stores: Promise<void>[] = [];
   const onCheckpoint = async (ckpt: Checkpoint) => {
     const ts = performance.now();
