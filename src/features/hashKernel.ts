@@ -49,7 +49,7 @@ const TEXTS_FROM = PLACEHOLDERS.length; // the first unit of the texts
 export class HashKernel {
   private readonly memory: WasmMemory;
   private readonly exports: HashExports;
-  /** The longest text of the current call (for the message when memory runs out). */
+  /** The longest text of the current call, set by writeTexts (scratch sizes, and the message when memory runs out). */
   private longest = 0;
 
   /** `classify` gives a code point's classes (see hashing.ts); the kernel caches them. */
@@ -57,12 +57,12 @@ export class HashKernel {
     const module = compileKernel(new URL('./hashing.wasm', import.meta.url), 'featurisation');
     this.memory = newMemory(Math.ceil((UNITS_AT + 2 * PLACEHOLDERS.length) / WASM_PAGE) + 1);
     this.exports = instantiate<HashExports>(module, { env: { memory: this.memory, classify } });
-    this.units(0).write(PLACEHOLDERS, 0, 'utf16le');
+    this.units().write(PLACEHOLDERS, 0, 'utf16le');
   }
 
-  /** A Buffer over the code units from unit `from` on (a new view: the memory may have grown). */
-  private units(from: number): Buffer {
-    return Buffer.from(this.memory.buffer, UNITS_AT + 2 * from);
+  /** A Buffer over the code units (a new view each time: the memory may have grown). */
+  private units(): Buffer {
+    return Buffer.from(this.memory.buffer, UNITS_AT);
   }
 
   private reserve(end: number): void {
@@ -88,7 +88,7 @@ export class HashKernel {
     }
     starts[texts.length] = at;
     this.reserve(UNITS_AT + 2 * at);
-    const units = this.units(0);
+    const units = this.units();
     // Node writes a string's UTF-16 code units as they are (lone surrogates included).
     for (let r = 0; r < texts.length; r++) units.write(texts[r]!, 2 * starts[r]!, 'utf16le');
     return starts;
@@ -117,11 +117,10 @@ export class HashKernel {
    */
   featurise(texts: readonly string[], p: HashParams): { offsets: Int32Array; indices: Int32Array; values: Float32Array } {
     const starts = this.writeTexts(texts);
-    let longest = 0;
+    const longest = this.longest;
     let total = 0;
     let maxCodes = 0;
     for (const t of texts) {
-      longest = Math.max(longest, t.length);
       const codes = codeBound(t.length, p);
       maxCodes = Math.max(maxCodes, codes);
       total += codes;

@@ -58,27 +58,24 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
   // are bit for bit those of training over all buckets.
   const space = compactSpace(rows, buckets);
   const D = space.features.length;
-  // The full-size tensors a checkpoint is made from: the start checkpoint's (a coordinate of no
-  // remaining row keeps its value; L2 is applied lazily, to touched coordinates only) or the initial ones.
-  let baseW: Float32Array;
-  let baseAcc: Float32Array | null = null;
+  // The start checkpoint's full-size tensors (a coordinate of no remaining row keeps its value there; L2
+  // is applied lazily, to touched coordinates only), or null: every coordinate then starts at its
+  // initial value, and no full-size tensor is needed.
+  let base: { w: Float32Array; acc: Float32Array | null } | null = null;
   const bias = new Float32Array(1);
   const accB = adagrad ? new Float32Array(1).fill(ADAGRAD_INITIAL) : null;
   if (a.start) {
     const p = new Map(a.start.params.map((t) => [t.name, t.data]));
-    baseW = p.get('w')!;
     bias.set(p.get('b')!);
+    base = { w: p.get('w')!, acc: null };
     if (adagrad) {
       const o = new Map(a.start.optimizer.map((t) => [t.name, t.data]));
       const acc = o.get('acc:w');
       const accBias = o.get('acc:b');
       if (!acc || !accBias) throw new Error('the start checkpoint has no AdaGrad state (acc:w, acc:b); retrain the shard from scratch');
-      baseAcc = acc;
+      base.acc = acc;
       accB!.set(accBias);
     }
-  } else {
-    baseW = new Float32Array(buckets);
-    if (adagrad) baseAcc = new Float32Array(buckets).fill(ADAGRAD_INITIAL);
   }
   // The optimiser step runs in WebAssembly (fusedStep.ts), on the job's arrays laid out in its memory.
   // Weight and AdaGrad accumulator of compact feature l sit side by side (wa[2l], wa[2l+1]): an update
@@ -97,12 +94,12 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
   const wa = kernel.wa;
   for (let l = 0; l < D; l++) {
     const f = space.features[l]!;
-    wa[2 * l] = baseW[f]!;
-    if (baseAcc) wa[2 * l + 1] = baseAcc[f]!;
+    if (base) wa[2 * l] = base.w[f]!;
+    if (adagrad) wa[2 * l + 1] = base ? base.acc![f]! : ADAGRAD_INITIAL;
   }
   kernel.bias[0] = bias[0]!;
   if (accB) kernel.bias[1] = accB[0]!;
-  const listed = listedCoordinates(space, a.start ? { w: baseW, acc: baseAcc } : null);
+  const listed = listedCoordinates(space, base);
   let step = a.start?.meta.step ?? 0;
   for (let slice = a.fromSlice; slice < a.slices; slice++) {
     let n = 0;
@@ -130,18 +127,18 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
     const wValues = new Float32Array(listedCount);
     for (let i = 0; i < listedCount; i++) {
       const l = local[i]!;
-      wValues[i] = l >= 0 ? wa[2 * l]! : baseW[listed.coords[i]!]!;
+      wValues[i] = l >= 0 ? wa[2 * l]! : base!.w[listed.coords[i]!]!;
     }
     const params: TensorBlob[] = [sparseBlob('w', { length: buckets, fill: 0, indices: listed.coords, values: wValues }), { name: 'b', data: bias.slice() }];
     // A retrain starts from the checkpoint before the earliest affected slice, never from the last
     // one, so the last checkpoint (the model) keeps no optimiser state: a third less to store.
     const last = slice === a.slices - 1;
     let optimizer: TensorBlob[] = [];
-    if (baseAcc && !last) {
+    if (adagrad && !last) {
       const accValues = new Float32Array(listedCount);
       for (let i = 0; i < listedCount; i++) {
         const l = local[i]!;
-        accValues[i] = l >= 0 ? wa[2 * l + 1]! : baseAcc[listed.coords[i]!]!;
+        accValues[i] = l >= 0 ? wa[2 * l + 1]! : base!.acc![listed.coords[i]!]!;
       }
       optimizer = [sparseBlob('acc:w', { length: buckets, fill: ADAGRAD_INITIAL, indices: listed.coords, values: accValues }), { name: 'acc:b', data: accB!.slice() }];
     }
@@ -210,15 +207,13 @@ function listedCoordinates(space: CompactSpace, start: { w: Float32Array; acc: F
   const wBits = new Uint32Array(baseW.buffer, baseW.byteOffset, buckets);
   const accBits = baseAcc ? new Uint32Array(baseAcc.buffer, baseAcc.byteOffset, buckets) : null;
   const initAccBits = new Uint32Array(Float32Array.of(ADAGRAD_INITIAL).buffer)[0]!;
+  const coords = new Int32Array(buckets);
+  const local = new Int32Array(buckets);
   let n = 0;
-  for (let f = 0; f < buckets; f++) if (localOf[f]! >= 0 || wBits[f] !== 0 || (accBits && accBits[f] !== initAccBits)) n++;
-  const coords = new Int32Array(n);
-  const local = new Int32Array(n);
-  n = 0;
   for (let f = 0; f < buckets; f++)
     if (localOf[f]! >= 0 || wBits[f] !== 0 || (accBits && accBits[f] !== initAccBits)) {
       coords[n] = f;
       local[n++] = localOf[f]!;
     }
-  return { coords, local };
+  return { coords: coords.slice(0, n), local: local.slice(0, n) };
 }
