@@ -185,19 +185,25 @@ export async function solveDerivedPredictor(counts: Counts, specOrTolerance: num
     // Tighter than HiGHS's default 1e-7, so the fitted rates meet ε (and the tie-break's keep_optimal) to 1e-9.
     return getSolver().then((solver) => solver.solve(lp, { primal_feasibility_tolerance: 1e-10, dual_feasibility_tolerance: 1e-10 }));
   };
-  // HiGHS meets constraints to its feasibility tolerance (1e-7), so a solution may step down by 1e-9 where
-  // the LP says it may not. Values that close to 0 or 1 are snapped to them (a decision drawn against
-  // 0.9999999984 is not meant to be random), then a running maximum makes each row exactly monotone; both
-  // move p by no more than the solver's own tolerance.
-  const read = (cols: Record<string, { Primal: number }>) =>
-    Array.from({ length: G }, (_, g) => {
-      let floor = 0;
-      return Array.from({ length: B }, (_, b) => {
-        const x = cols[v(g, b)]?.Primal ?? 0;
-        floor = Math.max(floor, x < 1e-7 ? 0 : x > 1 - 1e-7 ? 1 : x);
-        return floor;
+  // HiGHS meets constraints to its feasibility tolerance, so a solution may step down by 1e-9 where the
+  // LP says it may not: a running maximum makes each row exactly monotone. Values within 1e-7 of 0 or 1
+  // are also snapped to them (a decision drawn against 0.9999999984 is not meant to be random), but only
+  // when that keeps the constraint: snapping one group's 1 − 1e-7 to 1 and not another's opens a gap of
+  // 1e-7 at ε = 0 (found by the property test). Both move p by no more than the solver's own tolerance.
+  const read = (cols: Record<string, { Primal: number }>) => {
+    const table = (snap: boolean) =>
+      Array.from({ length: G }, (_, g) => {
+        let floor = 0;
+        return Array.from({ length: B }, (_, b) => {
+          const x = cols[v(g, b)]?.Primal ?? 0;
+          floor = Math.max(floor, snap && x < 1e-7 ? 0 : snap && x > 1 - 1e-7 ? 1 : Math.min(1, Math.max(0, x)));
+          return floor;
+        });
       });
-    });
+    const exact = table(false);
+    const snapped = table(true);
+    return constraintGap(counts, snapped, spec) <= Math.max(spec.tolerance, constraintGap(counts, exact, spec)) ? snapped : exact;
+  };
   const first = await solve(linear(objective), []);
   if (first.Status !== 'Optimal') throw new SisaError('TRAIN', `fairness LP not solved: ${first.Status}`);
   let p = read(first.Columns);
