@@ -51,13 +51,6 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
   if (a.start && !sameKernel(a.start.meta.kernel, FUSED_KERNEL))
     throw new Error(`checkpoint was written by ${a.start.meta.kernel ? `${a.start.meta.kernel.name} v${a.start.meta.kernel.version}` : 'the tfjs engine'}, not ${FUSED_KERNEL.name} v${FUSED_KERNEL.version}; retrain the shard from scratch`);
   const adagrad = cfg.optimizer === 'adagrad';
-  // The shard's rows use a small part of the buckets (Davidson's shards: ~53k of 262k; 1M rows at 32
-  // shards: ~170k), so the kernel trains in a compact space of the features that occur, numbered by
-  // falling frequency: the weights it touches then fit in (or near) the CPU's L2 cache and the hot ones
-  // share cache lines. Every coordinate's arithmetic is the same as in the full space, so the checkpoints
-  // are bit for bit those of training over all buckets.
-  const space = compactSpace(rows, buckets);
-  const D = space.features.length;
   // The start checkpoint's full-size tensors (a coordinate of no remaining row keeps its value there; L2
   // is applied lazily, to touched coordinates only), or null: every coordinate then starts at its
   // initial value, and no full-size tensor is needed.
@@ -77,29 +70,24 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
       accB!.set(accBias);
     }
   }
-  // The optimiser step runs in WebAssembly (fusedStep.ts), on the job's arrays laid out in its memory.
-  // Weight and AdaGrad accumulator of compact feature l sit side by side (wa[2l], wa[2l+1]): an update
-  // reads and writes both, and one cache line then serves both.
+  // The job runs in WebAssembly (fusedStep.ts): it numbers the rows' features into a compact space,
+  // sets their start values, and steps; weight and AdaGrad accumulator of compact feature l sit side by
+  // side (wa[2l], wa[2l+1]): an update reads and writes both, and one cache line then serves both.
   const kernel = new FusedStep({
-    features: D,
+    buckets,
     rows: rows.ids.length,
     offsets: rows.offsets,
-    indices: space.indices,
+    indices: rows.indices,
     values: rows.values,
     labels: rows.labels,
     batchSize: cfg.batchSize,
     l2: cfg.l2,
     adagrad,
+    initialAcc: ADAGRAD_INITIAL,
+    base,
   });
-  const wa = kernel.wa;
-  for (let l = 0; l < D; l++) {
-    const f = space.features[l]!;
-    if (base) wa[2 * l] = base.w[f]!;
-    if (adagrad) wa[2 * l + 1] = base ? base.acc![f]! : ADAGRAD_INITIAL;
-  }
   kernel.bias[0] = bias[0]!;
   if (accB) kernel.bias[1] = accB[0]!;
-  const listed = listedCoordinates(space, base);
   let step = a.start?.meta.step ?? 0;
   for (let slice = a.fromSlice; slice < a.slices; slice++) {
     let n = 0;
@@ -121,99 +109,15 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
     }
     bias[0] = kernel.bias[0]!;
     if (accB) accB[0] = kernel.bias[1]!;
-    // Checkpoints are handed on sparse: the listed coordinates only (see listedCoordinates).
-    const listedCount = listed.coords.length;
-    const local = listed.local;
-    const wValues = new Float32Array(listedCount);
-    for (let i = 0; i < listedCount; i++) {
-      const l = local[i]!;
-      wValues[i] = l >= 0 ? wa[2 * l]! : base!.w[listed.coords[i]!]!;
-    }
-    const params: TensorBlob[] = [sparseBlob('w', { length: buckets, fill: 0, indices: listed.coords, values: wValues }), { name: 'b', data: bias.slice() }];
-    // A retrain starts from the checkpoint before the earliest affected slice, never from the last
-    // one, so the last checkpoint (the model) keeps no optimiser state: a third less to store.
+    // Checkpoints are handed on sparse: the listed coordinates only (see FusedStep.listedValues). A
+    // retrain starts from the checkpoint before the earliest affected slice, never from the last one,
+    // so the last checkpoint (the model) keeps no optimiser state: a third less to store.
     const last = slice === a.slices - 1;
-    let optimizer: TensorBlob[] = [];
-    if (adagrad && !last) {
-      const accValues = new Float32Array(listedCount);
-      for (let i = 0; i < listedCount; i++) {
-        const l = local[i]!;
-        accValues[i] = l >= 0 ? wa[2 * l + 1]! : base!.acc![listed.coords[i]!]!;
-      }
-      optimizer = [sparseBlob('acc:w', { length: buckets, fill: ADAGRAD_INITIAL, indices: listed.coords, values: accValues }), { name: 'acc:b', data: accB!.slice() }];
-    }
+    const listed = kernel.listedValues(adagrad && !last);
+    const params: TensorBlob[] = [sparseBlob('w', { length: buckets, fill: 0, indices: listed.coords, values: listed.w }), { name: 'b', data: bias.slice() }];
+    const optimizer: TensorBlob[] = listed.acc
+      ? [sparseBlob('acc:w', { length: buckets, fill: ADAGRAD_INITIAL, indices: listed.coords, values: listed.acc }), { name: 'acc:b', data: accB!.slice() }]
+      : [];
     await a.onSlice({ meta: { shard: a.shard, slice, buckets, hidden: 0, step, kernel: FUSED_KERNEL }, params, optimizer });
   }
-}
-
-/** The features that occur in the rows, most frequent first (ties: lower bucket first), and the rows' indices renumbered into that order. */
-interface CompactSpace {
-  /** Bucket of compact feature l. */
-  features: Int32Array;
-  /** rows.indices, each replaced by its compact number. */
-  indices: Int32Array;
-  /** The compact numbers in ascending order of their buckets. */
-  ascending: Int32Array;
-}
-
-function compactSpace(rows: Rows, buckets: number): CompactSpace {
-  const nnz = rows.offsets[rows.ids.length]!;
-  const count = new Int32Array(buckets);
-  let D = 0;
-  for (let j = 0; j < nnz; j++) if (count[rows.indices[j]!]++ === 0) D++;
-  // Numbered by falling count, ties by ascending bucket: a counting sort over the counts (a stable pass
-  // in bucket order), linear in buckets + rows, where a comparison sort of ~170k features was not.
-  let maxCount = 0;
-  for (let f = 0; f < buckets; f++) if (count[f]! > maxCount) maxCount = count[f]!;
-  const firstOf = new Int32Array(maxCount + 2); // firstOf[c]: the first number of features seen c times
-  for (let f = 0; f < buckets; f++) if (count[f]! > 0) firstOf[maxCount - count[f]! + 1]!++;
-  for (let c = 1; c <= maxCount + 1; c++) firstOf[c]! += firstOf[c - 1]!;
-  const features = new Int32Array(D);
-  const ascending = new Int32Array(D);
-  const local = count; // reused: bucket → compact number
-  let k = 0;
-  for (let f = 0; f < buckets; f++) {
-    const c = count[f]!;
-    if (c === 0) continue;
-    const l = firstOf[maxCount - c]!++;
-    features[l] = f;
-    local[f] = l;
-    ascending[k++] = l;
-  }
-  const indices = new Int32Array(nnz);
-  for (let j = 0; j < nnz; j++) indices[j] = local[rows.indices[j]!]!;
-  return { features, indices, ascending };
-}
-
-/**
- * The coordinates a checkpoint of this job lists (ascending), and for each its compact number, or −1
- * where no row has the feature. They are the features of the rows and, after a start checkpoint, every
- * coordinate where it differs from the initial tensors (0 for weights, ADAGRAD_INITIAL for AdaGrad's
- * accumulator); every other coordinate still holds its initial value (without a start checkpoint,
- * every coordinate starts there). So a checkpoint is built and encoded in time proportional to these,
- * not to the number of buckets.
- */
-function listedCoordinates(space: CompactSpace, start: { w: Float32Array; acc: Float32Array | null } | null): { coords: Int32Array; local: Int32Array } {
-  const D = space.features.length;
-  if (!start) {
-    const coords = new Int32Array(D);
-    for (let k = 0; k < D; k++) coords[k] = space.features[space.ascending[k]!]!;
-    return { coords, local: space.ascending };
-  }
-  const { w: baseW, acc: baseAcc } = start;
-  const buckets = baseW.length;
-  const localOf = new Int32Array(buckets).fill(-1);
-  for (let l = 0; l < D; l++) localOf[space.features[l]!] = l;
-  const wBits = new Uint32Array(baseW.buffer, baseW.byteOffset, buckets);
-  const accBits = baseAcc ? new Uint32Array(baseAcc.buffer, baseAcc.byteOffset, buckets) : null;
-  const initAccBits = new Uint32Array(Float32Array.of(ADAGRAD_INITIAL).buffer)[0]!;
-  const coords = new Int32Array(buckets);
-  const local = new Int32Array(buckets);
-  let n = 0;
-  for (let f = 0; f < buckets; f++)
-    if (localOf[f]! >= 0 || wBits[f] !== 0 || (accBits && accBits[f] !== initAccBits)) {
-      coords[n] = f;
-      local[n++] = localOf[f]!;
-    }
-  return { coords: coords.slice(0, n), local: local.slice(0, n) };
 }

@@ -38,6 +38,156 @@ let ORDER: usize = 0;
 /** The bias (f32) and, for AdaGrad, its accumulator (f32 at +4). */
 let BIAS: usize = 0;
 
+// Job preparation (compact(), start(), listed(), extract() below): integer and bit-copying loops that
+// each run a few times per job. In JavaScript they ran cold in every worker and every one-shot retrain
+// (interpreted, then compiled on the stack and deoptimised at the next loop: ~20 ms per Davidson shard
+// where warm code takes 8); here they are compiled before the first call.
+/** Per bucket: its count of occurrences, then its compact number, or −1 where no row has it (i32). */
+let LOCAL_OF: usize = 0;
+/** Per compact feature: its bucket (i32). */
+let FEATURES: usize = 0;
+/** The compact numbers in ascending order of their buckets (i32). */
+let ASCENDING: usize = 0;
+/** Counting-sort scratch: one entry per possible count + 2 (i32). */
+let FIRST_OF: usize = 0;
+/** The start checkpoint's full-size weights and AdaGrad accumulators (f32 per bucket), if any. */
+let BASE_W: usize = 0;
+let BASE_ACC: usize = 0;
+/** The coordinates a checkpoint lists (ascending buckets, i32) and each one's compact number or −1 (i32). */
+let COORDS: usize = 0;
+let LISTED_LOCAL: usize = 0;
+/** A checkpoint's listed weights and accumulators (f32), written by extract(). */
+let OUT_W: usize = 0;
+let OUT_ACC: usize = 0;
+
+export function initPrepare(localOf: usize, features: usize, ascending: usize, firstOf: usize, baseW: usize, baseAcc: usize, coords: usize, listedLocal: usize, outW: usize, outAcc: usize): void {
+  LOCAL_OF = localOf;
+  FEATURES = features;
+  ASCENDING = ascending;
+  FIRST_OF = firstOf;
+  BASE_W = baseW;
+  BASE_ACC = baseAcc;
+  COORDS = coords;
+  LISTED_LOCAL = listedLocal;
+  OUT_W = outW;
+  OUT_ACC = outAcc;
+}
+
+/**
+ * Numbers the features that occur in the rows by falling count, ties by ascending bucket (a counting
+ * sort over the counts: a stable pass in bucket order), fills FEATURES, ASCENDING and LOCAL_OF, renumbers
+ * the rows' indices in place, and returns the number of features D. LOCAL_OF must hold zeros.
+ */
+export function compact(buckets: i32, nnz: i32): i32 {
+  let D: i32 = 0;
+  for (let j = 0; j < nnz; j++) {
+    const at = LOCAL_OF + (<usize>load<i32>(INDICES + (<usize>j << 2)) << 2);
+    const c = load<i32>(at);
+    if (c == 0) D++;
+    store<i32>(at, c + 1);
+  }
+  let maxCount: i32 = 0;
+  for (let f = 0; f < buckets; f++) {
+    const c = load<i32>(LOCAL_OF + (<usize>f << 2));
+    if (c > maxCount) maxCount = c;
+  }
+  // FIRST_OF[c]: the first number of the features seen maxCount − c times.
+  memory.fill(FIRST_OF, 0, <usize>(maxCount + 2) << 2);
+  for (let f = 0; f < buckets; f++) {
+    const c = load<i32>(LOCAL_OF + (<usize>f << 2));
+    if (c > 0) {
+      const at = FIRST_OF + (<usize>(maxCount - c + 1) << 2);
+      store<i32>(at, load<i32>(at) + 1);
+    }
+  }
+  for (let c = 1; c <= maxCount + 1; c++) {
+    const at = FIRST_OF + (<usize>c << 2);
+    store<i32>(at, load<i32>(at) + load<i32>(at - 4));
+  }
+  let k: i32 = 0;
+  for (let f = 0; f < buckets; f++) {
+    const at = LOCAL_OF + (<usize>f << 2);
+    const c = load<i32>(at);
+    if (c == 0) {
+      store<i32>(at, -1);
+      continue;
+    }
+    const first = FIRST_OF + (<usize>(maxCount - c) << 2);
+    const l = load<i32>(first);
+    store<i32>(first, l + 1);
+    store<i32>(FEATURES + (<usize>l << 2), f);
+    store<i32>(at, l);
+    store<i32>(ASCENDING + (<usize>k << 2), l);
+    k++;
+  }
+  for (let j = 0; j < nnz; j++) {
+    const at = INDICES + (<usize>j << 2);
+    store<i32>(at, load<i32>(LOCAL_OF + (<usize>load<i32>(at) << 2)));
+  }
+  return D;
+}
+
+/**
+ * Sets each compact feature's weight and accumulator to its start value: the start checkpoint's (bits
+ * copied) or the initial ones (0, and initialAcc for AdaGrad).
+ */
+export function start(D: i32, hasBase: bool, adagrad: bool, initialAcc: f32): void {
+  for (let l = 0; l < D; l++) {
+    const at = WA + (<usize>l << 3);
+    const f = <usize>load<i32>(FEATURES + (<usize>l << 2)) << 2;
+    store<i32>(at, hasBase ? load<i32>(BASE_W + f) : 0);
+    if (adagrad) {
+      if (hasBase) store<i32>(at, load<i32>(BASE_ACC + f), 4);
+      else store<f32>(at, initialAcc, 4);
+    }
+  }
+}
+
+/**
+ * Fills COORDS and LISTED_LOCAL with the coordinates a checkpoint lists and returns their number: the
+ * rows' features, and with a start checkpoint every coordinate where it differs from the initial
+ * tensors (0 for weights, initialAcc for AdaGrad's accumulator, compared bit for bit).
+ */
+export function listed(D: i32, buckets: i32, hasBase: bool, adagrad: bool, initialAcc: f32): i32 {
+  if (!hasBase) {
+    for (let k = 0; k < D; k++) {
+      const l = load<i32>(ASCENDING + (<usize>k << 2));
+      store<i32>(COORDS + (<usize>k << 2), load<i32>(FEATURES + (<usize>l << 2)));
+      store<i32>(LISTED_LOCAL + (<usize>k << 2), l);
+    }
+    return D;
+  }
+  const initBits = reinterpret<i32>(initialAcc);
+  let n: i32 = 0;
+  for (let f = 0; f < buckets; f++) {
+    const b = <usize>f << 2;
+    const l = load<i32>(LOCAL_OF + b);
+    if (l >= 0 || load<i32>(BASE_W + b) != 0 || (adagrad && load<i32>(BASE_ACC + b) != initBits)) {
+      store<i32>(COORDS + (<usize>n << 2), f);
+      store<i32>(LISTED_LOCAL + (<usize>n << 2), l);
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Copies the listed coordinates' current weights (and accumulators) to OUT_W (and OUT_ACC), bit for bit. */
+export function extract(n: i32, withAcc: bool): void {
+  for (let i = 0; i < n; i++) {
+    const l = load<i32>(LISTED_LOCAL + (<usize>i << 2));
+    const out = <usize>i << 2;
+    if (l >= 0) {
+      const at = WA + (<usize>l << 3);
+      store<i32>(OUT_W + out, load<i32>(at));
+      if (withAcc) store<i32>(OUT_ACC + out, load<i32>(at, 4));
+    } else {
+      const b = <usize>load<i32>(COORDS + out) << 2;
+      store<i32>(OUT_W + out, load<i32>(BASE_W + b));
+      if (withAcc) store<i32>(OUT_ACC + out, load<i32>(BASE_ACC + b));
+    }
+  }
+}
+
 export function init(wa: usize, slotOf: usize, rowSlots: usize, touched: usize, grad: usize, offsets: usize, indices: usize, values: usize, labels: usize, order: usize, bias: usize): void {
   WA = wa;
   SLOT_OF = slotOf;

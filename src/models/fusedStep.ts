@@ -9,21 +9,26 @@ import { compileKernel, instantiate, newMemory, WASM_PAGE } from '../util/wasm.j
 
 interface StepExports {
   init(wa: number, slotOf: number, rowSlots: number, touched: number, grad: number, offsets: number, indices: number, values: number, labels: number, order: number, bias: number): void;
+  initPrepare(localOf: number, features: number, ascending: number, firstOf: number, baseW: number, baseAcc: number, coords: number, listedLocal: number, outW: number, outAcc: number): void;
+  compact(buckets: number, nnz: number): number;
+  start(D: number, hasBase: boolean, adagrad: boolean, initialAcc: number): void;
+  listed(D: number, buckets: number, hasBase: boolean, adagrad: boolean, initialAcc: number): number;
+  extract(n: number, withAcc: boolean): void;
   step(s: number, end: number, lr: number, l2: number, adagrad: boolean): void;
 }
 
 let compiled: object | null = null;
 
-/** The compiled module, once per thread (a ~1 KB file: compiling it takes well under a millisecond). */
+/** The compiled module, once per thread (a few KB: compiling it takes about a millisecond). */
 function stepModule(): object {
   return (compiled ??= compileKernel(new URL('./fusedStep.wasm', import.meta.url), 'training'));
 }
 
 export interface FusedStepInput {
-  /** Compact features of the model (weights and accumulators are kept for these only). */
-  features: number;
+  /** Buckets of the hashed feature space (the length of a full-size tensor). */
+  buckets: number;
   rows: number;
-  /** The shard's rows in CSR form, features numbered in the compact space. */
+  /** The shard's rows in CSR form, features numbered by bucket. */
   offsets: Int32Array;
   indices: Int32Array;
   values: Float32Array;
@@ -32,8 +37,27 @@ export interface FusedStepInput {
   batchSize: number;
   l2: number;
   adagrad: boolean;
+  /** AdaGrad's initial accumulator (float32). */
+  initialAcc: number;
+  /** The start checkpoint's full-size weights and (AdaGrad) accumulators, or null to start from the initial values. */
+  base: { w: Float32Array; acc: Float32Array | null } | null;
 }
 
+/** A checkpoint's listed coordinates and their values (fresh arrays, owned by the caller). */
+export interface ListedValues {
+  coords: Int32Array;
+  w: Float32Array;
+  acc: Float32Array | null;
+}
+
+/**
+ * One training job in WebAssembly memory. The constructor prepares it: the features that occur in the
+ * rows are numbered by falling frequency into a compact space (Davidson's shards use ~53k of 262k
+ * buckets; 1M rows at 32 shards ~170k), so that the weights the step touches fit in or near the CPU's L2
+ * cache and the hot ones share cache lines; every compact feature starts at its start value; and the
+ * coordinates a checkpoint lists are fixed. Every coordinate's arithmetic is the same as in the full
+ * space, so the checkpoints are bit for bit those of training over all buckets.
+ */
 export class FusedStep {
   /** Weight of compact feature l at wa[2l], its AdaGrad accumulator at wa[2l + 1]. */
   readonly wa: Float32Array;
@@ -41,17 +65,28 @@ export class FusedStep {
   readonly bias: Float32Array;
   /** The row order of the current epoch: the caller writes order[0, n) before stepping through it. */
   readonly order: Int32Array;
+  /** Number of compact features (features that occur in the rows). */
+  readonly features: number;
   private readonly exports: StepExports;
   private readonly l2: number;
   private readonly adagrad: boolean;
+  private readonly listedCount: number;
+  /** The listed coordinates, shared by every checkpoint of the job (never written after the constructor). */
+  private readonly coords: Int32Array;
+  private readonly outW: Float32Array;
+  private readonly outAcc: Float32Array;
 
   constructor(k: FusedStepInput) {
     const rows = k.rows;
     const nnz = k.offsets[rows]!;
     let maxNnz = 0;
     for (let r = 0; r < rows; r++) maxNnz = Math.max(maxNnz, k.offsets[r + 1]! - k.offsets[r]!);
+    // The compact space is at most the buckets, and at most the feature occurrences; the listed
+    // coordinates are those features, or with a start checkpoint at most every bucket.
+    const maxFeatures = Math.max(1, Math.min(k.buckets, nnz));
+    const maxListed = k.base ? Math.max(1, k.buckets) : maxFeatures;
     // A batch touches at most maxNnz · batchSize distinct features, and never more than there are.
-    const slots = Math.max(1, Math.min(k.features, maxNnz * k.batchSize));
+    const slots = Math.max(1, Math.min(maxFeatures, maxNnz * k.batchSize));
     let end = 16; // offset 0 stays unused
     const take = (bytes: number) => {
       const at = end;
@@ -59,8 +94,8 @@ export class FusedStep {
       return at;
     };
     const at = {
-      wa: take(8 * k.features),
-      slotOf: take(4 * k.features),
+      wa: take(8 * maxFeatures),
+      slotOf: take(4 * maxFeatures),
       rowSlots: take(4 * Math.max(1, maxNnz)),
       touched: take(4 * slots),
       grad: take(8 * slots),
@@ -70,26 +105,62 @@ export class FusedStep {
       labels: take(rows),
       order: take(4 * rows),
       bias: take(8),
+      localOf: take(4 * k.buckets),
+      features: take(4 * maxFeatures),
+      ascending: take(4 * maxFeatures),
+      firstOf: take(4 * (nnz + 2)), // a feature's count is at most nnz
+      baseW: k.base ? take(4 * k.buckets) : 0,
+      baseAcc: k.base?.acc ? take(4 * k.buckets) : 0,
+      coords: take(4 * maxListed),
+      listedLocal: take(4 * maxListed),
+      outW: take(4 * maxListed),
+      outAcc: k.adagrad ? take(4 * maxListed) : 0,
     };
     let memory;
     try {
       memory = newMemory(Math.ceil(end / WASM_PAGE));
     } catch (err) {
-      // WebAssembly memory ends at 4 GiB: about 500 million feature occurrences in one shard.
+      // WebAssembly memory ends at 4 GiB: about 350 million feature occurrences in one shard.
       throw new SisaError('TRAIN', `a shard of ${rows.toLocaleString('en-US')} rows and ${nnz.toLocaleString('en-US')} feature occurrences needs ${(end / 2 ** 30).toFixed(1)} GiB of WebAssembly memory to train (${errorMessage(err)}); ingest with more --shards`, { cause: err });
     }
     this.exports = instantiate<StepExports>(stepModule(), { env: { memory, exp: Math.exp } });
     const buf = memory.buffer;
-    this.wa = new Float32Array(buf, at.wa, 2 * k.features);
-    this.bias = new Float32Array(buf, at.bias, 2);
-    this.order = new Int32Array(buf, at.order, rows);
     new Int32Array(buf, at.offsets, rows + 1).set(k.offsets.subarray(0, rows + 1));
     new Int32Array(buf, at.indices, nnz).set(k.indices.subarray(0, nnz));
     new Float32Array(buf, at.values, nnz).set(k.values.subarray(0, nnz));
     new Uint8Array(buf, at.labels, rows).set(k.labels.subarray(0, rows));
-    this.exports.init(at.wa, at.slotOf, at.rowSlots, at.touched, at.grad, at.offsets, at.indices, at.values, at.labels, at.order, at.bias);
+    if (k.base) new Float32Array(buf, at.baseW, k.buckets).set(k.base.w.subarray(0, k.buckets));
+    if (k.base?.acc) new Float32Array(buf, at.baseAcc, k.buckets).set(k.base.acc.subarray(0, k.buckets));
+    const x = this.exports;
+    x.init(at.wa, at.slotOf, at.rowSlots, at.touched, at.grad, at.offsets, at.indices, at.values, at.labels, at.order, at.bias);
+    x.initPrepare(at.localOf, at.features, at.ascending, at.firstOf, at.baseW, at.baseAcc, at.coords, at.listedLocal, at.outW, at.outAcc);
+    const D = x.compact(k.buckets, nnz);
+    // AdaGrad's state is read from the start checkpoint only when training with AdaGrad.
+    const hasAcc = k.adagrad && !!k.base?.acc;
+    if (k.adagrad && k.base && !hasAcc) throw new Error('FusedStep: an AdaGrad start needs the start checkpoint\'s accumulators');
+    x.start(D, !!k.base, k.adagrad, k.initialAcc);
+    this.listedCount = x.listed(D, k.buckets, !!k.base, k.adagrad, k.initialAcc);
+    this.features = D;
+    this.wa = new Float32Array(buf, at.wa, 2 * D);
+    this.bias = new Float32Array(buf, at.bias, 2);
+    this.order = new Int32Array(buf, at.order, rows);
+    this.coords = new Int32Array(buf, at.coords, this.listedCount).slice();
+    this.outW = new Float32Array(buf, at.outW, this.listedCount);
+    this.outAcc = new Float32Array(buf, k.adagrad ? at.outAcc : at.outW, this.listedCount);
     this.l2 = k.l2;
     this.adagrad = k.adagrad;
+  }
+
+  /**
+   * The coordinates a checkpoint lists (ascending) and their current values: the rows' features and,
+   * after a start checkpoint, every coordinate where it differs from the initial tensors; every other
+   * coordinate still holds its initial value. So a checkpoint is built and encoded in time proportional
+   * to these, not to the number of buckets. withAcc: also the AdaGrad accumulators.
+   */
+  listedValues(withAcc: boolean): ListedValues {
+    const acc = withAcc && this.adagrad;
+    this.exports.extract(this.listedCount, acc);
+    return { coords: this.coords, w: this.outW.slice(), acc: acc ? this.outAcc.slice() : null };
   }
 
   /** One optimiser step over the rows order[s, end) with learning rate lr. */
