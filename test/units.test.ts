@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { spawnSync } from 'node:child_process';
 import { placeRecord } from '../src/data/assign.js';
 import { filterRows, RowsBuilder, sliceHashes } from '../src/data/shardFile.js';
 import { DEFAULT_FEATURES, hashText, tokenize } from '../src/features/hashing.js';
@@ -191,5 +192,17 @@ describe('sensitive terms', () => {
     assert.ok(m('a non-binary friend'));
     assert.ok(!m('gayety and bold peoples'));
     assert.ok(!m('nothing here'));
+  });
+});
+
+describe('worker pool', () => {
+  it('warm(n) starts n workers and returns (it looped forever for n >= 2: each pass took back the worker it had just started)', () => {
+    // In a child process with a time limit: the bug was a synchronous loop, which no test timeout stops.
+    const pool = new URL('../src/orchestration/pool.js', import.meta.url).href;
+    const script = `const { WorkerPool } = await import(${JSON.stringify(pool)}); const p = new WorkerPool(2, 'cpu'); p.warm(2); await p.close(); console.log('ok');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
+    assert.equal(r.signal, null, 'warm(2) did not return within 60 s');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'ok');
   });
 });

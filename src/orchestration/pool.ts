@@ -10,7 +10,9 @@ import type { ShardJob, ShardJobResult } from './shardJob.js';
 import type { FromWorker } from './worker.js';
 import type { JobRunner } from './inProcess.js';
 
-export { InProcessRunner, type JobRunner } from './inProcess.js';
+// The runner interface only: importing the pool does not load the job code (Arrow, the kernels) on the
+// main thread, which only the worker threads run.
+export type { JobRunner } from './inProcess.js';
 
 export class WorkerPool implements JobRunner {
   private readonly queue: PQueue;
@@ -27,8 +29,10 @@ export class WorkerPool implements JobRunner {
   }
 
   private acquire(): Worker {
-    const w = this.idle.pop();
-    if (w) return w;
+    return this.idle.pop() ?? this.spawn();
+  }
+
+  private spawn(): Worker {
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { backend: this.backend } });
     this.all.push(worker);
     return worker;
@@ -37,7 +41,7 @@ export class WorkerPool implements JobRunner {
   /** Starts `n` workers and their backends ahead of the first job (hides start-up latency). */
   warm(n = 1): void {
     while (this.all.length < Math.min(n, this.concurrency)) {
-      const w = this.acquire();
+      const w = this.spawn();
       w.postMessage({ type: 'warm' });
       this.idle.push(w);
     }
