@@ -73,7 +73,7 @@ describe('help', () => {
   });
 
   it('lists every command', () => {
-    assert.deepEqual(COMMANDS, ['ingest', 'train', 'predict', 'evaluate', 'delete', 'fairness', 'report', 'worker', 'recover', 'verify', 'bench', 'status', 'demo']);
+    assert.deepEqual(COMMANDS, ['ingest', 'train', 'predict', 'evaluate', 'delete', 'fairness', 'report', 'serve', 'worker', 'recover', 'verify', 'bench', 'status', 'demo']);
   });
 
   for (const command of ['', ...COMMANDS]) {

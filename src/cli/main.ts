@@ -22,6 +22,7 @@ const COMMANDS: Record<CommandName, () => Promise<(y: Argv) => Argv>> = {
   delete: async () => (await import('./commands/delete.js')).deleteCommand,
   fairness: async () => (await import('./commands/fairness.js')).fairnessCommand,
   report: async () => (await import('./commands/report.js')).reportCommand,
+  serve: async () => (await import('./commands/serve.js')).serveCommand,
   worker: async () => (await import('./commands/worker.js')).workerCommand,
   recover: async () => (await import('./commands/recover.js')).recoverCommand,
   verify: async () => (await import('./commands/verify.js')).verifyCommand,

@@ -1,0 +1,159 @@
+/**
+ * `sisa serve` and `sisa delete --server`, through the real CLI and a real HTTP server on loopback: a
+ * deletion through the service commits exactly what the same deletion in a one-shot process commits,
+ * errors come back as the CLI's one-line errors, ids never reach the service's log, and a signal stops it
+ * cleanly.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { cliJson, makeCorpus, readState, repoRoot, runCli, sisaBin, snapshot, tempDir } from './helpers.js';
+
+interface Service {
+  url: string;
+  child: ChildProcessWithoutNullStreams;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `sisa serve --port 0 --json` and reads the URL from its first stdout line. */
+async function startService(workdir: string): Promise<Service> {
+  const child = spawn(process.execPath, [sisaBin, 'serve', '--workdir', workdir, '--port', '0', '--json'], { cwd: repoRoot });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n')[0]!;
+      if (out.includes('\n')) resolve((JSON.parse(line) as { url: string }).url);
+    });
+    void exited.then((code) => reject(new Error(`sisa serve exited ${code} before listening: ${err}`)));
+  });
+  return { url, child, stderr: () => err, exited };
+}
+
+async function post(url: string, body: string): Promise<{ status: number; json: any }> {
+  const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  return { status: res.status, json: await res.json() };
+}
+
+/** The manifest's models and deletion log, without times: what a deletion commits. */
+async function committed(workdir: string) {
+  const s = await readState(workdir);
+  return {
+    models: s.models.map((m: any) => ({ shard: m.shard, version: m.version, modelHash: m.modelHash, checkpoints: m.checkpoints, dataSha256: m.dataSha256 })),
+    shards: s.shards.map((x: any) => x.sha256),
+  };
+}
+
+describe('sisa serve: deletions from a resident process', () => {
+  let dir: string;
+  let served: string;
+  let local: string;
+  let service: Service;
+  let ids: string[];
+
+  before(async () => {
+    dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 1200, seed: 4 });
+    served = path.join(dir, 'served');
+    await cliJson(['ingest', corpus, '--workdir', served, '--shards', '3', '--slices', '3', '--test', '0.2', '--seed', '4', '--quiet']);
+    await cliJson(['train', '--workdir', served, '--epochs', '2', '--quiet']);
+    // A twin of the workspace, for the same deletions in one-shot processes.
+    local = path.join(dir, 'local');
+    await fsp.cp(served, local, { recursive: true });
+    const text = await fsp.readFile(corpus, 'utf8');
+    ids = text.trim().split('\n').slice(1, 40).map((l) => l.split(',')[0]!);
+    service = await startService(served);
+  });
+  after(async () => {
+    if (service.child.exitCode === null) service.child.kill('SIGKILL');
+  });
+
+  it('GET /health names the served workspace', async () => {
+    const res = await fetch(`${service.url}/health`);
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { workdir: string }).workdir, await fsp.realpath(served));
+  });
+
+  it('sisa delete --server commits exactly what a one-shot sisa delete commits', async () => {
+    for (const batch of [[ids[0]!], [ids[1]!, ids[2]!, ids[3]!], [ids[4]!]]) {
+      const flags = batch.flatMap((id) => ['--id', id]);
+      const viaService = await runCli(['delete', ...flags, '--workdir', served, '--server', service.url, '--json']);
+      assert.equal(viaService.code, 0, viaService.stderr);
+      const oneShot = await cliJson(['delete', ...flags, '--workdir', local, '--quiet']);
+      const r = JSON.parse(viaService.stdout);
+      assert.deepEqual(new Set(r.deleted), new Set(batch));
+      assert.deepEqual(r.retrained.map((x: any) => [x.shard, x.fromSlice]), oneShot.retrained.map((x: any) => [x.shard, x.fromSlice]));
+    }
+    assert.deepEqual(await committed(served), await committed(local), 'same models, checkpoints and shard files');
+    // The human form is the one a local deletion prints.
+    const human = await runCli(['delete', '--id', ids[5]!, '--workdir', served, '--server', service.url]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^deleted 1 of 1 requested record\(s\) in [\d.]+ s \(deletion log entry \d+\)/);
+  });
+
+  it('verify finds every deleted id gone and every model a retrain without them', async () => {
+    const v = await runCli(['verify', '--workdir', served, '--json']);
+    assert.equal(v.code, 0, v.stderr);
+  });
+
+  it('errors come back as the one-line errors and exit codes of a local deletion, and change nothing', async () => {
+    const before = await snapshot(served);
+    const strict = await runCli(['delete', '--id', ids[10]!, '--id', 'no-such-id', '--strict', '--workdir', served, '--server', service.url]);
+    assert.equal(strict.code, 1);
+    assert.match(strict.stderr, /^sisa: error: 1 id\(s\) not found \(no-such-id\); nothing was deleted \(--strict\)\n$/);
+    const elsewhere = await runCli(['delete', '--id', ids[10]!, '--workdir', local, '--server', service.url]);
+    assert.equal(elsewhere.code, 2);
+    assert.match(elsewhere.stderr, /^sisa: error: this service deletes from .*served, not .*local; .*\n$/);
+    const mixed = await runCli(['delete', '--id', ids[10]!, '--workdir', served, '--server', service.url, '--concurrency', '2']);
+    assert.equal(mixed.code, 2);
+    assert.match(mixed.stderr, /--server cannot be combined with --concurrency/);
+    const badUrl = await runCli(['delete', '--id', ids[10]!, '--workdir', served, '--server', 'not a url']);
+    assert.equal(badUrl.code, 2);
+    assert.match(badUrl.stderr, /--server must be the URL 'sisa serve' printed/);
+    // Raw HTTP: malformed requests are refused with a reason, and an unknown path is a 404.
+    assert.deepEqual(await post(`${service.url}/delete`, 'not json'), { status: 400, json: { error: { code: 'USAGE', message: "request body is not JSON (Unexpected token 'o', \"not json\" is not valid JSON); send {\"ids\": [\"…\"]}" } } });
+    assert.equal((await post(`${service.url}/delete`, '{"ids": [12]}')).json.error.message, "field 'ids' must be a non-empty array of strings");
+    assert.equal((await post(`${service.url}/delete`, '{"ids": ["1"], "force": true}')).json.error.message, "unknown field 'force' (allowed: ids, strict, hashIds, fullRetrain, workdir)");
+    assert.equal((await fetch(`${service.url}/nothing-here`)).status, 404);
+    assert.deepEqual(await snapshot(served), before);
+  });
+
+  it('applies concurrent requests one after another, each with its own receipt', async () => {
+    const [a, b] = await Promise.all([post(`${service.url}/delete`, JSON.stringify({ ids: [ids[20]] })), post(`${service.url}/delete`, JSON.stringify({ ids: [ids[21]] }))]);
+    assert.equal(a.status, 200, JSON.stringify(a.json));
+    assert.equal(b.status, 200, JSON.stringify(b.json));
+    assert.notEqual(a.json.logEntry, b.json.logEntry);
+    assert.deepEqual([...a.json.deleted, ...b.json.deleted].sort(), [ids[20], ids[21]].sort());
+  });
+
+  it('never writes an id to its log, and stops cleanly on SIGTERM', async () => {
+    assert.match(service.stderr(), /POST \/delete 200 1 requested, 1 deleted/);
+    for (const id of ids.slice(0, 22)) assert.doesNotMatch(service.stderr(), new RegExp(`\\b${id}\\b`), 'no id in the log');
+    service.child.kill('SIGTERM');
+    assert.equal(await service.exited, 0);
+    const gone = await runCli(['delete', '--id', ids[30]!, '--workdir', served, '--server', service.url]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /^sisa: error: cannot reach sisa serve at http:\/\/127\.0\.0\.1:\d+ \(.*ECONNREFUSED.*\); is it running\?/);
+  });
+});
+
+describe('sisa serve: refused at start', () => {
+  it('on a workspace without trained models, with the one-line error of sisa delete', async () => {
+    const dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 300, seed: 2 });
+    const ws = path.join(dir, 'ws');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--quiet']);
+    const r = await runCli(['serve', '--workdir', ws, '--port', '0']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^sisa: error: no trained models in this workspace; run 'sisa train' first\n$/);
+    const port = await runCli(['serve', '--workdir', ws, '--port', '70000']);
+    assert.equal(port.code, 2);
+    assert.match(port.stderr, /--port must be a whole number in 0\.\.65535, got 70000/);
+  });
+});
