@@ -31,6 +31,11 @@ describe('sisa bench', () => {
     assert.equal(r.unlearning.ideal, (2 * 2 * 2) / 3);
     for (const k of ['locate', 'rewrite', 'startWorkers', 'restore', 'retrain', 'save', 'commit', 'refit', 'processStartAndExit']) assert.equal(typeof r.unlearning.breakdown[k], 'number', k);
     assert.equal(typeof r.unlearning.batch100.seconds, 'number');
+    // Deletions through a resident sisa serve: over HTTP and through sisa delete --server.
+    for (const k of ['httpMedianSeconds', 'fixedCostSeconds', 'cliMedianSeconds']) assert.ok(r.unlearning.served[k] > 0, `unlearning.served.${k}`);
+    assert.equal(r.unlearning.served.httpSeconds.length, 1);
+    assert.ok(r.unlearning.served.fixedCostSeconds < r.unlearning.served.httpMedianSeconds + 1e-9);
+    assert.ok((r.verdicts as { target: string }[]).some((v) => v.target === 'delete median ≤ 0.4 s, through sisa serve (HTTP)'));
     assert.equal(typeof r.ingest.rowsPerSec, 'number');
     assert.equal(typeof r.ingest.peakRssBytes, 'number');
     assert.ok(r.ingest.peakRssBytes > 0);
