@@ -219,4 +219,22 @@ describe('fused kernel = the model trained the obvious way, bit for bit', () => 
     assert.ok(!bits(a.w).equals(bits(b.w)), 'the seed must matter');
     assert.ok(!bits(a.w).equals(bits(c.w)), 'a row must matter');
   });
+
+  it('refuses a feature index outside the buckets, and a start checkpoint of another size (they would write past their arrays in WebAssembly memory)', async () => {
+    const cfg: LearnerConfig = { hidden: 0, optimizer: 'adagrad', learningRate: 0.5, l2: 1e-3, epochs: 1, batchSize: 2, blockWidth: 16 };
+    const rows = (indices: number[]): Rows => ({
+      ids: ['a', 'b'],
+      texts: ['', ''],
+      labels: Uint8Array.of(1, 0),
+      slices: Int16Array.of(0, 1),
+      offsets: Int32Array.of(0, 2, 3),
+      indices: Int32Array.from(indices),
+      values: Float32Array.of(1, 1, 1),
+      groups: {},
+    });
+    for (const bad of [[1, buckets], [-1, 2], [3, 2 ** 31 - 1]])
+      await assert.rejects(fusedTrain(rows([bad[0]!, bad[1]!, 7]), cfg, buckets, 1, 0, 2, 0, null), /feature index is outside the 64 buckets/);
+    const [first] = await fusedTrain(rows([1, 2, 7]), cfg, buckets, 1, 0, 2, 0, null);
+    await assert.rejects(fusedTrain(rows([1, 2, 7]), cfg, buckets * 2, 1, 0, 2, 1, first!), /the start checkpoint has 64 weights, the model 128 buckets/);
+  });
 });

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cliJson, makeCorpus, readState, repoRoot, runCli, sisaBin, snapshot, tempDir } from './helpers.js';
@@ -124,6 +125,29 @@ describe('sisa serve: deletions from a resident process', () => {
     assert.deepEqual(await snapshot(served), before);
   });
 
+  it('refuses what a web page could send: no JSON content type, an Origin header, a Host that is not loopback', async () => {
+    const before = await snapshot(served);
+    const body = JSON.stringify({ ids: [ids[11]] });
+    // A cross-site form post or a no-cors fetch sends text/plain or a form type, which needs no preflight.
+    const plain = await fetch(`${service.url}/delete`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+    assert.equal(plain.status, 415);
+    assert.match(((await plain.json()) as any).error.message, /^POST \/delete needs content-type: application\/json, got 'text\/plain'$/);
+    const fromPage = await fetch(`${service.url}/delete`, { method: 'POST', body, headers: { 'content-type': 'application/json', origin: 'https://example.com' } });
+    assert.equal(fromPage.status, 403);
+    // A DNS-rebound name reaches the loopback address with its own Host header.
+    const port = new URL(service.url).port;
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/delete', method: 'POST', headers: { host: `attacker.example:${port}`, 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(rebound, 403);
+    assert.deepEqual(await snapshot(served), before, 'nothing deleted');
+  });
+
   it('applies concurrent requests one after another, each with its own receipt', async () => {
     const [a, b] = await Promise.all([post(`${service.url}/delete`, JSON.stringify({ ids: [ids[20]] })), post(`${service.url}/delete`, JSON.stringify({ ids: [ids[21]] }))]);
     assert.equal(a.status, 200, JSON.stringify(a.json));
@@ -132,11 +156,27 @@ describe('sisa serve: deletions from a resident process', () => {
     assert.deepEqual([...a.json.deleted, ...b.json.deleted].sort(), [ids[20], ids[21]].sort());
   });
 
-  it('never writes an id to its log, and stops cleanly on SIGTERM', async () => {
+  it('never writes an id to its log, not even one put in the URL', async () => {
+    const r = await fetch(`${service.url}/delete?id=${ids[12]}`, { method: 'POST', body: JSON.stringify({ ids: [ids[12]] }), headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 200);
     assert.match(service.stderr(), /POST \/delete 200 1 requested, 1 deleted/);
     for (const id of ids.slice(0, 22)) assert.doesNotMatch(service.stderr(), new RegExp(`\\b${id}\\b`), 'no id in the log');
+  });
+
+  it('on SIGTERM finishes the deletion in progress, starts no other, and exits 0', async () => {
+    const inFlight = post(`${service.url}/delete`, JSON.stringify({ ids: [ids[25]] }));
+    await new Promise((r) => setTimeout(r, 40));
     service.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 40));
+    const late = await post(`${service.url}/delete`, JSON.stringify({ ids: [ids[26]] })).catch((err: Error) => ({ status: 0, json: { error: { message: err.message } } }));
+    const first = await inFlight;
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    assert.deepEqual(first.json.deleted, [ids[25]]);
+    assert.notEqual(late.status, 200, 'a request after SIGTERM is not served');
     assert.equal(await service.exited, 0);
+    // The refused request deleted nothing: its id is still there to delete.
+    const after = await cliJson(['delete', '--id', ids[26]!, '--workdir', served, '--quiet']);
+    assert.deepEqual(after.deleted, [ids[26]]);
     const gone = await runCli(['delete', '--id', ids[30]!, '--workdir', served, '--server', service.url]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /^sisa: error: cannot reach sisa serve at http:\/\/127\.0\.0\.1:\d+ \(.*ECONNREFUSED.*\); is it running\?/);

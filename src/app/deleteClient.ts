@@ -41,6 +41,8 @@ export async function deleteViaService(serverUrl: string, request: DeleteRequest
   }
   if (status === 200) return parsed as DeleteResult;
   const e = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
-  const code = CODES.includes(e?.code as ErrorCode) ? (e!.code as ErrorCode) : 'STATE';
-  throw new SisaError(code, typeof e?.message === 'string' ? e.message : `${serverUrl} answered ${status}`);
+  const message = typeof e?.message === 'string' ? e.message : `${serverUrl} answered ${status}`;
+  // A bug in the service is a bug here too (exit 70, as a local run), not a user-caused failure.
+  if (e?.code === 'INTERNAL') throw new Error(`in sisa serve at ${serverUrl}: ${message}`);
+  throw new SisaError(CODES.includes(e?.code as ErrorCode) ? (e!.code as ErrorCode) : 'STATE', message);
 }

@@ -13,6 +13,11 @@
  *
  * `workdir`, when sent, must be the served workspace (a client that meant another one is refused, not
  * served the wrong one). The server never logs ids: they are the personal data being forgotten.
+ *
+ * Deletions cannot be undone, so requests a web page could make are refused: POST /delete needs
+ * `content-type: application/json` (which a browser does not send cross-site without a preflight, which
+ * this service never answers), a request with an `Origin` header is refused, and on a loopback address the
+ * `Host` header must name loopback (a DNS-rebound name does not).
  */
 import http from 'node:http';
 import { readFile, realpath } from 'node:fs/promises';
@@ -20,7 +25,7 @@ import type { AddressInfo } from 'node:net';
 import { deleteRecords, type DeleteResult } from './delete.js';
 import { loadState, requireTrained } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
-import { errorMessage, SisaError, usageError, type ErrorCode } from '../util/errors.js';
+import { errorMessage, SisaError, systemErrorMessage, usageError, type ErrorCode } from '../util/errors.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
 export interface ServeOptions {
@@ -66,15 +71,20 @@ const MAX_BODY = 16 * 2 ** 20;
 /** HTTP status for each error code: the client's fault (400), the workspace's state (409), the server's (500). */
 const STATUS: Record<ErrorCode, number> = { USAGE: 400, INPUT: 400, NOT_FOUND: 400, STATE: 409, INTERRUPTED: 503, BACKEND: 500, TRAIN: 500 };
 
+/** The error codes of a response body: sisa's own, and INTERNAL for a failure that is a bug (a local run exits 70). */
+export type ServiceErrorCode = ErrorCode | 'INTERNAL';
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: ErrorCode,
+    readonly code: ServiceErrorCode,
     message: string,
   ) {
     super(message);
   }
 }
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 export async function serve(o: ServeOptions): Promise<DeletionService> {
   checkOptions('serve', o, SERVE_OPTIONS);
@@ -87,25 +97,43 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
   const version = await packageVersion();
   // One request at a time: each runs to its end (commit or clean failure) before the next starts.
   let chain: Promise<unknown> = Promise.resolve();
+  // Set by close(): requests not started yet are refused, and every response closes its connection.
+  let closing = false;
+  const stopping = () => new HttpError(503, 'STATE', 'the service is stopping; nothing was deleted for this request; send it to a running service');
   const inOrder = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = chain.then(work, work);
+    const guarded = () => {
+      if (closing) throw stopping();
+      return work();
+    };
+    const run = chain.then(guarded, guarded);
     chain = run.catch(() => undefined);
     return run;
   };
+  const listenHost = o.host ?? '127.0.0.1';
+  const loopbackOnly = LOOPBACK_HOSTS.has(listenHost);
 
+  // Responses not yet sent: close() waits for them before it closes the connections.
+  const unanswered = new Set<Promise<void>>();
   const server = http.createServer((req, res) => {
     const t0 = performance.now();
+    const answered = new Promise<void>((resolve) => res.once('close', () => resolve()));
+    unanswered.add(answered);
+    void answered.then(() => unanswered.delete(answered));
+    // The path only: a query string is the client's to fill, and may carry an id.
+    const where = `${req.method} ${pathOf(req)}`;
     const respond = (status: number, body: unknown, summary: string) => {
       const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...(closing ? { connection: 'close' } : {}) });
       res.end(text);
-      o.onRequest?.(`${req.method} ${req.url} ${status} ${summary} ${((performance.now() - t0) / 1000).toFixed(3)} s`);
+      o.onRequest?.(`${where} ${status} ${summary} ${((performance.now() - t0) / 1000).toFixed(3)} s`);
     };
     const fail = (err: unknown) => {
       if (err instanceof HttpError) return respond(err.status, { error: { code: err.code, message: err.message } }, err.code);
       if (err instanceof SisaError) return respond(STATUS[err.code], { error: { code: err.code, message: err.message } }, err.code);
-      // A failure that is not sisa's own kind (a bug, or the system's): reported, and the service goes on.
-      return respond(500, { error: { code: 'STATE', message: `internal error: ${errorMessage(err)}` } }, 'internal error');
+      // The system's failure (a full disk) is the environment's, as in a local run; anything else is a bug.
+      const system = systemErrorMessage(err);
+      if (system) return respond(500, { error: { code: 'STATE', message: system } }, 'STATE');
+      return respond(500, { error: { code: 'INTERNAL', message: errorMessage(err) } }, 'INTERNAL');
     };
     handle(req)
       .then((r) => respond(200, r.body, r.summary))
@@ -113,12 +141,17 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
   });
 
   const handle = async (req: http.IncomingMessage): Promise<{ body: unknown; summary: string }> => {
-    const route = `${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`;
+    if (closing) throw stopping();
+    if (req.headers.origin !== undefined) throw new HttpError(403, 'USAGE', 'requests from web pages (with an Origin header) are refused: a deletion cannot be undone');
+    if (loopbackOnly && !LOOPBACK_HOSTS.has(hostName(req.headers.host))) throw new HttpError(403, 'USAGE', `Host '${req.headers.host ?? ''}' is not this machine's loopback address`);
+    const route = `${req.method} ${pathOf(req)}`;
     if (route === 'GET /health') return { body: { workdir: served, pid: process.pid, version }, summary: 'ok' };
     if (route !== 'POST /delete') {
       const known = ['GET /health', 'POST /delete'];
       throw new HttpError(404, 'USAGE', `no such endpoint: ${route} (this service answers ${known.join(' and ')})`);
     }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') throw new HttpError(415, 'USAGE', `POST /delete needs content-type: application/json, got '${type || 'none'}'`);
     const request = parseDeleteRequest(await readBody(req));
     if (request.workdir !== undefined) {
       const asked = await realpath(request.workdir).catch(() => request.workdir!);
@@ -132,9 +165,9 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? usageError(`--port ${port}: the port is in use on ${o.host ?? '127.0.0.1'}; pick another (or 0 for any free port)`) : err),
+      reject(err.code === 'EADDRINUSE' ? usageError(`--port ${port}: the port is in use on ${listenHost}; pick another (or 0 for any free port)`) : err),
     );
-    server.listen(port, o.host ?? '127.0.0.1', () => resolve());
+    server.listen(port, listenHost, () => resolve());
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -142,14 +175,27 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
     url: `http://${host}:${address.port}`,
     workdir: served,
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Idle keep-alive connections would hold the close open; the one in progress is answered first.
-        server.closeIdleConnections();
-      });
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // The request in progress finishes and is answered (with connection: close); queued ones are refused.
       await chain;
+      await Promise.all([...unanswered]);
+      server.closeAllConnections();
+      await closed;
     },
   };
+}
+
+function pathOf(req: http.IncomingMessage): string {
+  return new URL(req.url ?? '/', 'http://x').pathname;
+}
+
+/** The host name of a Host header, without its port. */
+function hostName(header: string | undefined): string {
+  if (!header) return '';
+  if (header.startsWith('[')) return header.slice(0, header.indexOf(']') + 1);
+  return header.replace(/:\d+$/, '');
 }
 
 async function readBody(req: http.IncomingMessage): Promise<string> {

@@ -76,12 +76,15 @@ export function initPrepare(localOf: usize, features: usize, ascending: usize, f
 /**
  * Numbers the features that occur in the rows by falling count, ties by ascending bucket (a counting
  * sort over the counts: a stable pass in bucket order), fills FEATURES, ASCENDING and LOCAL_OF, renumbers
- * the rows' indices in place, and returns the number of features D. LOCAL_OF must hold zeros.
+ * the rows' indices in place, and returns the number of features D, or −1 if an index is outside
+ * 0..buckets − 1 (then nothing else is done). LOCAL_OF must hold zeros.
  */
 export function compact(buckets: i32, nnz: i32): i32 {
   let D: i32 = 0;
   for (let j = 0; j < nnz; j++) {
-    const at = LOCAL_OF + (<usize>load<i32>(INDICES + (<usize>j << 2)) << 2);
+    const f = load<i32>(INDICES + (<usize>j << 2));
+    if (<u32>f >= <u32>buckets) return -1; // outside the feature space: it would overwrite other arrays
+    const at = LOCAL_OF + (<usize>f << 2);
     const c = load<i32>(at);
     if (c == 0) D++;
     store<i32>(at, c + 1);

@@ -129,12 +129,15 @@ export class FusedStep {
     new Int32Array(buf, at.indices, nnz).set(k.indices.subarray(0, nnz));
     new Float32Array(buf, at.values, nnz).set(k.values.subarray(0, nnz));
     new Uint8Array(buf, at.labels, rows).set(k.labels.subarray(0, rows));
-    if (k.base) new Float32Array(buf, at.baseW, k.buckets).set(k.base.w.subarray(0, k.buckets));
-    if (k.base?.acc) new Float32Array(buf, at.baseAcc, k.buckets).set(k.base.acc.subarray(0, k.buckets));
+    if (k.base && (k.base.w.length !== k.buckets || (k.base.acc && k.base.acc.length !== k.buckets)))
+      throw new SisaError('STATE', `the start checkpoint has ${k.base.w.length} weights, the model ${k.buckets} buckets`);
+    if (k.base) new Float32Array(buf, at.baseW, k.buckets).set(k.base.w);
+    if (k.base?.acc) new Float32Array(buf, at.baseAcc, k.buckets).set(k.base.acc);
     const x = this.exports;
     x.init(at.wa, at.slotOf, at.rowSlots, at.touched, at.grad, at.offsets, at.indices, at.values, at.labels, at.order, at.bias);
     x.initPrepare(at.localOf, at.features, at.ascending, at.firstOf, at.baseW, at.baseAcc, at.coords, at.listedLocal, at.outW, at.outAcc);
     const D = x.compact(k.buckets, nnz);
+    if (D < 0) throw new SisaError('STATE', `a shard's feature index is outside the ${k.buckets} buckets of the model; the shard file and the workspace's feature configuration disagree`);
     // AdaGrad's state is read from the start checkpoint only when training with AdaGrad.
     const hasAcc = k.adagrad && !!k.base?.acc;
     if (k.adagrad && k.base && !hasAcc) throw new Error('FusedStep: an AdaGrad start needs the start checkpoint\'s accumulators');

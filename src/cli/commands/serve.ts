@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { COMMAND_TEXT } from './text.js';
 import { emit, note } from '../output.js';
+import { interruptOperations } from '../../state/lock.js';
 export function serveCommand(y: Argv): Argv {
   return y.command(
     COMMAND_TEXT.serve.command,
@@ -24,12 +25,19 @@ export function serveCommand(y: Argv): Argv {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
-      // A second signal while the request in progress finishes ends the process at once (that request's
-      // operation is then left for 'sisa recover', as after any kill).
-      const force = () => process.exit(130);
-      process.once('SIGINT', force);
-      process.once('SIGTERM', force);
-      note(a, 'stopping: finishing the request in progress');
+      // A second signal rolls the deletion in progress back at its next check before the commit (as
+      // Ctrl-C does to sisa delete; its request is kept pending and applied by the next deletion); a third
+      // ends the process at once, leaving it to 'sisa recover' as after any kill.
+      let signals = 1;
+      const again = () => {
+        if (++signals === 2) {
+          note(a, 'stopping now: rolling back the deletion in progress (a third signal kills the process)');
+          interruptOperations();
+        } else process.exit(130);
+      };
+      process.on('SIGINT', again);
+      process.on('SIGTERM', again);
+      note(a, 'stopping: finishing the request in progress, refusing new ones');
       await service.close();
     },
   );
