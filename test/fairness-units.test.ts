@@ -91,6 +91,7 @@ describe('derived-predictor LP', () => {
     // the other's, which opened a TPR and FPR gap of 1e-7 at ε = 0.
     const allFlagged = await solveDerivedPredictor([[[19, 19], [1, 3]], [[11, 11], [18, 17]]], 0);
     assert.ok(allFlagged.gap <= 1e-9, `gap ${allFlagged.gap} at ε = 0`);
+    assert.deepEqual(allFlagged.p, [[1, 1], [1, 1]], 'flagged, not drawn against 1 − 1e-7');
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 1, max: 20 })), { minLength: 2, maxLength: 2 }), { minLength: 2, maxLength: 2 }),

@@ -186,23 +186,28 @@ export async function solveDerivedPredictor(counts: Counts, specOrTolerance: num
     return getSolver().then((solver) => solver.solve(lp, { primal_feasibility_tolerance: 1e-10, dual_feasibility_tolerance: 1e-10 }));
   };
   // HiGHS meets constraints to its feasibility tolerance, so a solution may step down by 1e-9 where the
-  // LP says it may not: a running maximum makes each row exactly monotone. Values within 1e-7 of 0 or 1
-  // are also snapped to them (a decision drawn against 0.9999999984 is not meant to be random), but only
-  // when that keeps the constraint: snapping one group's 1 − 1e-7 to 1 and not another's opens a gap of
-  // 1e-7 at ε = 0 (found by the property test). Both move p by no more than the solver's own tolerance.
+  // LP says it may not: a running maximum makes each row exactly monotone. Values within ε of 0 or 1 are
+  // also snapped to them (a decision drawn against 0.9999999984 is not meant to be random), with the
+  // widest ε of 1e-6, 1e-7, 1e-9 that keeps the constraint: snapping one group's 1 − 1e-7 to 1 and not
+  // another's opens a gap of 1e-7 at a tolerance of 0 (found by the property test), and the tie-break
+  // stage may leave every p that far below 1. Both move p by no more than 1e-6.
   const read = (cols: Record<string, { Primal: number }>) => {
-    const table = (snap: boolean) =>
+    const table = (snap: number) =>
       Array.from({ length: G }, (_, g) => {
         let floor = 0;
         return Array.from({ length: B }, (_, b) => {
-          const x = cols[v(g, b)]?.Primal ?? 0;
-          floor = Math.max(floor, snap && x < 1e-7 ? 0 : snap && x > 1 - 1e-7 ? 1 : Math.min(1, Math.max(0, x)));
+          const x = Math.min(1, Math.max(0, cols[v(g, b)]?.Primal ?? 0));
+          floor = Math.max(floor, x < snap ? 0 : x > 1 - snap ? 1 : x);
           return floor;
         });
       });
-    const exact = table(false);
-    const snapped = table(true);
-    return constraintGap(counts, snapped, spec) <= Math.max(spec.tolerance, constraintGap(counts, exact, spec)) ? snapped : exact;
+    const exact = table(0);
+    const allowed = Math.max(spec.tolerance, constraintGap(counts, exact, spec));
+    for (const snap of [1e-6, 1e-7, 1e-9]) {
+      const snapped = table(snap);
+      if (constraintGap(counts, snapped, spec) <= allowed) return snapped;
+    }
+    return exact;
   };
   const first = await solve(linear(objective), []);
   if (first.Status !== 'Optimal') throw new SisaError('TRAIN', `fairness LP not solved: ${first.Status}`);
