@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { beginPowerLossLog, listDirBeforeSync, noteDirSynced, noteFileSynced, simulatePowerLoss } from '../src/util/powerLoss.js';
+import { tempDir } from './helpers.js';
 import { placeRecord } from '../src/data/assign.js';
 import { filterRows, RowsBuilder, sliceHashes } from '../src/data/shardFile.js';
 import { DEFAULT_FEATURES, hashText, tokenize } from '../src/features/hashing.js';
@@ -204,5 +208,39 @@ describe('worker pool', () => {
     assert.equal(r.signal, null, 'warm(2) did not return within 60 s');
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'ok');
+  });
+});
+
+describe('power-loss simulator', () => {
+  it("a directory's durable entries are those of its latest listing, even when that listing's fsync is recorded first", async () => {
+    // Two checkpoints stored at once: each renames its file in, lists the folder and fsyncs it; the fsync
+    // of the earlier listing (without the second file) may complete last. CI's crash suite dropped a
+    // committed checkpoint that way (a simulator error: the second fsync had made it durable).
+    const root = await tempDir();
+    const logDir = await tempDir();
+    const ws = path.join(root, 'ws');
+    await fsp.mkdir(ws);
+    const env = beginPowerLossLog(ws, logDir);
+    const saved = process.env.SISA_POWER_LOSS_LOG;
+    process.env.SISA_POWER_LOSS_LOG = env.SISA_POWER_LOSS_LOG;
+    try {
+      await fsp.writeFile(path.join(ws, 'a.ckpt'), 'A');
+      noteFileSynced(path.join(ws, 'a.ckpt'));
+      const first = listDirBeforeSync(ws);
+      await fsp.writeFile(path.join(ws, 'b.ckpt'), 'B');
+      noteFileSynced(path.join(ws, 'b.ckpt'));
+      const second = listDirBeforeSync(ws);
+      noteDirSynced(second);
+      noteDirSynced(first);
+    } finally {
+      if (saved === undefined) delete process.env.SISA_POWER_LOSS_LOG;
+      else process.env.SISA_POWER_LOSS_LOG = saved;
+    }
+    const effect = simulatePowerLoss(ws, logDir);
+    assert.deepEqual(effect, { dropped: [], revived: [], reverted: [] });
+    assert.equal(await fsp.readFile(path.join(ws, 'b.ckpt'), 'utf8'), 'B');
+    // Not vacuous: a file renamed in after the latest listing is still forgotten.
+    await fsp.writeFile(path.join(ws, 'c.ckpt'), 'C');
+    assert.deepEqual(simulatePowerLoss(ws, logDir).dropped, ['c.ckpt']);
   });
 });

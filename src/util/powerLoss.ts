@@ -36,6 +36,8 @@ interface FileEvent {
 interface DirEvent {
   t: 'dir';
   dir: string;
+  /** When the listing was taken (CLOCK_MONOTONIC, nanoseconds: one clock for every process and thread). */
+  at: string;
   entries: [string, Entry][];
 }
 type Event = FileEvent | DirEvent;
@@ -80,9 +82,10 @@ export function noteFileSynced(file: string): void {
   if (logDir) recordFile(logDir, path.resolve(file));
 }
 
-/** A directory's entries as listed for the power-loss log. */
+/** A directory's entries as listed for the power-loss log, and when they were listed. */
 export interface DirListing {
   dir: string;
+  at: string;
   entries: [string, Entry][];
 }
 
@@ -94,13 +97,14 @@ export interface DirListing {
 export function listDirBeforeSync(dir: string): DirListing | null {
   if (!process.env[LOG_ENV]) return null;
   const resolved = path.resolve(dir);
-  return { dir: resolved, entries: listing(resolved) };
+  const at = process.hrtime.bigint().toString();
+  return { dir: resolved, at, entries: listing(resolved) };
 }
 
 /** Called by util/fsx after a directory's fsync succeeded, with the listing taken before it. */
 export function noteDirSynced(before: DirListing | null): void {
   const logDir = process.env[LOG_ENV];
-  if (logDir && before) record(logDir, { t: 'dir', dir: before.dir, entries: before.entries });
+  if (logDir && before) record(logDir, { t: 'dir', dir: before.dir, at: before.at, entries: before.entries });
 }
 
 /** Records everything under `root` as durable: the state a test starts sisa from. Returns the env to pass. */
@@ -108,8 +112,9 @@ export function beginPowerLossLog(root: string, logDir: string): Record<string, 
   fs.rmSync(logDir, { recursive: true, force: true });
   fs.mkdirSync(logDir, { recursive: true });
   const walk = (dir: string) => {
+    const at = process.hrtime.bigint().toString();
     const entries = listing(dir);
-    record(logDir, { t: 'dir', dir, entries });
+    record(logDir, { t: 'dir', dir, at, entries });
     for (const [name, e] of entries) {
       if (typeof e === 'string') recordFile(logDir, path.join(dir, name));
       else walk(path.join(dir, name));
@@ -135,12 +140,23 @@ export interface PowerLossEffect {
 export function simulatePowerLoss(root: string, logDir: string): PowerLossEffect {
   const content = new Map<string, string>(); // key → blob
   const dirs = new Map<string, Map<string, Entry>>();
+  const listedAt = new Map<string, bigint>();
   const text = fs.readFileSync(path.join(logDir, 'events.jsonl'), 'utf8');
   for (const line of text.split('\n')) {
     if (!line) continue;
     const e = JSON.parse(line) as Event;
     if (e.t === 'file') content.set(e.key, e.blob);
-    else dirs.set(e.dir, new Map(e.entries));
+    else {
+      // A directory's durable entries are those of the latest listing whose fsync completed, by when it
+      // was listed, not by when its record was appended: two fsyncs of one directory (two checkpoints
+      // stored at once) may complete in the other order, and the earlier listing lacks the later entry,
+      // which the later fsync did make durable.
+      const at = BigInt(e.at);
+      if (at >= (listedAt.get(e.dir) ?? -1n)) {
+        listedAt.set(e.dir, at);
+        dirs.set(e.dir, new Map(e.entries));
+      }
+    }
   }
   const effect: PowerLossEffect = { dropped: [], revived: [], reverted: [] };
   const rel = (p: string) => path.relative(root, p);
