@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cliJson, makeCorpus, readState, repoRoot, runCli, sisaBin, snapshot, tempDir } from './helpers.js';
@@ -20,8 +21,8 @@ interface Service {
 }
 
 /** Starts `sisa serve --port 0 --json` and reads the URL from its first stdout line. */
-async function startService(workdir: string): Promise<Service> {
-  const child = spawn(process.execPath, [sisaBin, 'serve', '--workdir', workdir, '--port', '0', '--json'], { cwd: repoRoot });
+async function startService(workdir: string, env: Record<string, string> = {}): Promise<Service> {
+  const child = spawn(process.execPath, [sisaBin, 'serve', '--workdir', workdir, '--port', '0', '--json'], { cwd: repoRoot, env: { ...process.env, ...env } });
   let out = '';
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -157,29 +158,72 @@ describe('sisa serve: deletions from a resident process', () => {
   });
 
   it('never writes an id to its log, not even one put in the URL', async () => {
+    const lines = () => service.stderr().split('\n').filter(Boolean).length;
+    const logged = async (n: number) => {
+      // Each request's line is written after its answer: wait for it before reading the log.
+      for (let i = 0; i < 200 && lines() < n; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(lines() >= n, 'the request was logged');
+    };
+    let n = lines();
     const r = await fetch(`${service.url}/delete?id=${ids[12]}`, { method: 'POST', body: JSON.stringify({ ids: [ids[12]] }), headers: { 'content-type': 'application/json' } });
     assert.equal(r.status, 200);
-    assert.match(service.stderr(), /POST \/delete 200 1 requested, 1 deleted/);
+    await logged(++n);
+    assert.match(service.stderr().trim().split('\n').at(-1)!, /^\[.*\] POST \/delete 200 1 requested, 1 deleted, [01] shard\(s\) retrained [\d.]+ s$/);
+    const inPath = await fetch(`${service.url}/delete/${ids[13]}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    assert.equal(inPath.status, 404);
+    await logged(++n);
+    assert.match(service.stderr().trim().split('\n').at(-1)!, /^\[.*\] POST \(unknown path\) 404 USAGE /);
     for (const id of ids.slice(0, 22)) assert.doesNotMatch(service.stderr(), new RegExp(`\\b${id}\\b`), 'no id in the log');
   });
 
-  it('on SIGTERM finishes the deletion in progress, starts no other, and exits 0', async () => {
-    const inFlight = post(`${service.url}/delete`, JSON.stringify({ ids: [ids[25]] }));
-    await new Promise((r) => setTimeout(r, 40));
+  it('survives a request line that is no URL (it crashed the process)', async () => {
+    const port = Number(new URL(service.url).port);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.end('GET http://[ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 404 /);
+    assert.equal((await fetch(`${service.url}/health`)).status, 200, 'still serving');
+  });
+
+  it('stops on SIGTERM (exit 0); then sisa delete --server says it cannot reach it', async () => {
     service.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 40));
-    const late = await post(`${service.url}/delete`, JSON.stringify({ ids: [ids[26]] })).catch((err: Error) => ({ status: 0, json: { error: { message: err.message } } }));
-    const first = await inFlight;
-    assert.equal(first.status, 200, JSON.stringify(first.json));
-    assert.deepEqual(first.json.deleted, [ids[25]]);
-    assert.notEqual(late.status, 200, 'a request after SIGTERM is not served');
     assert.equal(await service.exited, 0);
-    // The refused request deleted nothing: its id is still there to delete.
-    const after = await cliJson(['delete', '--id', ids[26]!, '--workdir', served, '--quiet']);
-    assert.deepEqual(after.deleted, [ids[26]]);
     const gone = await runCli(['delete', '--id', ids[30]!, '--workdir', served, '--server', service.url]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /^sisa: error: cannot reach sisa serve at http:\/\/127\.0\.0\.1:\d+ \(.*ECONNREFUSED.*\); is it running\?/);
+  });
+});
+
+describe('sisa serve: SIGTERM during a deletion', () => {
+  it('finishes and answers the deletion in progress, refuses the requests after it, and exits 0', async () => {
+    const dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 600, seed: 6 });
+    const ws = path.join(dir, 'ws');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--test', '0.2', '--seed', '6', '--quiet']);
+    await cliJson(['train', '--workdir', ws, '--epochs', '1', '--quiet']);
+    const ids = (await fsp.readFile(corpus, 'utf8')).trim().split('\n').slice(1, 40).map((l) => l.split(',')[0]!);
+    // The first deletion stops before its commit until the test lets it go: SIGTERM arrives mid-deletion.
+    const pauseDir = path.join(dir, 'pause');
+    await fsp.mkdir(pauseDir);
+    const service = await startService(ws, { SISA_PAUSE_AT: 'delete:retrained', SISA_PAUSE_DIR: pauseDir });
+    const inFlight = post(`${service.url}/delete`, JSON.stringify({ ids: [ids[0]] }));
+    for (let i = 0; i < 1000 && !(await fsp.access(path.join(pauseDir, 'delete_retrained.paused')).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 20));
+    service.child.kill('SIGTERM');
+    for (let i = 0; i < 500 && !service.stderr().includes('stopping'); i++) await new Promise((r) => setTimeout(r, 10));
+    const late = await post(`${service.url}/delete`, JSON.stringify({ ids: [ids[1]] })).catch((err: Error) => ({ status: 0, json: { error: { message: err.message } } }));
+    assert.notEqual(late.status, 200, 'a request after SIGTERM is not served');
+    await fsp.writeFile(path.join(pauseDir, 'delete_retrained.go'), '');
+    const first = await inFlight;
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    assert.deepEqual(first.json.deleted, [ids[0]]);
+    assert.equal(await service.exited, 0);
+    // The refused request deleted nothing: its id is still there to delete.
+    const after = await cliJson(['delete', '--id', ids[1]!, '--workdir', ws, '--quiet']);
+    assert.deepEqual(after.deleted, [ids[1]]);
   });
 });
 

@@ -109,18 +109,25 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
     chain = run.catch(() => undefined);
     return run;
   };
-  const listenHost = o.host ?? '127.0.0.1';
-  const loopbackOnly = LOOPBACK_HOSTS.has(listenHost);
+  const host = o.host ?? '127.0.0.1';
+  const listenHost = host.replace(/^\[(.*)\]$/, '$1'); // [::1] as in a URL is ::1 to listen on
+  const loopbackOnly = LOOPBACK_HOSTS.has(host);
 
   // Responses not yet sent: close() waits for them before it closes the connections.
   const unanswered = new Set<Promise<void>>();
   const server = http.createServer((req, res) => {
     const t0 = performance.now();
-    const answered = new Promise<void>((resolve) => res.once('close', () => resolve()));
+    // Settled when the response is sent, or when its connection is gone (a response queued behind
+    // another on a pipelined connection that closed never emits its own 'close').
+    const answered = new Promise<void>((resolve) => {
+      res.once('close', () => resolve());
+      req.socket.once('close', () => resolve());
+    });
     unanswered.add(answered);
     void answered.then(() => unanswered.delete(answered));
-    // The path only: a query string is the client's to fill, and may carry an id.
-    const where = `${req.method} ${pathOf(req)}`;
+    // A known route, never the path as sent: a client may put an id in the path or the query string.
+    const route = routeOf(req);
+    const where = KNOWN_ROUTES.includes(route) ? route : `${req.method} (unknown path)`;
     const respond = (status: number, body: unknown, summary: string) => {
       const text = JSON.stringify(body);
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...(closing ? { connection: 'close' } : {}) });
@@ -144,12 +151,9 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
     if (closing) throw stopping();
     if (req.headers.origin !== undefined) throw new HttpError(403, 'USAGE', 'requests from web pages (with an Origin header) are refused: a deletion cannot be undone');
     if (loopbackOnly && !LOOPBACK_HOSTS.has(hostName(req.headers.host))) throw new HttpError(403, 'USAGE', `Host '${req.headers.host ?? ''}' is not this machine's loopback address`);
-    const route = `${req.method} ${pathOf(req)}`;
+    const route = routeOf(req);
     if (route === 'GET /health') return { body: { workdir: served, pid: process.pid, version }, summary: 'ok' };
-    if (route !== 'POST /delete') {
-      const known = ['GET /health', 'POST /delete'];
-      throw new HttpError(404, 'USAGE', `no such endpoint: ${route} (this service answers ${known.join(' and ')})`);
-    }
+    if (route !== 'POST /delete') throw new HttpError(404, 'USAGE', `no such endpoint: ${route} (this service answers ${KNOWN_ROUTES.join(' and ')})`);
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') throw new HttpError(415, 'USAGE', `POST /delete needs content-type: application/json, got '${type || 'none'}'`);
     const request = parseDeleteRequest(await readBody(req));
@@ -165,14 +169,18 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? usageError(`--port ${port}: the port is in use on ${listenHost}; pick another (or 0 for any free port)`) : err),
+      reject(
+        err.code === 'EADDRINUSE'
+          ? usageError(`--port ${port}: the port is in use on ${host}; pick another (or 0 for any free port)`)
+          : usageError(`--host ${host}: cannot listen there (${errorMessage(err)}); name an address of this machine, e.g. 127.0.0.1`),
+      ),
     );
     server.listen(port, listenHost, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
-    url: `http://${host}:${address.port}`,
+    url: `http://${urlHost}:${address.port}`,
     workdir: served,
     close: async () => {
       closing = true;
@@ -180,15 +188,29 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
       server.closeIdleConnections();
       // The request in progress finishes and is answered (with connection: close); queued ones are refused.
       await chain;
-      await Promise.all([...unanswered]);
+      // Answers go out at once; a client that stalls (stops reading, or never sends its body) is not waited
+      // for more than a few seconds: its connection is closed with the rest.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all([...unanswered]), new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)))]);
+      clearTimeout(timer);
       server.closeAllConnections();
       await closed;
     },
   };
 }
 
-function pathOf(req: http.IncomingMessage): string {
-  return new URL(req.url ?? '/', 'http://x').pathname;
+const KNOWN_ROUTES = ['GET /health', 'POST /delete'];
+
+/** How long close() waits for answers still being sent before it closes their connections. */
+const CLOSE_GRACE_MS = 5000;
+
+/** Method and path of a request (no query string); a request line that is no URL at all is '(bad path)'. */
+function routeOf(req: http.IncomingMessage): string {
+  try {
+    return `${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`;
+  } catch {
+    return `${req.method} (bad path)`;
+  }
 }
 
 /** The host name of a Host header, without its port. */
