@@ -142,16 +142,15 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
       if (system) return respond(500, { error: { code: 'STATE', message: system } }, 'STATE');
       return respond(500, { error: { code: 'INTERNAL', message: errorMessage(err) } }, 'INTERNAL');
     };
-    handle(req)
+    handle(req, route)
       .then((r) => respond(200, r.body, r.summary))
       .catch(fail);
   });
 
-  const handle = async (req: http.IncomingMessage): Promise<{ body: unknown; summary: string }> => {
+  const handle = async (req: http.IncomingMessage, route: string): Promise<{ body: unknown; summary: string }> => {
     if (closing) throw stopping();
     if (req.headers.origin !== undefined) throw new HttpError(403, 'USAGE', 'requests from web pages (with an Origin header) are refused: a deletion cannot be undone');
     if (loopbackOnly && !LOOPBACK_HOSTS.has(hostName(req.headers.host))) throw new HttpError(403, 'USAGE', `Host '${req.headers.host ?? ''}' is not this machine's loopback address`);
-    const route = routeOf(req);
     if (route === 'GET /health') return { body: { workdir: served, pid: process.pid, version }, summary: 'ok' };
     if (route !== 'POST /delete') throw new HttpError(404, 'USAGE', `no such endpoint: ${route} (this service answers ${KNOWN_ROUTES.join(' and ')})`);
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();

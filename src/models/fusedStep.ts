@@ -1,8 +1,9 @@
 /**
  * The fused kernel's optimiser step, in WebAssembly (source: fusedStep.as.ts, built to fusedStep.wasm).
- * One FusedStep per training job: it lays out the job's arrays in a linear memory of its own, and the
- * caller reads and writes the weights, the bias and the epoch's row order through typed-array views of
- * that memory. The memory never grows, so the views stay valid for the job's lifetime.
+ * One FusedStep per training job: it lays out the job's arrays in a linear memory of its own; the caller
+ * reads and writes the bias and the epoch's row order through typed-array views of that memory, and gets
+ * each checkpoint's listed weights from listedValues(). The memory never grows, so the views stay valid
+ * for the job's lifetime. Weight and AdaGrad accumulator of compact feature l sit side by side.
  */
 import { errorMessage, SisaError } from '../util/errors.js';
 import { compileKernel, instantiate, newMemory, WASM_PAGE } from '../util/wasm.js';
@@ -59,14 +60,10 @@ export interface ListedValues {
  * space, so the checkpoints are bit for bit those of training over all buckets.
  */
 export class FusedStep {
-  /** Weight of compact feature l at wa[2l], its AdaGrad accumulator at wa[2l + 1]. */
-  readonly wa: Float32Array;
   /** The bias at [0] and its AdaGrad accumulator at [1]. */
   readonly bias: Float32Array;
   /** The row order of the current epoch: the caller writes order[0, n) before stepping through it. */
   readonly order: Int32Array;
-  /** Number of compact features (features that occur in the rows). */
-  readonly features: number;
   private readonly exports: StepExports;
   private readonly l2: number;
   private readonly adagrad: boolean;
@@ -139,12 +136,9 @@ export class FusedStep {
     const D = x.compact(k.buckets, nnz);
     if (D < 0) throw new SisaError('STATE', `a shard's feature index is outside the ${k.buckets} buckets of the model; the shard file and the workspace's feature configuration disagree`);
     // AdaGrad's state is read from the start checkpoint only when training with AdaGrad.
-    const hasAcc = k.adagrad && !!k.base?.acc;
-    if (k.adagrad && k.base && !hasAcc) throw new Error('FusedStep: an AdaGrad start needs the start checkpoint\'s accumulators');
+    if (k.adagrad && k.base && !k.base.acc) throw new Error("FusedStep: an AdaGrad start needs the start checkpoint's accumulators");
     x.start(D, !!k.base, k.adagrad, k.initialAcc);
     this.listedCount = x.listed(D, k.buckets, !!k.base, k.adagrad, k.initialAcc);
-    this.features = D;
-    this.wa = new Float32Array(buf, at.wa, 2 * D);
     this.bias = new Float32Array(buf, at.bias, 2);
     this.order = new Int32Array(buf, at.order, rows);
     this.coords = new Int32Array(buf, at.coords, this.listedCount).slice();

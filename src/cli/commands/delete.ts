@@ -38,8 +38,9 @@ export function deleteCommand(y: Argv): Argv {
         let r: DeleteResult;
         if (a.server !== undefined) {
           // The service runs the deletion with its own settings; flags that would change how are refused, not ignored.
-          const local = (['queue', 'queue-name', 'backend', 'concurrency'] as const).filter((k) => a[k] !== undefined).concat(a.wait ? ['wait' as never] : []);
-          if (local.length) throw usageError(`--server cannot be combined with ${local.map((k) => `--${k}`).join(', ')}: the service deletes with its own settings`);
+          const local = (['queue', 'queue-name', 'backend', 'concurrency'] as const).filter((k) => a[k] !== undefined).map((k) => `--${k}`);
+          if (a.wait) local.push('--wait');
+          if (local.length) throw usageError(`--server cannot be combined with ${local.join(', ')}: the service deletes with its own settings`);
           const { deleteViaService } = await import('../../app/deleteClient.js');
           r = await deleteViaService(a.server, { ids, strict: a.strict, hashIds: a['hash-ids'], fullRetrain: a['full-retrain'], workdir: path.resolve(a.workdir) });
         } else {
