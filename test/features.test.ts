@@ -13,6 +13,7 @@ import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { DEFAULT_FEATURES, hashText, hashTexts, tokenize, type FeatureConfig } from '../src/features/hashing.js';
 import { aggregate, loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, type Ensemble } from '../src/models/ensemble.js';
+import { scoreLinearJs } from '../src/models/linearScore.js';
 import { loadState } from '../src/state/manifest.js';
 import { workspace } from '../src/state/workspace.js';
 import { referenceHashText, referenceTokenize } from './featureReference.js';
@@ -163,8 +164,13 @@ describe('prediction on worker threads = prediction on this thread = the referen
         assert.ok(rows.length > 1000 && rows.every((r) => typeof r.text === 'string'));
         while (texts.length < 9000) for (const r of rows) texts.push(`${r.text} ${texts.length % 7}`);
         const want = referenceProbabilities(ens, texts);
-        const here = memberProbabilities(ens, { ...hashTexts(texts, ens.features), n: texts.length });
+        assert.ok(ens.linear.memory, 'the weights are in a WebAssembly memory: scored by the WebAssembly kernel');
+        const features = hashTexts(texts, ens.features);
+        const here = memberProbabilities(ens, { ...features, n: texts.length });
         want.forEach((p, m) => assert.deepEqual(bits(here[m]!), bits(p), `member ${m} on this thread`));
+        const js = new Float32Array(shards * texts.length);
+        scoreLinearJs(ens.linear, features, texts.length, js);
+        want.forEach((p, m) => assert.deepEqual(bits(js.subarray(m * texts.length, (m + 1) * texts.length)), bits(p), `member ${m}, JavaScript kernel`));
         for (const how of ['vote', 'mean'] as const) {
           const expected = aggregate(want, how);
           assert.deepEqual(predictTexts(ens, texts, how), expected);

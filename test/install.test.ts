@@ -51,6 +51,21 @@ describe('installation', () => {
     assert.deepEqual(await readState(ws), before);
   });
 
+  it('a missing scoring kernel is an installation error naming the file, for predict and evaluate', async () => {
+    const dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 600 });
+    const ws = path.join(dir, 'ws');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2']);
+    await cliJson(['train', '--workdir', ws, '--epochs', '1']);
+    const bin = await installWithout(dir, path.join('dist', 'src', 'models', 'linearScore.wasm'));
+    for (const args of [['predict', corpus, '--workdir', ws], ['evaluate', '--workdir', ws]]) {
+      const r = await run(bin, args);
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `${args[0]}: one line, got ${r.stderr}`);
+      assert.match(r.stderr, /scoring kernel .*linearScore\.wasm is missing or damaged .*npm run build/);
+    }
+  });
+
   it('a missing training kernel is an installation error naming the file, and train commits nothing', async () => {
     const dir = await tempDir();
     const corpus = await makeCorpus(dir, { rows: 600 });

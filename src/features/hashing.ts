@@ -92,42 +92,30 @@ export function tokenize(text: string): string[] {
 const BATCH_ROWS = 1024;
 const BATCH_CODES = 1 << 20;
 
-/** Growing per-thread CSR buffers for hashTexts: a batch's result is one exact-size copy of them. */
-let csrIndices = new Int32Array(1 << 16);
-let csrValues = new Float32Array(1 << 16);
+/** A batch of consecutive texts' features in CSR form (offsets from 0); see hashTexts. */
+export interface FeatureBatch {
+  /** The batch's first text. */
+  first: number;
+  /** Number of texts in the batch. */
+  rows: number;
+  offsets: Int32Array;
+  indices: Int32Array;
+  values: Float32Array;
+}
 
 /**
- * Hashes word 1..n-grams and character 3..chars-grams (of each word wrapped in < >) of each text into
- * `cfg.buckets` signed buckets (the sign of a feature is its hash's top bit when `signed`), with counts
- * l2-normalised and rounded to float32 as fround(count · (1/√Σcount²)); a bucket whose occurrences
- * cancel keeps its 0. Row i's features are indices/values[offsets[i] .. offsets[i+1]), buckets ascending,
- * so the representation of a text is canonical. Entities and case are handled here; tokenising and
- * hashing in WebAssembly (hashKernel.ts), a batch of texts per call.
+ * The features of the texts (see hashTexts), handed to `use` a batch of consecutive texts at a time, in
+ * order. A batch's arrays are views of the featurisation kernel's memory, valid only until `use` returns:
+ * a consumer that needs the features once (prediction scores them) reads them there without a copy.
  */
-export function hashTexts(texts: readonly string[], cfg: FeatureConfig): { offsets: Int32Array; indices: Int32Array; values: Float32Array } {
+export function forEachFeatureBatch(texts: readonly string[], cfg: FeatureConfig, use: (batch: FeatureBatch) => void): void {
   const k = hashKernel();
   const params: HashParams = { mask: cfg.buckets - 1, signBit: cfg.signed ? 1 : 0, ngrams: cfg.ngrams, maxChar: cfg.chars ?? 0 };
-  const offsets = new Int32Array(texts.length + 1);
-  let nnz = 0;
-  let first = 0; // the row of batch[0]
+  let first = 0; // the text of batch[0]
   let batch: string[] = [];
   let bound = 0;
   const flush = () => {
-    const rows = k.featurise(batch, params);
-    const n = rows.indices.length;
-    if (nnz + n > csrIndices.length) {
-      const cap = Math.max(csrIndices.length * 2, nnz + n);
-      const i2 = new Int32Array(cap);
-      const v2 = new Float32Array(cap);
-      i2.set(csrIndices.subarray(0, nnz));
-      v2.set(csrValues.subarray(0, nnz));
-      csrIndices = i2;
-      csrValues = v2;
-    }
-    csrIndices.set(rows.indices, nnz);
-    csrValues.set(rows.values, nnz);
-    for (let r = 1; r <= batch.length; r++) offsets[first + r] = nnz + rows.offsets[r]!;
-    nnz += n;
+    use({ first, rows: batch.length, ...k.featurise(batch, params) });
     first += batch.length;
     batch = [];
     bound = 0;
@@ -139,12 +127,33 @@ export function hashTexts(texts: readonly string[], cfg: FeatureConfig): { offse
     if (batch.length >= BATCH_ROWS || bound >= BATCH_CODES) flush();
   }
   if (batch.length > 0) flush();
-  const indices = csrIndices.slice(0, nnz);
-  const values = csrValues.slice(0, nnz);
-  // A one-off huge batch should not pin its buffers for the thread's lifetime.
-  if (csrIndices.length > 1 << 22) {
-    csrIndices = new Int32Array(1 << 16);
-    csrValues = new Float32Array(1 << 16);
+}
+
+/**
+ * Hashes word 1..n-grams and character 3..chars-grams (of each word wrapped in < >) of each text into
+ * `cfg.buckets` signed buckets (the sign of a feature is its hash's top bit when `signed`), with counts
+ * l2-normalised and rounded to float32 as fround(count · (1/√Σcount²)); a bucket whose occurrences
+ * cancel keeps its 0. Row i's features are indices/values[offsets[i] .. offsets[i+1]), buckets ascending,
+ * so the representation of a text is canonical. Entities and case are handled here; tokenising and
+ * hashing in WebAssembly (hashKernel.ts), a batch of texts per call.
+ */
+export function hashTexts(texts: readonly string[], cfg: FeatureConfig): { offsets: Int32Array; indices: Int32Array; values: Float32Array } {
+  const offsets = new Int32Array(texts.length + 1);
+  const parts: { indices: Int32Array; values: Float32Array }[] = [];
+  let nnz = 0;
+  forEachFeatureBatch(texts, cfg, (b) => {
+    for (let r = 1; r <= b.rows; r++) offsets[b.first + r] = nnz + b.offsets[r]!;
+    parts.push({ indices: b.indices.slice(), values: b.values.slice() });
+    nnz += b.indices.length;
+  });
+  if (parts.length === 1) return { offsets, ...parts[0]! };
+  const indices = new Int32Array(nnz);
+  const values = new Float32Array(nnz);
+  let at = 0;
+  for (const p of parts) {
+    indices.set(p.indices, at);
+    values.set(p.values, at);
+    at += p.indices.length;
   }
   return { offsets, indices, values };
 }

@@ -10,7 +10,7 @@ import type { Workspace } from '../state/workspace.js';
 import { loadCheckpoint, type TensorBlob } from './checkpoint.js';
 import { predictProba } from './learner.js';
 import { majority, vote } from '../util/vote.js';
-import { scoreLinear, type LinearMembers } from './linearScore.js';
+import { newLinearMembers, scoreLinear, type LinearMembers } from './linearScore.js';
 
 export type Aggregate = 'vote' | 'mean';
 
@@ -30,12 +30,13 @@ function interleave(models: Ensemble['models']): Ensemble['linear'] {
   const S = models.length;
   const V = ws[0]!.length;
   // Shared memory, so that prediction workers read these weights without a copy each.
-  const weights = new Float32Array(new SharedArrayBuffer(V * S * Float32Array.BYTES_PER_ELEMENT));
+  const members = newLinearMembers(V, S);
+  const { weights, biases } = members;
   ws.forEach((w, m) => {
     for (let b = 0; b < V; b++) weights[b * S + m] = w![b]!;
   });
-  const biases = Float32Array.from(models, (m) => m.params.find((p) => p.name === 'b')!.data[0]!);
-  return { weights, biases };
+  models.forEach((m, i) => (biases[i] = m.params.find((p) => p.name === 'b')!.data[0]!));
+  return members;
 }
 
 export async function loadEnsemble(ws: Workspace, state: State): Promise<Ensemble> {
@@ -57,9 +58,8 @@ export function featurize(texts: readonly string[], features: FeatureConfig): Sp
 /** Each constituent's probability for each row: result[model][row]. */
 export function memberProbabilities(ens: Ensemble, batch: SparseBatch): Float32Array[] {
   if (!ens.linear) return ens.models.map((m) => predictProba(m.params, batch, batch.n));
-  const out = ens.models.map(() => new Float32Array(batch.n));
-  scoreLinear(ens.linear, batch, batch.n, out);
-  return out;
+  const probs = scoreLinear(ens.linear, batch, batch.n);
+  return ens.models.map((_, m) => probs.subarray(m * batch.n, (m + 1) * batch.n));
 }
 
 /** Number of models voting positive (probability ≥ 0.5) for each row. */

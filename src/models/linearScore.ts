@@ -1,12 +1,21 @@
 /**
- * Scoring S linear models at once, for prediction: a pure kernel over CSR rows, shared by the ensemble
- * on this thread and by the prediction workers, so both give the same float32 probabilities bit for bit.
+ * Scoring S linear models at once, for prediction, shared by the ensemble on this thread and by the
+ * prediction workers, so that both give the same float32 probabilities bit for bit.
+ *
+ * The weights live in a shared WebAssembly memory, and scoring runs in a WebAssembly kernel (source:
+ * linearScore.as.ts, built to linearScore.wasm) on each thread that scores, with the batch's rows copied into
+ * a region of that memory owned by the thread. A table too large for one WebAssembly memory (4 GiB, e.g.
+ * 2^24 buckets × 64 models) is kept in a SharedArrayBuffer and scored by the JavaScript kernel below, which
+ * computes the same bits.
  */
+import { compileKernel, instantiate, newSharedMemory, WASM_PAGE, type WasmMemory } from '../util/wasm.js';
 
 export interface LinearMembers {
   /** Weights interleaved bucket-major, w[bucket·S + model]: one cache line per feature for all S models. */
   weights: Float32Array;
   biases: Float32Array;
+  /** The shared WebAssembly memory that holds weights and biases, or null where they did not fit in one. */
+  memory: WasmMemory | null;
 }
 
 export interface CsrRows {
@@ -15,11 +24,48 @@ export interface CsrRows {
   values: Float32Array;
 }
 
+/** A WebAssembly memory ends at 2^16 pages (4 GiB). */
+const MAX_PAGES = 65536;
+/** Address space a members memory reserves beyond its weights, for the scoring threads' batch regions. */
+const SCRATCH_PAGES = 4096;
+
 /**
- * out[m][r] = σ(b_m + Σ_j w[idx_j·S + m] · v_j), summed in float64 in the row's feature order. Eight
- * models per pass are kept in locals (registers), not in an array that each feature reads and writes.
+ * Zeroed members for `buckets` × `models` weights, in memory that worker threads share without a copy: a
+ * shared WebAssembly memory when the table fits in one, else a SharedArrayBuffer. `scratchPages` is the
+ * room the scoring threads may take beyond the table (a batch that does not fit is scored in JavaScript).
  */
-export function scoreLinear(members: LinearMembers, rows: CsrRows, n: number, out: readonly Float32Array[]): void {
+export function newLinearMembers(buckets: number, models: number, scratchPages = SCRATCH_PAGES): LinearMembers {
+  const weightBytes = buckets * models * Float32Array.BYTES_PER_ELEMENT;
+  const biasesAt = align(weightBytes);
+  const pages = Math.ceil((biasesAt + models * Float32Array.BYTES_PER_ELEMENT) / WASM_PAGE);
+  if (pages + scratchPages <= MAX_PAGES) {
+    const memory = newSharedMemory(pages, pages + scratchPages);
+    return { weights: new Float32Array(memory.buffer, 0, buckets * models), biases: new Float32Array(memory.buffer, biasesAt, models), memory };
+  }
+  return { weights: new Float32Array(new SharedArrayBuffer(weightBytes)), biases: new Float32Array(models), memory: null };
+}
+
+/**
+ * Each member's probability for each row, probs[m·n + r] = σ(b_m + Σ_j w[idx_j·S + m] · v_j), summed in
+ * float64 in the row's feature order.
+ */
+export function scoreLinear(members: LinearMembers, rows: CsrRows, n: number): Float32Array {
+  const probs = new Float32Array(members.biases.length * n);
+  scoreLinearInto(members, rows, n, probs, n, 0);
+  return probs;
+}
+
+/** The same for n rows that are rows at..at + n of a larger output: probs[m·stride + at + r]. */
+export function scoreLinearInto(members: LinearMembers, rows: CsrRows, n: number, probs: Float32Array, stride: number, at: number): void {
+  const kernel = members.memory ? wasmScorer(members) : null;
+  if (!kernel?.score(rows, n, probs, stride, at)) scoreLinearJs(members, rows, n, probs, stride, at);
+}
+
+/**
+ * The JavaScript kernel: the same sums in the same order as the WebAssembly one. Eight models per pass are
+ * kept in locals (registers), not in an array that each feature reads and writes.
+ */
+export function scoreLinearJs(members: Pick<LinearMembers, 'weights' | 'biases'>, rows: CsrRows, n: number, probs: Float32Array, stride = n, at = 0): void {
   const { weights, biases } = members;
   const { offsets, indices, values } = rows;
   const S = biases.length;
@@ -45,14 +91,15 @@ export function scoreLinear(members: LinearMembers, rows: CsrRows, n: number, ou
         z6 += weights[base + 6]! * v;
         z7 += weights[base + 7]! * v;
       }
-      out[m0]![r] = 1 / (1 + Math.exp(-z0));
-      out[m0 + 1]![r] = 1 / (1 + Math.exp(-z1));
-      out[m0 + 2]![r] = 1 / (1 + Math.exp(-z2));
-      out[m0 + 3]![r] = 1 / (1 + Math.exp(-z3));
-      out[m0 + 4]![r] = 1 / (1 + Math.exp(-z4));
-      out[m0 + 5]![r] = 1 / (1 + Math.exp(-z5));
-      out[m0 + 6]![r] = 1 / (1 + Math.exp(-z6));
-      out[m0 + 7]![r] = 1 / (1 + Math.exp(-z7));
+      const o = m0 * stride + at + r;
+      probs[o] = 1 / (1 + Math.exp(-z0));
+      probs[o + stride] = 1 / (1 + Math.exp(-z1));
+      probs[o + 2 * stride] = 1 / (1 + Math.exp(-z2));
+      probs[o + 3 * stride] = 1 / (1 + Math.exp(-z3));
+      probs[o + 4 * stride] = 1 / (1 + Math.exp(-z4));
+      probs[o + 5 * stride] = 1 / (1 + Math.exp(-z5));
+      probs[o + 6 * stride] = 1 / (1 + Math.exp(-z6));
+      probs[o + 7 * stride] = 1 / (1 + Math.exp(-z7));
     }
   }
   const m0 = blocks << 3;
@@ -67,6 +114,93 @@ export function scoreLinear(members: LinearMembers, rows: CsrRows, n: number, ou
       const v = values[j]!;
       for (let m = 0; m < rest; m++) z[m]! += weights[base + m]! * v;
     }
-    for (let m = 0; m < rest; m++) out[m0 + m]![r] = 1 / (1 + Math.exp(-z[m]!));
+    for (let m = 0; m < rest; m++) probs[(m0 + m) * stride + at + r] = 1 / (1 + Math.exp(-z[m]!));
   }
+}
+
+interface ScoreExports {
+  score(n: number, offsets: number, first: number, indices: number, values: number, weights: number, S: number, biases: number, z: number, out: number): void;
+}
+
+let compiled: object | null = null;
+
+/** This thread's scorer of each members object (a worker receives its members once). */
+const scorers = new WeakMap<LinearMembers, WasmScorer>();
+
+function wasmScorer(members: LinearMembers): WasmScorer {
+  let s = scorers.get(members);
+  if (!s) {
+    compiled ??= compileKernel(new URL('./linearScore.wasm', import.meta.url), 'scoring');
+    s = new WasmScorer(members, compiled);
+    scorers.set(members, s);
+  }
+  return s;
+}
+
+/** Rows per kernel call, and the features a call's rows may have (a single longer row goes alone). */
+const CHUNK_ROWS = 2048;
+const CHUNK_FEATURES = 1 << 19;
+
+/**
+ * One thread's use of a members memory: its own region of that memory for a batch's rows, z and output,
+ * taken by growing the memory (grow is atomic and returns where the new pages start, so two threads never
+ * get the same region).
+ */
+class WasmScorer {
+  private readonly exports: ScoreExports;
+  private region = 0;
+  private regionBytes = 0;
+
+  constructor(
+    private readonly members: LinearMembers,
+    module: object,
+  ) {
+    this.exports = instantiate<ScoreExports>(module, { env: { memory: members.memory, exp: Math.exp } });
+  }
+
+  /** Scores into probs[m·stride + at + r]; false if the memory could not hold a batch (then none is trusted). */
+  score(rows: CsrRows, n: number, probs: Float32Array, stride: number, at: number): boolean {
+    const { weights, biases, memory } = this.members;
+    const S = biases.length;
+    for (let r0 = 0; r0 < n; ) {
+      let r1 = r0 + 1;
+      while (r1 < n && r1 - r0 < CHUNK_ROWS && rows.offsets[r1 + 1]! - rows.offsets[r0]! <= CHUNK_FEATURES) r1++;
+      const count = r1 - r0;
+      const first = rows.offsets[r0]!;
+      const nnz = rows.offsets[r1]! - first;
+      const sizes = [4 * (count + 1), 4 * nnz, 4 * nnz, 8 * S, 4 * S * count];
+      if (!this.reserve(sizes.reduce((a, b) => a + align(b), 0))) return false;
+      let next = this.region;
+      const [offsetsAt, indicesAt, valuesAt, zAt, outAt] = sizes.map((size) => {
+        const here = next;
+        next += align(size);
+        return here;
+      }) as [number, number, number, number, number];
+      const buf = memory!.buffer;
+      new Int32Array(buf, offsetsAt, count + 1).set(rows.offsets.subarray(r0, r1 + 1));
+      new Int32Array(buf, indicesAt, nnz).set(rows.indices.subarray(first, first + nnz));
+      new Float32Array(buf, valuesAt, nnz).set(rows.values.subarray(first, first + nnz));
+      this.exports.score(count, offsetsAt, first, indicesAt, valuesAt, weights.byteOffset, S, biases.byteOffset, zAt, outAt);
+      const out = new Float32Array(memory!.buffer, outAt, S * count);
+      for (let m = 0; m < S; m++) probs.set(out.subarray(m * count, (m + 1) * count), m * stride + at + r0);
+      r0 = r1;
+    }
+    return true;
+  }
+
+  private reserve(bytes: number): boolean {
+    if (bytes <= this.regionBytes) return true;
+    const pages = Math.ceil(Math.max(bytes, 2 * this.regionBytes) / WASM_PAGE);
+    try {
+      this.region = this.members.memory!.grow(pages) * WASM_PAGE;
+    } catch {
+      return false; // the memory's reserved maximum is reached: the JavaScript kernel scores this call
+    }
+    this.regionBytes = pages * WASM_PAGE;
+    return true;
+  }
+}
+
+function align(n: number): number {
+  return Math.ceil(n / 16) * 16;
 }

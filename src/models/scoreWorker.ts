@@ -3,8 +3,8 @@
  * the S probabilities per row (transferred, not copied). The weights arrive once, in shared memory.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { hashTexts, type FeatureConfig } from '../features/hashing.js';
-import { scoreLinear, type LinearMembers } from './linearScore.js';
+import { forEachFeatureBatch, type FeatureConfig } from '../features/hashing.js';
+import { scoreLinearInto, type LinearMembers } from './linearScore.js';
 
 export type ScoreInit = { features: FeatureConfig; members: LinearMembers };
 export type ScoreRequest = { id: number; texts: string[] };
@@ -12,13 +12,12 @@ export type ScoreRequest = { id: number; texts: string[] };
 export type ScoreReply = { id: number; probs: Float32Array };
 
 const { features, members } = workerData as ScoreInit;
-const S = members.biases.length;
 
 parentPort!.on('message', (msg: ScoreRequest) => {
   const n = msg.texts.length;
-  const probs = new Float32Array(S * n);
-  const out = Array.from({ length: S }, (_, m) => probs.subarray(m * n, (m + 1) * n));
-  scoreLinear(members, hashTexts(msg.texts, features), n, out);
+  const probs = new Float32Array(members.biases.length * n);
+  // Each batch of features is scored where the featuriser left it, not gathered into one array first.
+  forEachFeatureBatch(msg.texts, features, (b) => scoreLinearInto(members, b, b.rows, probs, n, b.first));
   const reply: ScoreReply = { id: msg.id, probs };
   parentPort!.postMessage(reply, [probs.buffer as ArrayBuffer]);
 });

@@ -15,7 +15,7 @@ export interface WasmMemory {
 interface Wasm {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => { exports: unknown };
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
+  Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
 }
 
 const wasm = (globalThis as unknown as { WebAssembly: Wasm }).WebAssembly;
@@ -33,6 +33,14 @@ export function compileKernel(url: URL, what: string): object {
 
 export function newMemory(pages: number): WasmMemory {
   return new wasm.Memory({ initial: pages });
+}
+
+/**
+ * A memory that worker threads can share (its buffer is a SharedArrayBuffer, and the object can be posted to
+ * a worker). A shared memory must declare its maximum, which the process reserves as address space.
+ */
+export function newSharedMemory(pages: number, maximum: number): WasmMemory {
+  return new wasm.Memory({ initial: pages, maximum, shared: true });
 }
 
 export function instantiate<T>(module: object, imports: Record<string, Record<string, unknown>>): T {
