@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
-import { DEFAULT_FEATURES, hashText, hashTexts, tokenize, type FeatureConfig } from '../src/features/hashing.js';
+import { DEFAULT_FEATURES, featuriserMemoryBytes, hashText, hashTexts, tokenize, type FeatureConfig } from '../src/features/hashing.js';
 import { aggregate, loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, type Ensemble } from '../src/models/ensemble.js';
 import { scoreLinearJs } from '../src/models/linearScore.js';
 import { loadState } from '../src/state/manifest.js';
@@ -192,4 +192,16 @@ describe('prediction on worker threads = prediction on this thread = the referen
       }
     });
   }
+});
+
+describe('featuriser memory', () => {
+  it('a batch with a very long text does not leave its memory held by the thread', () => {
+    const huge = 'lorem ipsum dolor sit amet '.repeat(120000); // 3.2M characters: hundreds of MB of scratch
+    const { indices } = hashText(huge, DEFAULT_FEATURES);
+    assert.ok(indices.length > 0);
+    assert.ok(featuriserMemoryBytes() <= 64 * 2 ** 20, `after the long text: ${featuriserMemoryBytes()} bytes held`);
+    // The next text gets a working featuriser, with the same features as before.
+    assertSameRow(hashText('the next text, &amp; short', DEFAULT_FEATURES), 'the next text, &amp; short', DEFAULT_FEATURES);
+    assert.ok(featuriserMemoryBytes() > 0);
+  });
 });

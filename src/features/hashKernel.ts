@@ -60,6 +60,11 @@ export class HashKernel {
     this.units().write(PLACEHOLDERS, 0, 'utf16le');
   }
 
+  /** The size of this kernel's memory, which grows to its largest batch and never shrinks. */
+  memoryBytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
   /** A Buffer over the code units (a new view each time: the memory may have grown). */
   private units(): Buffer {
     return Buffer.from(this.memory.buffer, UNITS_AT);

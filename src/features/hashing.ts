@@ -80,9 +80,28 @@ function hashKernel(): HashKernel {
   return (kernel ??= new HashKernel(classify));
 }
 
+/**
+ * A kernel whose memory grew past this (a batch with a text of millions of characters) is dropped once its
+ * output has been read: WebAssembly memory cannot shrink, and a resident process (`sisa serve`, a worker
+ * thread) would otherwise hold the peak for good. The next call builds a fresh kernel (its caches refill).
+ */
+const KEEP_KERNEL_BYTES = 64 * 2 ** 20;
+
+function releaseIfLarge(k: HashKernel): void {
+  if (kernel === k && k.memoryBytes() > KEEP_KERNEL_BYTES) kernel = null;
+}
+
+/** Bytes of WebAssembly memory this thread's featuriser holds (0 before its first use). */
+export function featuriserMemoryBytes(): number {
+  return kernel?.memoryBytes() ?? 0;
+}
+
 /** Lower-cased tokens; URLs and @mentions collapse to placeholder tokens, since their identity is noise. */
 export function tokenize(text: string): string[] {
-  return hashKernel().tokenize(prepared(text));
+  const k = hashKernel();
+  const tokens = k.tokenize(prepared(text));
+  releaseIfLarge(k);
+  return tokens;
 }
 
 /**
@@ -109,13 +128,17 @@ export interface FeatureBatch {
  * a consumer that needs the features once (prediction scores them) reads them there without a copy.
  */
 export function forEachFeatureBatch(texts: readonly string[], cfg: FeatureConfig, use: (batch: FeatureBatch) => void): void {
-  const k = hashKernel();
   const params: HashParams = { mask: cfg.buckets - 1, signBit: cfg.signed ? 1 : 0, ngrams: cfg.ngrams, maxChar: cfg.chars ?? 0 };
   let first = 0; // the text of batch[0]
   let batch: string[] = [];
   let bound = 0;
   const flush = () => {
-    use({ first, rows: batch.length, ...k.featurise(batch, params) });
+    const k = hashKernel();
+    try {
+      use({ first, rows: batch.length, ...k.featurise(batch, params) });
+    } finally {
+      releaseIfLarge(k);
+    }
     first += batch.length;
     batch = [];
     bound = 0;
