@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
-import { DEFAULT_FEATURES, featuriserMemoryBytes, hashText, hashTexts, tokenize, type FeatureConfig } from '../src/features/hashing.js';
+import { DEFAULT_FEATURES, featuriserMemoryBytes, forEachFeatureBatch, hashText, hashTexts, tokenize, type FeatureConfig } from '../src/features/hashing.js';
 import { aggregate, loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, type Ensemble } from '../src/models/ensemble.js';
 import { scoreLinearJs } from '../src/models/linearScore.js';
 import { loadState } from '../src/state/manifest.js';
@@ -195,6 +195,14 @@ describe('prediction on worker threads = prediction on this thread = the referen
 });
 
 describe('featuriser memory', () => {
+  it('featurising from inside a forEachFeatureBatch consumer throws, rather than reuse the memory being read', () => {
+    assert.throws(() => forEachFeatureBatch(['a first text', 'a second'], DEFAULT_FEATURES, () => void hashText('another', DEFAULT_FEATURES)), /from inside a forEachFeatureBatch consumer/);
+    assert.throws(() => forEachFeatureBatch(['a first text'], DEFAULT_FEATURES, () => void tokenize('another')), /from inside a forEachFeatureBatch consumer/);
+    // Featurisation still works afterwards, and a batch read inside the consumer is the reference's.
+    forEachFeatureBatch(['the next text, &amp; short'], DEFAULT_FEATURES, (b) => assertSameRow({ indices: b.indices.slice(b.offsets[0], b.offsets[1]), values: b.values.slice(b.offsets[0], b.offsets[1]) }, 'the next text, &amp; short', DEFAULT_FEATURES));
+    assertSameRow(hashText('après', DEFAULT_FEATURES), 'après', DEFAULT_FEATURES);
+  });
+
   it('a batch with a very long text does not leave its memory held by the thread', () => {
     const huge = 'lorem ipsum dolor sit amet '.repeat(120000); // 3.2M characters: hundreds of MB of scratch
     const { indices } = hashText(huge, DEFAULT_FEATURES);

@@ -20,6 +20,13 @@ async function installWithout(dir: string, missing: string): Promise<string> {
   return path.join(root, 'bin', 'sisa.js');
 }
 
+/** A file of 9,000 rows to predict: more than two batches, so they are hashed and scored on worker threads. */
+async function manyRows(dir: string): Promise<string> {
+  const file = path.join(dir, 'many.csv');
+  await fsp.writeFile(file, 'id,text\n' + Array.from({ length: 9000 }, (_, i) => `r${i},some words ${i}`).join('\n') + '\n');
+  return file;
+}
+
 function run(bin: string, args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -40,7 +47,8 @@ describe('installation', () => {
     const before = await readState(ws);
     const id = (await readRowsFile(path.join(ws, 'shards', before.shards[0].file), undefined, { skipFeatures: true })).ids[0]!;
     const bin = await installWithout(dir, path.join('dist', 'src', 'features', 'hashing.wasm'));
-    for (const args of [['delete', '--id', id, '--workdir', ws], ['predict', corpus, '--workdir', ws], ['evaluate', '--workdir', ws]]) {
+    const many = await manyRows(dir);
+    for (const args of [['delete', '--id', id, '--workdir', ws], ['predict', corpus, '--workdir', ws], ['predict', many, '--workdir', ws], ['evaluate', '--workdir', ws]]) {
       const r = await run(bin, args);
       assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
       const lines = r.stderr.trim().split('\n');
@@ -51,14 +59,15 @@ describe('installation', () => {
     assert.deepEqual(await readState(ws), before);
   });
 
-  it('a missing scoring kernel is an installation error naming the file, for predict and evaluate', async () => {
+  it('a missing scoring kernel is an installation error naming the file, for predict (on this thread and on workers) and evaluate', async () => {
     const dir = await tempDir();
     const corpus = await makeCorpus(dir, { rows: 600 });
     const ws = path.join(dir, 'ws');
     await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2']);
     await cliJson(['train', '--workdir', ws, '--epochs', '1']);
     const bin = await installWithout(dir, path.join('dist', 'src', 'models', 'linearScore.wasm'));
-    for (const args of [['predict', corpus, '--workdir', ws], ['evaluate', '--workdir', ws]]) {
+    const many = await manyRows(dir);
+    for (const args of [['predict', corpus, '--workdir', ws], ['predict', many, '--workdir', ws], ['evaluate', '--workdir', ws]]) {
       const r = await run(bin, args);
       assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
       assert.equal(r.stderr.trim().split('\n').length, 1, `${args[0]}: one line, got ${r.stderr}`);

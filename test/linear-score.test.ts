@@ -5,9 +5,14 @@
  * votes, scores, fairness fits and reports all rest on these bits.
  */
 import assert from 'node:assert/strict';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { DEFAULT_FEATURES, hashTexts } from '../src/features/hashing.js';
 import { newLinearMembers, scoreLinear, scoreLinearInto, scoreLinearJs, type CsrRows, type LinearMembers } from '../src/models/linearScore.js';
+import { ScorePool } from '../src/models/scorePool.js';
+import { cliJson, makeCorpus, runCli, tempDir } from './helpers.js';
 
 /** σ(b_m + Σ_j w[idx_j·S + m] · v_j) with the sum in float64 in the row's order, as a plain loop. */
 function reference(m: LinearMembers, rows: CsrRows, n: number): Float32Array {
@@ -25,11 +30,26 @@ function reference(m: LinearMembers, rows: CsrRows, n: number): Float32Array {
 
 const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
-/** Float32 values of every kind: ordinary, large (exp overflows), tiny, subnormal, ±0. */
+/**
+ * The same float32 bits, except that a NaN only has to be a NaN: WebAssembly leaves the payload of a NaN
+ * computed from two NaNs open, and any NaN votes the same.
+ */
+function assertSameProbs(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length, what);
+  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < got.length; i++) {
+    if (Number.isNaN(want[i]!)) assert.ok(Number.isNaN(got[i]!), `${what}: value ${i} should be NaN, got ${got[i]}`);
+    else assert.equal(g[i], w[i], `${what}: value ${i}: ${got[i]} vs ${want[i]}`);
+  }
+}
+
+/** Float32 values of every kind: ordinary, large (exp overflows), tiny, subnormal, ±0, ±Infinity, NaN. */
 const f32 = fc.oneof(
   fc.float({ min: -4, max: 4, noNaN: true }),
   fc.float({ noNaN: true, noDefaultInfinity: true }),
   fc.constantFrom(0, -0, 1e-40, -1e-40, 3e38, -3e38, 1e-7),
+  fc.float(),
 );
 
 interface Case {
@@ -70,11 +90,13 @@ describe('scoring kernels', () => {
       fc.property(cases, (c) => {
         const { members, rows, n } = build(c);
         assert.ok(members.memory, 'a small table lives in a WebAssembly memory');
-        const want = bits(reference(members, rows, n));
-        assert.deepEqual(bits(scoreLinear(members, rows, n)), want, 'WebAssembly');
+        const before = members.memory.buffer.byteLength;
+        const want = reference(members, rows, n);
+        assertSameProbs(scoreLinear(members, rows, n), want, 'WebAssembly');
+        assert.ok(members.memory.buffer.byteLength > before, 'the WebAssembly kernel ran (it took a region of the memory)');
         const js = new Float32Array(c.S * n);
         scoreLinearJs(members, rows, n, js);
-        assert.deepEqual(bits(js), want, 'JavaScript');
+        assertSameProbs(js, want, 'JavaScript');
       }),
       { numRuns: 300 },
     );
@@ -108,5 +130,82 @@ describe('scoring kernels', () => {
     const size = members.memory!.buffer.byteLength;
     assert.deepEqual(bits(scoreLinear(members, rows, n)), bits(reference(members, rows, n)));
     assert.equal(members.memory!.buffer.byteLength, size, 'the memory did not grow: the batch was scored in JavaScript');
+  });
+
+  it('a call whose first rows fit and whose later rows do not is scored whole, with the same bits', () => {
+    const c: Case = { buckets: 256, S: 8, weights: [], biases: [], rows: [] };
+    c.weights = Array.from({ length: 256 * 8 }, (_, i) => Math.sin(i * 0.7));
+    c.biases = Array.from({ length: 8 }, (_, i) => Math.cos(i));
+    // 2,048 short rows (the first kernel call, about 70 KB), then one of 40,000 features (320 KB: more than the 2 pages of room).
+    c.rows = Array.from({ length: 2048 }, (_, r) => Array.from({ length: 3 }, (_, j) => ({ index: (r + j * 31) % 256, value: 0.25 })));
+    c.rows.push(Array.from({ length: 40000 }, (_, j) => ({ index: (j * 7) % 256, value: Math.fround(1 / (1 + (j % 13))) })));
+    const { members, rows, n } = build(c, 2);
+    const size = members.memory!.buffer.byteLength;
+    assert.deepEqual(bits(scoreLinear(members, rows, n)), bits(reference(members, rows, n)));
+    assert.ok(members.memory!.buffer.byteLength > size, 'the first rows went through the WebAssembly kernel');
+  });
+
+  it('rows with more features than one kernel call takes are split between calls, with the same bits', () => {
+    const c: Case = { buckets: 1024, S: 3, weights: [], biases: [], rows: [] };
+    c.weights = Array.from({ length: 1024 * 3 }, (_, i) => Math.sin(i));
+    c.biases = [0.5, -0.25, 0];
+    // Three rows of 300,000 features each: no two fit in one call of at most 2^19.
+    c.rows = Array.from({ length: 3 }, (_, r) => Array.from({ length: 300000 }, (_, j) => ({ index: (j * (r + 3)) % 1024, value: Math.fround(((j % 17) - 8) / 64) })));
+    const { members, rows, n } = build(c);
+    assert.deepEqual(bits(scoreLinear(members, rows, n)), bits(reference(members, rows, n)));
+  });
+
+  it('a table too large for a WebAssembly memory is kept in shared memory and scored in JavaScript', () => {
+    // No room beyond the table: the members fall back to a SharedArrayBuffer (as 2^24 buckets × 60 models would).
+    const members = newLinearMembers(16, 4, 65536);
+    assert.equal(members.memory, null);
+    assert.ok(members.weights.buffer instanceof SharedArrayBuffer);
+    members.weights.set(Array.from({ length: 64 }, (_, i) => Math.fround(Math.cos(i))));
+    members.biases.set([0.1, -0.2, 0.3, -0.4]);
+    const rows: CsrRows = { offsets: Int32Array.from([0, 2, 2, 5]), indices: Int32Array.from([1, 15, 0, 3, 3]), values: Float32Array.from([0.5, -1, 2, 0.25, 0.25]) };
+    assert.deepEqual(bits(scoreLinear(members, rows, 3)), bits(reference(members, rows, 3)));
+  });
+
+  it('worker threads of successive predictions reuse the regions of the ones before, and score as this thread does', async () => {
+    const S = 3;
+    const members = newLinearMembers(DEFAULT_FEATURES.buckets, S);
+    for (let i = 0; i < members.weights.length; i += 97) members.weights[i] = Math.fround(Math.sin(i));
+    members.biases.set([0.1, -0.2, 0.05]);
+    const texts = Array.from({ length: 3000 }, (_, i) => `text ${i} with words like w${i % 113} and w${i % 7}, number ${i * 31}`);
+    const here = scoreLinear(members, hashTexts(texts, DEFAULT_FEATURES), texts.length);
+    const sizes: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const pool = new ScorePool(DEFAULT_FEATURES, members, 2);
+      try {
+        const parts = await Promise.all([0, 1000, 2000].map((at) => pool.score(texts.slice(at, at + 1000))));
+        parts.forEach((probs, k) => {
+          for (let m = 0; m < S; m++) assert.deepEqual(bits(probs.subarray(m * 1000, (m + 1) * 1000)), bits(here.subarray(m * 3000 + k * 1000, m * 3000 + k * 1000 + 1000)), `round ${round}, batch ${k}, member ${m}`);
+        });
+      } finally {
+        await pool.close();
+      }
+      sizes.push(members.memory!.buffer.byteLength);
+    }
+    assert.deepEqual(sizes.slice(1), Array(4).fill(sizes[0]), `memory after each round: ${sizes.join(', ')}`);
+  });
+
+  it('a model of another size than the workspace\'s buckets is refused in one line, not read past its end', async () => {
+    const dir = await tempDir();
+    try {
+      const corpus = await makeCorpus(dir, { rows: 400 });
+      const ws = path.join(dir, 'ws');
+      await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '1', '--buckets', '4096']);
+      await cliJson(['train', '--workdir', ws, '--epochs', '1']);
+      const statePath = path.join(ws, 'manifests', 'state.json');
+      const state = JSON.parse(await fsp.readFile(statePath, 'utf8'));
+      state.config.features.buckets = 8192;
+      await fsp.writeFile(statePath, JSON.stringify(state));
+      const r = await runCli(['predict', corpus, '--workdir', ws]);
+      assert.notEqual(r.code, 0);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /the model of shard \d+ has 4096 weights, but the workspace hashes texts into 8192 buckets/);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   });
 });

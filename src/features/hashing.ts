@@ -75,8 +75,11 @@ function prepared(text: string): string {
 }
 
 let kernel: HashKernel | null = null;
+/** Set while forEachFeatureBatch's consumer reads a batch in the kernel's memory, which another call could grow away. */
+let lending = false;
 
 function hashKernel(): HashKernel {
+  if (lending) throw new Error('featurisation was called from inside a forEachFeatureBatch consumer, whose batch lives in the memory that call would reuse');
   return (kernel ??= new HashKernel(classify));
 }
 
@@ -125,7 +128,8 @@ export interface FeatureBatch {
 /**
  * The features of the texts (see hashTexts), handed to `use` a batch of consecutive texts at a time, in
  * order. A batch's arrays are views of the featurisation kernel's memory, valid only until `use` returns:
- * a consumer that needs the features once (prediction scores them) reads them there without a copy.
+ * a consumer that needs the features once (prediction scores them) reads them there without a copy. `use`
+ * must not featurise (that would reuse the memory it is reading): such a call throws.
  */
 export function forEachFeatureBatch(texts: readonly string[], cfg: FeatureConfig, use: (batch: FeatureBatch) => void): void {
   const params: HashParams = { mask: cfg.buckets - 1, signBit: cfg.signed ? 1 : 0, ngrams: cfg.ngrams, maxChar: cfg.chars ?? 0 };
@@ -135,8 +139,11 @@ export function forEachFeatureBatch(texts: readonly string[], cfg: FeatureConfig
   const flush = () => {
     const k = hashKernel();
     try {
-      use({ first, rows: batch.length, ...k.featurise(batch, params) });
+      const rows = k.featurise(batch, params);
+      lending = true;
+      use({ first, rows: batch.length, ...rows });
     } finally {
+      lending = false;
       releaseIfLarge(k);
     }
     first += batch.length;

@@ -1,6 +1,7 @@
 /**
  * The SISA ensemble at prediction time: the S constituent models, loaded once from their latest
- * checkpoints, each scoring rows in plain JS (no tfjs start-up cost), aggregated by vote or mean.
+ * checkpoints and aggregated by vote or mean. All-linear ensembles are scored together by sisa's own kernel
+ * (linearScore.ts, in WebAssembly); others by their learner's predictProba, in plain JavaScript (no tfjs needed).
  */
 import { pullReferenced } from '../state/remote.js';
 import { hashTexts, type FeatureConfig } from '../features/hashing.js';
@@ -10,6 +11,7 @@ import type { Workspace } from '../state/workspace.js';
 import { loadCheckpoint, type TensorBlob } from './checkpoint.js';
 import { predictProba } from './learner.js';
 import { majority, vote } from '../util/vote.js';
+import { stateError } from '../util/errors.js';
 import { newLinearMembers, scoreLinear, type LinearMembers } from './linearScore.js';
 
 export type Aggregate = 'vote' | 'mean';
@@ -24,11 +26,16 @@ export interface Ensemble {
   linear: LinearMembers | null;
 }
 
-function interleave(models: Ensemble['models']): Ensemble['linear'] {
+function interleave(models: Ensemble['models'], buckets: number): Ensemble['linear'] {
   const ws = models.map((m) => m.params.find((p) => p.name === 'w')?.data);
   if (ws.some((w) => !w)) return null;
   const S = models.length;
-  const V = ws[0]!.length;
+  const V = buckets;
+  // Scoring reads w[bucket·S + m] for the buckets the features name: a model of another size would be read
+  // past its end (into the biases, or another thread's rows), so it is refused here.
+  ws.forEach((w, i) => {
+    if (w!.length !== V) throw stateError(`the model of shard ${models[i]!.shard} has ${w!.length} weights, but the workspace hashes texts into ${V} buckets; run 'sisa verify'`);
+  });
   // Shared memory, so that prediction workers read these weights without a copy each.
   const members = newLinearMembers(V, S);
   const { weights, biases } = members;
@@ -46,7 +53,7 @@ export async function loadEnsemble(ws: Workspace, state: State): Promise<Ensembl
   const models = await Promise.all(
     state.models.map(async (m) => ({ shard: m.shard, version: m.version, params: (await loadCheckpoint(ws.checkpointsDir, m.checkpoints.at(-1)!)).params })),
   );
-  return { features: state.config.features, models, linear: interleave(models) };
+  return { features: state.config.features, models, linear: interleave(models, state.config.features.buckets) };
 }
 
 export type SparseBatch = Pick<Rows, 'offsets' | 'indices' | 'values'> & { n: number };

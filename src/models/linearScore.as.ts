@@ -1,5 +1,5 @@
 // AssemblyScript source of prediction's scoring kernel (compiled to dist/src/models/linearScore.wasm by
-// `npm run build`; excluded from tsc). linearKernel.ts keeps the ensemble's interleaved weights in a shared
+// `npm run build`; excluded from tsc). linearScore.ts keeps the ensemble's interleaved weights in a shared
 // linear memory, copies a batch's CSR rows into a region of it that belongs to the calling thread, and calls
 // score().
 //
@@ -12,8 +12,9 @@
 // Exactness: each model's sum is the JavaScript kernel's (linearScore.ts): the bias, then w · v for the
 // row's features in their order, every product and sum in float64 from float32 inputs. A SIMD lane is one
 // model's IEEE binary64 arithmetic, never fused; exp is JavaScript's Math.exp, imported; the probability is
-// 1 / (1 + exp(−z)) rounded to float32 as the typed-array store did. test/features.test.ts compares the two
-// kernels bit for bit.
+// 1 / (1 + exp(−z)) rounded to float32 as the typed-array store did. test/linear-score.test.ts compares the
+// two kernels and a plain loop bit for bit (a NaN result may differ in its payload only, which WebAssembly
+// leaves open). No static data: the memory's first page is kept for it, and the weights follow.
 
 @external("env", "exp")
 declare function jsExp(x: f64): f64;

@@ -4,9 +4,10 @@
  *
  * The weights live in a shared WebAssembly memory, and scoring runs in a WebAssembly kernel (source:
  * linearScore.as.ts, built to linearScore.wasm) on each thread that scores, with the batch's rows copied into
- * a region of that memory owned by the thread. A table too large for one WebAssembly memory (4 GiB, e.g.
- * 2^24 buckets × 64 models) is kept in a SharedArrayBuffer and scored by the JavaScript kernel below, which
- * computes the same bits.
+ * a region of that memory that the thread holds for the call. A table too large for one WebAssembly memory
+ * with room for those regions (4 GiB less 256 MiB: e.g. 2^24 buckets × 60 models) is kept in a
+ * SharedArrayBuffer and scored by the JavaScript kernel below, which computes the same bits (a NaN result
+ * may carry another NaN payload: WebAssembly leaves NaN propagation open; any NaN votes the same).
  */
 import { compileKernel, instantiate, newSharedMemory, WASM_PAGE, type WasmMemory } from '../util/wasm.js';
 
@@ -14,7 +15,7 @@ export interface LinearMembers {
   /** Weights interleaved bucket-major, w[bucket·S + model]: one cache line per feature for all S models. */
   weights: Float32Array;
   biases: Float32Array;
-  /** The shared WebAssembly memory that holds weights and biases, or null where they did not fit in one. */
+  /** The shared WebAssembly memory that holds weights, biases and the scoring threads' regions, or null where they did not fit in one. */
   memory: WasmMemory | null;
 }
 
@@ -28,6 +29,13 @@ export interface CsrRows {
 const MAX_PAGES = 65536;
 /** Address space a members memory reserves beyond its weights, for the scoring threads' batch regions. */
 const SCRATCH_PAGES = 4096;
+/**
+ * Batch regions that threads take turns at: a table of SLOTS entries after the biases, each [busy, first
+ * page, pages] (i32, claimed with Atomics), so that a region outlives the thread that grew it and the next
+ * prediction's threads reuse it rather than grow the memory again.
+ */
+const SLOTS = 64;
+const SLOT_INTS = 4;
 
 /**
  * Zeroed members for `buckets` × `models` weights, in memory that worker threads share without a copy: a
@@ -36,13 +44,21 @@ const SCRATCH_PAGES = 4096;
  */
 export function newLinearMembers(buckets: number, models: number, scratchPages = SCRATCH_PAGES): LinearMembers {
   const weightBytes = buckets * models * Float32Array.BYTES_PER_ELEMENT;
-  const biasesAt = align(weightBytes);
-  const pages = Math.ceil((biasesAt + models * Float32Array.BYTES_PER_ELEMENT) / WASM_PAGE);
+  // Page 0 stays clear of the weights: it is where the kernel module would place static data of its own
+  // (it has none today), written again by every thread that instantiates it.
+  const weightsAt = WASM_PAGE;
+  const biasesAt = align(weightsAt + weightBytes);
+  const end = slotsAt(biasesAt, models) + SLOTS * SLOT_INTS * Int32Array.BYTES_PER_ELEMENT;
+  const pages = Math.ceil(end / WASM_PAGE);
   if (pages + scratchPages <= MAX_PAGES) {
     const memory = newSharedMemory(pages, pages + scratchPages);
-    return { weights: new Float32Array(memory.buffer, 0, buckets * models), biases: new Float32Array(memory.buffer, biasesAt, models), memory };
+    return { weights: new Float32Array(memory.buffer, weightsAt, buckets * models), biases: new Float32Array(memory.buffer, biasesAt, models), memory };
   }
   return { weights: new Float32Array(new SharedArrayBuffer(weightBytes)), biases: new Float32Array(models), memory: null };
+}
+
+function slotsAt(biasesAt: number, models: number): number {
+  return align(biasesAt + models * Float32Array.BYTES_PER_ELEMENT);
 }
 
 /**
@@ -142,24 +158,35 @@ const CHUNK_ROWS = 2048;
 const CHUNK_FEATURES = 1 << 19;
 
 /**
- * One thread's use of a members memory: its own region of that memory for a batch's rows, z and output,
- * taken by growing the memory (grow is atomic and returns where the new pages start, so two threads never
- * get the same region).
+ * One thread's use of a members memory. Each call claims a free region slot (compare-and-swap on its busy
+ * flag), grows the memory for a larger region when the slot's is too small (grow is atomic and returns
+ * where the new pages start, so two threads never get the same pages), and frees the slot when it returns.
  */
 class WasmScorer {
   private readonly exports: ScoreExports;
-  private region = 0;
-  private regionBytes = 0;
+  private readonly slots: Int32Array;
 
   constructor(
     private readonly members: LinearMembers,
     module: object,
   ) {
     this.exports = instantiate<ScoreExports>(module, { env: { memory: members.memory, exp: Math.exp } });
+    this.slots = new Int32Array(members.memory!.buffer, slotsAt(members.biases.byteOffset, members.biases.length), SLOTS * SLOT_INTS);
   }
 
-  /** Scores into probs[m·stride + at + r]; false if the memory could not hold a batch (then none is trusted). */
+  /** Scores into probs[m·stride + at + r]; false if no region could be had (then the caller scores them all). */
   score(rows: CsrRows, n: number, probs: Float32Array, stride: number, at: number): boolean {
+    let slot = 0;
+    while (slot < SLOTS && Atomics.compareExchange(this.slots, slot * SLOT_INTS, 0, 1) !== 0) slot++;
+    if (slot === SLOTS) return false; // more threads scoring at once than slots
+    try {
+      return this.scoreIn(slot * SLOT_INTS, rows, n, probs, stride, at);
+    } finally {
+      Atomics.store(this.slots, slot * SLOT_INTS, 0);
+    }
+  }
+
+  private scoreIn(slot: number, rows: CsrRows, n: number, probs: Float32Array, stride: number, at: number): boolean {
     const { weights, biases, memory } = this.members;
     const S = biases.length;
     for (let r0 = 0; r0 < n; ) {
@@ -169,8 +196,8 @@ class WasmScorer {
       const first = rows.offsets[r0]!;
       const nnz = rows.offsets[r1]! - first;
       const sizes = [4 * (count + 1), 4 * nnz, 4 * nnz, 8 * S, 4 * S * count];
-      if (!this.reserve(sizes.reduce((a, b) => a + align(b), 0))) return false;
-      let next = this.region;
+      let next = this.region(slot, sizes.reduce((a, b) => a + align(b), 0));
+      if (next < 0) return false;
       const [offsetsAt, indicesAt, valuesAt, zAt, outAt] = sizes.map((size) => {
         const here = next;
         next += align(size);
@@ -188,16 +215,21 @@ class WasmScorer {
     return true;
   }
 
-  private reserve(bytes: number): boolean {
-    if (bytes <= this.regionBytes) return true;
-    const pages = Math.ceil(Math.max(bytes, 2 * this.regionBytes) / WASM_PAGE);
-    try {
-      this.region = this.members.memory!.grow(pages) * WASM_PAGE;
-    } catch {
-      return false; // the memory's reserved maximum is reached: the JavaScript kernel scores this call
+  /** Byte offset of the claimed slot's region, grown to at least `bytes`; −1 if the memory cannot grow. */
+  private region(slot: number, bytes: number): number {
+    const s = this.slots;
+    if (bytes <= s[slot + 2]! * WASM_PAGE) return s[slot + 1]! * WASM_PAGE;
+    // Twice the old region (fewer grows as batches vary), or just what this chunk needs if that is all there is.
+    for (const pages of [Math.ceil(Math.max(bytes, 2 * s[slot + 2]! * WASM_PAGE) / WASM_PAGE), Math.ceil(bytes / WASM_PAGE)]) {
+      try {
+        s[slot + 1] = this.members.memory!.grow(pages);
+        s[slot + 2] = pages;
+        return s[slot + 1]! * WASM_PAGE;
+      } catch {
+        // the memory's reserved maximum is reached
+      }
     }
-    this.regionBytes = pages * WASM_PAGE;
-    return true;
+    return -1;
   }
 }
 

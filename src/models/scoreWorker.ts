@@ -2,7 +2,8 @@
  * Prediction worker: hashes a batch of texts and scores it with every linear member, returning only
  * the S probabilities per row (transferred, not copied). The weights arrive once, in shared memory.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
+import { answerRequests } from '../util/workerPool.js';
 import { forEachFeatureBatch, type FeatureConfig } from '../features/hashing.js';
 import { scoreLinearInto, type LinearMembers } from './linearScore.js';
 
@@ -13,11 +14,10 @@ export type ScoreReply = { id: number; probs: Float32Array };
 
 const { features, members } = workerData as ScoreInit;
 
-parentPort!.on('message', (msg: ScoreRequest) => {
+answerRequests<ScoreRequest, ScoreReply>((msg) => {
   const n = msg.texts.length;
   const probs = new Float32Array(members.biases.length * n);
   // Each batch of features is scored where the featuriser left it, not gathered into one array first.
   forEachFeatureBatch(msg.texts, features, (b) => scoreLinearInto(members, b, b.rows, probs, n, b.first));
-  const reply: ScoreReply = { id: msg.id, probs };
-  parentPort!.postMessage(reply, [probs.buffer as ArrayBuffer]);
+  return { reply: { id: msg.id, probs }, transfer: [probs.buffer as ArrayBuffer] };
 });
