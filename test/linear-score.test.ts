@@ -171,22 +171,24 @@ describe('scoring kernels', () => {
     const members = newLinearMembers(DEFAULT_FEATURES.buckets, S);
     for (let i = 0; i < members.weights.length; i += 97) members.weights[i] = Math.fround(Math.sin(i));
     members.biases.set([0.1, -0.2, 0.05]);
-    const texts = Array.from({ length: 3000 }, (_, i) => `text ${i} with words like w${i % 113} and w${i % 7}, number ${i * 31}`);
+    // Every request the same 1,000 texts, so that any region, once grown for one, fits them all: the memory
+    // grows only when more threads than ever before score at once (here at most two), not with each pool.
+    const texts = Array.from({ length: 1000 }, (_, i) => `text ${i} with words like w${i % 113} and w${i % 7}, number ${i * 31}`);
     const here = scoreLinear(members, hashTexts(texts, DEFAULT_FEATURES), texts.length);
     const sizes: number[] = [];
-    for (let round = 0; round < 5; round++) {
+    const start = members.memory!.buffer.byteLength;
+    for (let round = 0; round < 12; round++) {
       const pool = new ScorePool(DEFAULT_FEATURES, members, 2);
       try {
-        const parts = await Promise.all([0, 1000, 2000].map((at) => pool.score(texts.slice(at, at + 1000))));
-        parts.forEach((probs, k) => {
-          for (let m = 0; m < S; m++) assert.deepEqual(bits(probs.subarray(m * 1000, (m + 1) * 1000)), bits(here.subarray(m * 3000 + k * 1000, m * 3000 + k * 1000 + 1000)), `round ${round}, batch ${k}, member ${m}`);
-        });
+        const parts = await Promise.all([0, 1, 2].map(() => pool.score(texts)));
+        parts.forEach((probs, k) => assert.deepEqual(bits(probs), bits(here), `round ${round}, request ${k}`));
       } finally {
         await pool.close();
       }
       sizes.push(members.memory!.buffer.byteLength);
     }
-    assert.deepEqual(sizes.slice(1), Array(4).fill(sizes[0]), `memory after each round: ${sizes.join(', ')}`);
+    const grew = sizes.filter((size, i) => size > (i === 0 ? start : sizes[i - 1]!)).length;
+    assert.ok(grew <= 2, `the memory grew in ${grew} of 12 rounds: ${[start, ...sizes].join(', ')}`);
   });
 
   it('a model of another size than the workspace\'s buckets is refused in one line, not read past its end', async () => {
