@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DEFAULT_FEATURES, hashTexts } from '../src/features/hashing.js';
-import { newLinearMembers, scoreLinear, scoreLinearInto, scoreLinearJs, type CsrRows, type LinearMembers } from '../src/models/linearScore.js';
+import { heldScoringRegions, newLinearMembers, scoreLinear, scoreLinearInto, scoreLinearJs, type CsrRows, type LinearMembers } from '../src/models/linearScore.js';
 import { ScorePool } from '../src/models/scorePool.js';
 import { cliJson, makeCorpus, runCli, tempDir } from './helpers.js';
 
@@ -136,13 +136,29 @@ describe('scoring kernels', () => {
     const c: Case = { buckets: 256, S: 8, weights: [], biases: [], rows: [] };
     c.weights = Array.from({ length: 256 * 8 }, (_, i) => Math.sin(i * 0.7));
     c.biases = Array.from({ length: 8 }, (_, i) => Math.cos(i));
-    // 2,048 short rows (the first kernel call, about 70 KB), then one of 40,000 features (320 KB: more than the 2 pages of room).
+    // 2,048 short rows (the first kernel call, 123 KB), then one of 40,000 features (320 KB: more than the 2 pages of room).
     c.rows = Array.from({ length: 2048 }, (_, r) => Array.from({ length: 3 }, (_, j) => ({ index: (r + j * 31) % 256, value: 0.25 })));
     c.rows.push(Array.from({ length: 40000 }, (_, j) => ({ index: (j * 7) % 256, value: Math.fround(1 / (1 + (j % 13))) })));
     const { members, rows, n } = build(c, 2);
     const size = members.memory!.buffer.byteLength;
     assert.deepEqual(bits(scoreLinear(members, rows, n)), bits(reference(members, rows, n)));
     assert.ok(members.memory!.buffer.byteLength > size, 'the first rows went through the WebAssembly kernel');
+  });
+
+  it('a region that cannot double is grown to what the call needs', () => {
+    // One row per call, S = 1: a call needs about 8 bytes per feature. The memory starts at 2 pages and may
+    // grow by 5: 15,000 features take a region of 2 pages; then 24,000 need 3, where doubling would take 4.
+    const members = newLinearMembers(16, 1, 5);
+    members.weights.set(Array.from({ length: 16 }, (_, i) => Math.fround(Math.sin(i))));
+    members.biases.set([0.25]);
+    const row = (n: number): CsrRows => ({ offsets: Int32Array.from([0, n]), indices: Int32Array.from({ length: n }, (_, j) => (j * 5) % 16), values: Float32Array.from({ length: n }, (_, j) => Math.fround(1 / (1 + (j % 9)))) });
+    const pages = () => members.memory!.buffer.byteLength / 65536;
+    assert.equal(pages(), 2);
+    for (const [n, after] of [[15000, 4], [24000, 7]] as const) {
+      const rows = row(n);
+      assert.deepEqual(bits(scoreLinear(members, rows, 1)), bits(reference(members, rows, 1)), `${n} features`);
+      assert.equal(pages(), after, `${n} features: the memory has ${pages()} pages`);
+    }
   });
 
   it('rows with more features than one kernel call takes are split between calls, with the same bits', () => {
@@ -189,6 +205,22 @@ describe('scoring kernels', () => {
     }
     const grew = sizes.filter((size, i) => size > (i === 0 ? start : sizes[i - 1]!)).length;
     assert.ok(grew <= 2, `the memory grew in ${grew} of 12 rounds: ${[start, ...sizes].join(', ')}`);
+  });
+
+  it('a worker stopped in the middle of a batch does not keep its region', async () => {
+    const members = newLinearMembers(DEFAULT_FEATURES.buckets, 2);
+    members.biases.set([0.5, -0.5]);
+    const texts = Array.from({ length: 40000 }, (_, i) => `a longer text number ${i} with some words w${i % 977} and more w${i % 31} words`);
+    const start = members.memory!.buffer.byteLength;
+    const pool = new ScorePool(DEFAULT_FEATURES, members, 2);
+    const pending = [pool.score(texts), pool.score(texts)];
+    pending.forEach((p) => p.catch(() => undefined));
+    // Close as soon as a worker has taken a region (the memory grew): both are then scoring 40,000 texts.
+    const deadline = Date.now() + 30000;
+    while (members.memory!.buffer.byteLength === start && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    assert.ok(members.memory!.buffer.byteLength > start, 'a worker took a region');
+    await pool.close();
+    assert.equal(heldScoringRegions(members), 0);
   });
 
   it('a model of another size than the workspace\'s buckets is refused in one line, not read past its end', async () => {

@@ -14,6 +14,9 @@ import { rocAuc } from '../src/util/metrics.js';
 import { decodeCheckpoint, densify, encodeCheckpoint, paramsHash, sparseBlob } from '../src/models/checkpoint.js';
 import { aggregate } from '../src/models/ensemble.js';
 import { termMatcher } from '../src/data/groups.js';
+import { RequestPool } from '../src/util/workerPool.js';
+import { exitCodeFor, SisaError, systemErrorMessage } from '../src/util/errors.js';
+import type { FailReply, FailRequest } from './fixtures/failingWorker.js';
 
 describe('feature hashing', () => {
   it('tokenises social-media text: entities decoded, mentions and URLs collapsed', () => {
@@ -208,6 +211,31 @@ describe('worker pool', () => {
     assert.equal(r.signal, null, 'warm(2) did not return within 60 s');
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'ok');
+  });
+});
+
+describe('request pool', () => {
+  it('a request that fails in the worker rejects with the same SisaError, system error code or message, and the worker goes on answering', async () => {
+    const pool = new RequestPool<Omit<FailRequest, 'id'>, FailReply>(new URL('./fixtures/failingWorker.js', import.meta.url), 1);
+    try {
+      const sisa = await pool.request({ kind: 'sisa' }).catch((e: unknown) => e);
+      assert.ok(sisa instanceof SisaError, `got ${String(sisa)}`);
+      assert.equal(sisa.code, 'BACKEND');
+      assert.equal(sisa.message, 'the kernel is missing');
+      assert.equal(sisa.journalNote, 'kernel missing');
+      assert.equal(exitCodeFor(sisa), exitCodeFor(new SisaError('BACKEND', 'x')));
+      const system = (await pool.request({ kind: 'system' }).catch((e: unknown) => e)) as NodeJS.ErrnoException;
+      assert.equal(system.code, 'ENOSPC');
+      assert.match(systemErrorMessage(system) ?? '', /no space left on device/);
+      const plain = (await pool.request({ kind: 'plain' }).catch((e: unknown) => e)) as Error;
+      assert.equal(plain.message, 'a bug');
+      assert.match(plain.stack ?? '', /failingWorker/, 'the worker-side stack is kept for a bug report');
+      assert.equal(((await pool.request({ kind: 'string' }).catch((e: unknown) => e)) as Error).message, 'a string');
+      assert.match(((await pool.request({ kind: 'null-proto' }).catch((e: unknown) => e)) as Error).message, /not an Error/);
+      assert.deepEqual(await pool.request({ kind: 'ok' }), { id: 6, ok: true });
+    } finally {
+      await pool.close();
+    }
   });
 });
 

@@ -34,7 +34,7 @@ function interleave(models: Ensemble['models'], buckets: number): Ensemble['line
   // Scoring reads w[bucket·S + m] for the buckets the features name: a model of another size would be read
   // past its end (into the biases, or another thread's rows), so it is refused here.
   ws.forEach((w, i) => {
-    if (w!.length !== V) throw stateError(`the model of shard ${models[i]!.shard} has ${w!.length} weights, but the workspace hashes texts into ${V} buckets; run 'sisa verify'`);
+    if (w!.length !== V) throw stateError(`the model of shard ${models[i]!.shard} has ${w!.length} weights, but the workspace hashes texts into ${V} buckets: the manifest and its models disagree (a damaged or hand-edited workspace)`);
   });
   // Shared memory, so that prediction workers read these weights without a copy each.
   const members = newLinearMembers(V, S);

@@ -9,6 +9,7 @@
  * SharedArrayBuffer and scored by the JavaScript kernel below, which computes the same bits (a NaN result
  * may carry another NaN payload: WebAssembly leaves NaN propagation open; any NaN votes the same).
  */
+import { threadId } from 'node:worker_threads';
 import { compileKernel, instantiate, newSharedMemory, WASM_PAGE, type WasmMemory } from '../util/wasm.js';
 
 export interface LinearMembers {
@@ -30,11 +31,12 @@ const MAX_PAGES = 65536;
 /** Address space a members memory reserves beyond its weights, for the scoring threads' batch regions. */
 const SCRATCH_PAGES = 4096;
 /**
- * Batch regions that threads take turns at: a table of SLOTS entries after the biases, each [busy, first
- * page, pages] (i32, claimed with Atomics), so that a region outlives the thread that grew it and the next
- * prediction's threads reuse it rather than grow the memory again.
+ * Batch regions that threads take turns at: a table of SLOTS entries after the biases, each [holder, first
+ * page, pages] (i32; holder is the claiming thread's id + 1, or 0 when free, claimed with Atomics), so that a
+ * region outlives the thread that grew it and the next prediction's threads reuse it rather than grow the
+ * memory again. More threads than slots scoring at once: the extra ones score in JavaScript.
  */
-const SLOTS = 64;
+const SLOTS = 256;
 const SLOT_INTS = 4;
 
 /**
@@ -59,6 +61,29 @@ export function newLinearMembers(buckets: number, models: number, scratchPages =
 
 function slotsAt(biasesAt: number, models: number): number {
   return align(biasesAt + models * Float32Array.BYTES_PER_ELEMENT);
+}
+
+function slotTable(members: LinearMembers): Int32Array {
+  return new Int32Array(members.memory!.buffer, slotsAt(members.biases.byteOffset, members.biases.length), SLOTS * SLOT_INTS);
+}
+
+/**
+ * Frees the regions that these threads held: a worker terminated in the middle of a call (a prediction
+ * whose other request failed closes its pool at once) never reaches the code that frees its region.
+ */
+export function releaseScoringRegions(members: LinearMembers, threadIds: readonly number[]): void {
+  if (!members.memory) return;
+  const slots = slotTable(members);
+  for (let i = 0; i < SLOTS; i++) for (const id of threadIds) Atomics.compareExchange(slots, i * SLOT_INTS, id + 1, 0);
+}
+
+/** How many regions are held now (diagnostics, and the tests). */
+export function heldScoringRegions(members: LinearMembers): number {
+  if (!members.memory) return 0;
+  const slots = slotTable(members);
+  let held = 0;
+  for (let i = 0; i < SLOTS; i++) if (Atomics.load(slots, i * SLOT_INTS) !== 0) held++;
+  return held;
 }
 
 /**
@@ -158,8 +183,8 @@ const CHUNK_ROWS = 2048;
 const CHUNK_FEATURES = 1 << 19;
 
 /**
- * One thread's use of a members memory. Each call claims a free region slot (compare-and-swap on its busy
- * flag), grows the memory for a larger region when the slot's is too small (grow is atomic and returns
+ * One thread's use of a members memory. Each call claims a free region slot (compare-and-swap on its holder
+ * field), grows the memory for a larger region when the slot's is too small (grow is atomic and returns
  * where the new pages start, so two threads never get the same pages), and frees the slot when it returns.
  */
 class WasmScorer {
@@ -171,13 +196,13 @@ class WasmScorer {
     module: object,
   ) {
     this.exports = instantiate<ScoreExports>(module, { env: { memory: members.memory, exp: Math.exp } });
-    this.slots = new Int32Array(members.memory!.buffer, slotsAt(members.biases.byteOffset, members.biases.length), SLOTS * SLOT_INTS);
+    this.slots = slotTable(members);
   }
 
   /** Scores into probs[m·stride + at + r]; false if no region could be had (then the caller scores them all). */
   score(rows: CsrRows, n: number, probs: Float32Array, stride: number, at: number): boolean {
     let slot = 0;
-    while (slot < SLOTS && Atomics.compareExchange(this.slots, slot * SLOT_INTS, 0, 1) !== 0) slot++;
+    while (slot < SLOTS && Atomics.compareExchange(this.slots, slot * SLOT_INTS, 0, threadId + 1) !== 0) slot++;
     if (slot === SLOTS) return false; // more threads scoring at once than slots
     try {
       return this.scoreIn(slot * SLOT_INTS, rows, n, probs, stride, at);

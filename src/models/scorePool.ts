@@ -6,14 +6,18 @@
 import os from 'node:os';
 import { RequestPool } from '../util/workerPool.js';
 import type { FeatureConfig } from '../features/hashing.js';
-import type { LinearMembers } from './linearScore.js';
+import { releaseScoringRegions, type LinearMembers } from './linearScore.js';
 import type { ScoreInit, ScoreReply, ScoreRequest } from './scoreWorker.js';
 
 export class ScorePool {
   private readonly pool: RequestPool<Omit<ScoreRequest, 'id'>, ScoreReply>;
 
   /** `members.weights` should live in a SharedArrayBuffer: otherwise each worker gets a copy. */
-  constructor(features: FeatureConfig, members: LinearMembers, threads = os.availableParallelism()) {
+  constructor(
+    features: FeatureConfig,
+    private readonly members: LinearMembers,
+    threads = os.availableParallelism(),
+  ) {
     const init: ScoreInit = { features, members };
     this.pool = new RequestPool(new URL('./scoreWorker.js', import.meta.url), threads, { workerData: init });
   }
@@ -23,7 +27,10 @@ export class ScorePool {
     return (await this.pool.request({ texts })).probs;
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  /** Stops the workers, and frees the scoring regions of any that was stopped in the middle of a batch. */
+  async close(): Promise<void> {
+    const ids = this.pool.threadIds();
+    await this.pool.close();
+    releaseScoringRegions(this.members, ids);
   }
 }

@@ -17,7 +17,8 @@ const { features, members } = workerData as ScoreInit;
 answerRequests<ScoreRequest, ScoreReply>((msg) => {
   const n = msg.texts.length;
   const probs = new Float32Array(members.biases.length * n);
-  // Each batch of features is scored where the featuriser left it, not gathered into one array first.
+  // Each featurisation batch is scored as it comes (copied once into the scoring memory), not first gathered
+  // with the rest of the request into one array.
   forEachFeatureBatch(msg.texts, features, (b) => scoreLinearInto(members, b, b.rows, probs, n, b.first));
   return { reply: { id: msg.id, probs }, transfer: [probs.buffer as ArrayBuffer] };
 });

@@ -11,7 +11,15 @@ import { SisaError, type ErrorCode } from './errors.js';
 /** What a worker sends back instead of a reply when a request fails. */
 interface RequestFailure {
   id: number;
-  failure: { message: string; code: ErrorCode | null; stack: string | undefined };
+  failure: {
+    message: string;
+    /** A SisaError's code, rebuilt as one; else null. */
+    code: ErrorCode | null;
+    journalNote: string | undefined;
+    /** An operating-system error's code (ENOSPC…), kept so that the CLI still names the cause. */
+    systemCode: string | undefined;
+    stack: string | undefined;
+  };
 }
 
 /**
@@ -25,18 +33,40 @@ export function answerRequests<Req extends { id: number }, Reply extends { id: n
     try {
       answer = handle(request);
     } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      const failure: RequestFailure = { id: request.id, failure: { message: e.message, code: err instanceof SisaError ? err.code : null, stack: e.stack } };
-      port.postMessage(failure);
+      port.postMessage(failureOf(request.id, err));
       return;
     }
     port.postMessage(answer.reply, answer.transfer ?? []);
   });
 }
 
+function failureOf(id: number, err: unknown): RequestFailure {
+  if (err instanceof Error) {
+    const systemCode = (err as NodeJS.ErrnoException).code;
+    return {
+      id,
+      failure: {
+        message: err.message,
+        code: err instanceof SisaError ? err.code : null,
+        journalNote: err instanceof SisaError ? err.journalNote : undefined,
+        systemCode: typeof systemCode === 'string' ? systemCode : undefined,
+        stack: err.stack,
+      },
+    };
+  }
+  let message: string;
+  try {
+    message = String(err);
+  } catch {
+    message = 'a value that is not an Error was thrown';
+  }
+  return { id, failure: { message, code: null, journalNote: undefined, systemCode: undefined, stack: undefined } };
+}
+
 function rebuild(f: RequestFailure['failure']): Error {
-  if (f.code) return new SisaError(f.code, f.message);
-  const err = new Error(f.message);
+  if (f.code) return new SisaError(f.code, f.message, { journalNote: f.journalNote });
+  const err: NodeJS.ErrnoException = new Error(f.message);
+  if (f.systemCode) err.code = f.systemCode;
   if (f.stack) err.stack = f.stack;
   return err;
 }
@@ -71,6 +101,11 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ ...message, id });
     });
+  }
+
+  /** The workers' thread ids (as node:worker_threads' threadId inside each). */
+  threadIds(): number[] {
+    return this.workers.map((w) => w.threadId);
   }
 
   async close(): Promise<void> {
