@@ -30,17 +30,16 @@ function interleave(models: Ensemble['models'], buckets: number): Ensemble['line
   const ws = models.map((m) => m.params.find((p) => p.name === 'w')?.data);
   if (ws.some((w) => !w)) return null;
   const S = models.length;
-  const V = buckets;
   // Scoring reads w[bucket·S + m] for the buckets the features name: a model of another size would be read
   // past its end (into the biases, or another thread's rows), so it is refused here.
   ws.forEach((w, i) => {
-    if (w!.length !== V) throw stateError(`the model of shard ${models[i]!.shard} has ${w!.length} weights, but the workspace hashes texts into ${V} buckets: the manifest and its models disagree (a damaged or hand-edited workspace)`);
+    if (w!.length !== buckets) throw stateError(`the model of shard ${models[i]!.shard} has ${w!.length} weights, but the workspace hashes texts into ${buckets} buckets: the manifest and its models disagree (a damaged or hand-edited workspace)`);
   });
   // Shared memory, so that prediction workers read these weights without a copy each.
-  const members = newLinearMembers(V, S);
+  const members = newLinearMembers(buckets, S);
   const { weights, biases } = members;
   ws.forEach((w, m) => {
-    for (let b = 0; b < V; b++) weights[b * S + m] = w![b]!;
+    for (let b = 0; b < buckets; b++) weights[b * S + m] = w![b]!;
   });
   models.forEach((m, i) => (biases[i] = m.params.find((p) => p.name === 'b')!.data[0]!));
   return members;

@@ -12,7 +12,7 @@ import type { ScoreInit, ScoreReply, ScoreRequest } from './scoreWorker.js';
 export class ScorePool {
   private readonly pool: RequestPool<Omit<ScoreRequest, 'id'>, ScoreReply>;
 
-  /** `members.weights` should live in a SharedArrayBuffer: otherwise each worker gets a copy. */
+  /** `members` from newLinearMembers: its memory is shared with the workers, not copied to each. */
   constructor(
     features: FeatureConfig,
     private readonly members: LinearMembers,
