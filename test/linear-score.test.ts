@@ -11,7 +11,10 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DEFAULT_FEATURES, hashTexts } from '../src/features/hashing.js';
 import { heldScoringRegions, newLinearMembers, scoreLinear, scoreLinearInto, scoreLinearJs, type CsrRows, type LinearMembers } from '../src/models/linearScore.js';
-import { ScorePool } from '../src/models/scorePool.js';
+import { ScorePool, scoreOnThreads, type BatchScorer } from '../src/models/scorePool.js';
+import { RequestPool } from '../src/util/workerPool.js';
+import { SisaError } from '../src/util/errors.js';
+import type { FailReply, FailRequest } from './fixtures/failingWorker.js';
 import { cliJson, makeCorpus, runCli, tempDir } from './helpers.js';
 
 /** σ(b_m + Σ_j w[idx_j·S + m] · v_j) with the sum in float64 in the row's order, as a plain loop. */
@@ -205,6 +208,50 @@ describe('scoring kernels', () => {
     }
     const grew = sizes.filter((size, i) => size > (i === 0 ? start : sizes[i - 1]!)).length;
     assert.ok(grew <= 2, `the memory grew in ${grew} of 12 rounds: ${[start, ...sizes].join(', ')}`);
+  });
+
+  it('a prediction spread over this thread and a worker scores every row once, where it belongs', async () => {
+    const S = 5;
+    const members = newLinearMembers(DEFAULT_FEATURES.buckets, S);
+    for (let i = 0; i < members.weights.length; i += 13) members.weights[i] = Math.fround(Math.cos(i) * 2);
+    members.biases.set([0.3, -0.1, 0, 0.2, -0.4]);
+    // Distinct texts, so that a row scored twice, skipped or put at another row's place shows.
+    const texts = Array.from({ length: 9001 }, (_, i) => `row ${i}: words w${i % 211} w${(i * 7) % 389} and ${i * 13}`);
+    const want = scoreLinear(members, hashTexts(texts, DEFAULT_FEATURES), texts.length);
+    const pool = new ScorePool(DEFAULT_FEATURES, members, 1);
+    const onWorker: number[] = [];
+    const counted: BatchScorer = {
+      threads: pool.threads,
+      scoreOn: (index, batch) => {
+        onWorker.push(batch.length);
+        return pool.scoreOn(index, batch);
+      },
+    };
+    try {
+      assertSameProbs(await scoreOnThreads(counted, members, DEFAULT_FEATURES, texts, 1024), want, 'this thread and a worker');
+    } finally {
+      await pool.close();
+    }
+    const workerRows = onWorker.reduce((a, b) => a + b, 0);
+    assert.ok(workerRows > 0 && workerRows < texts.length, `the worker scored ${workerRows} of ${texts.length} rows: both threads should have`);
+    assert.ok(Math.max(...onWorker) <= 1024, 'no batch above the size asked for');
+  });
+
+  it("a worker's failure ends the prediction with the worker's error, not a hang", async () => {
+    const members = newLinearMembers(DEFAULT_FEATURES.buckets, 2);
+    const failing = new RequestPool<Omit<FailRequest, 'id'>, FailReply>(new URL('./fixtures/failingWorker.js', import.meta.url), 2);
+    const scorer: BatchScorer = { threads: failing.size, scoreOn: async (index) => (await failing.requestOn(index, { kind: 'sisa' }), new Float32Array(0)) };
+    const texts = Array.from({ length: 200000 }, (_, i) => `text ${i}`);
+    try {
+      const err = await scoreOnThreads(scorer, members, DEFAULT_FEATURES, texts, 4096).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof SisaError, `got ${String(err)}`);
+      assert.equal(err.message, 'the kernel is missing');
+    } finally {
+      await failing.close();
+    }
   });
 
   it('a worker stopped in the middle of a batch does not keep its region', async () => {

@@ -79,7 +79,7 @@ export async function predictFile(o: PredictOptions): Promise<Prediction[] | Fai
   }
   const ens = await loadEnsemble(ws, state);
   if (!fair || !fairness) {
-    // Hashed and scored on worker threads (for a file of more than a few thousand rows).
+    // Hashed and scored on several threads (for a file of more than a few thousand rows).
     const records = await readInputRecords(state, file, cols, false);
     const scored = await predictTextsParallel(ens, records.map((r) => r.text), how);
     return records.map((r, i) => ({ id: r.id, score: scored.score[i]!, label: scored.label[i]! }));

@@ -419,7 +419,7 @@ export function benchTable(r: any): string {
     `           breakdown (median s): ${Object.entries(r.unlearning.breakdown).map(([k, v]) => `${k} ${f(v as number, 3)}`).join(', ')}`,
     `           through sisa serve (resident): POST /delete median ${f(r.unlearning.served.httpMedianSeconds, 2)} s, fixed cost ${f(r.unlearning.served.fixedCostSeconds, 3)} s; sisa delete --server median ${f(r.unlearning.served.cliMedianSeconds, 2)} s`,
     `ingest     ${f(r.ingest.rowsPerSec)} rows/s, peak RSS ${f(r.ingest.peakRssBytes / 2 ** 20)} MiB`,
-    `predict    ${f(r.predict.rowsPerSec)} rows/s at S = 8, ${f(r.predict.rowsPerSecS32)} rows/s at S = 32 (hashing and scoring on worker threads)`,
+    `predict    ${f(r.predict.rowsPerSec)} rows/s at S = 8, ${f(r.predict.rowsPerSecS32)} rows/s at S = 32 (hashing and scoring on this thread and a worker per other core)`,
     `           one core: featurise ${f(r.predict.featuriseRowsPerSecOneCore)} rows/s; score ${f(r.predict.scoreRowsPerSecOneCore)} rows/s at S = 8, ${f(r.predict.scoreRowsPerSecOneCoreS32)} at S = 32`,
     ...(r.scale ? [`scale      ${r.scale.map((s: any) => `${f(s.rows)} rows: ${f(s.trainSeconds, 1)} s (${f(s.secondsPerMillionRows, 1)} s per 1M rows)`).join('; ')}`] : []),
     '',

@@ -3,6 +3,7 @@
  * checkpoints and aggregated by vote or mean. All-linear ensembles are scored together by sisa's own kernel
  * (linearScore.ts, in WebAssembly); others by their learner's predictProba, in plain JavaScript (no tfjs needed).
  */
+import os from 'node:os';
 import { pullReferenced } from '../state/remote.js';
 import { hashTexts, type FeatureConfig } from '../features/hashing.js';
 import type { Rows } from '../data/shardFile.js';
@@ -112,40 +113,35 @@ export function predictTexts(ens: Ensemble, texts: readonly string[], how: Aggre
 }
 
 /**
- * The same for many texts, on worker threads. An all-linear ensemble is hashed and scored in the workers
- * (its weights shared, not copied), so they return S floats per row and this thread only gathers them;
- * otherwise batches are hashed on workers while this thread scores the batches already hashed.
+ * The same for many texts, on several threads. An all-linear ensemble is hashed and scored on this thread
+ * and on a worker per other core (its weights shared, not copied): workers return S floats per row, which
+ * this thread gathers between batches of its own (see scoreOnThreads). Otherwise batches are hashed on
+ * workers while this thread scores the batches already hashed.
  */
 export async function predictTextsParallel(ens: Ensemble, texts: readonly string[], how: Aggregate = 'vote', batch = 4096): Promise<Scored> {
-  if (texts.length < 2 * batch) return predictTexts(ens, texts, how);
-  const probs = ens.models.map(() => new Float32Array(texts.length));
+  const workers = os.availableParallelism() - 1;
+  if (texts.length < 2 * batch || (ens.linear && workers < 1)) return predictTexts(ens, texts, how);
   if (ens.linear) {
-    const { ScorePool } = await import('./scorePool.js');
-    const pool = new ScorePool(ens.features, ens.linear);
+    const { ScorePool, scoreOnThreads } = await import('./scorePool.js');
+    const pool = new ScorePool(ens.features, ens.linear, workers);
     try {
-      const pending: { at: number; n: number; p: Promise<Float32Array> }[] = [];
-      for (let at = 0; at < texts.length; at += batch) {
-        const part = texts.slice(at, at + batch);
-        const p = pool.score(part);
-        p.catch(() => undefined); // a worker failure rejects every queued request; the first one awaited reports it
-        pending.push({ at, n: part.length, p });
-      }
-      for (const { at, n, p } of pending) {
-        const part = await p;
-        probs.forEach((dest, m) => dest.set(part.subarray(m * n, (m + 1) * n), at));
-      }
-      return aggregate(probs, how);
+      const flat = await scoreOnThreads(pool, ens.linear, ens.features, texts, batch);
+      return aggregate(
+        ens.models.map((_, m) => flat.subarray(m * texts.length, (m + 1) * texts.length)),
+        how,
+      );
     } finally {
       await pool.close();
     }
   }
+  const probs = ens.models.map(() => new Float32Array(texts.length));
   const { FeaturePool } = await import('../features/pool.js');
   const pool = new FeaturePool(ens.features);
   try {
     const pending: { at: number; f: ReturnType<typeof pool.featurize> }[] = [];
     for (let at = 0; at < texts.length; at += batch) {
       const f = pool.featurize(texts.slice(at, at + batch));
-      f.catch(() => undefined); // as above
+      f.catch(() => undefined); // a worker failure rejects every queued request; the first one awaited reports it
       pending.push({ at, f });
     }
     for (const { at, f } of pending) {
@@ -158,3 +154,4 @@ export async function predictTextsParallel(ens: Ensemble, texts: readonly string
     await pool.close();
   }
 }
+

@@ -94,9 +94,21 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
     }
   }
 
+  /** Sends the request to the next worker in turn. */
   request(message: Req): Promise<Reply> {
+    return this.requestOn(this.next++ % this.workers.length, message);
+  }
+
+  /** The number of workers. */
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /** Sends the request to worker `index` (0 ≤ index < size), for callers that balance the load themselves. */
+  requestOn(index: number, message: Req): Promise<Reply> {
+    const worker = this.workers[index];
+    if (!worker) throw new RangeError(`no worker ${index} in a pool of ${this.workers.length}`);
     const id = this.nextId++;
-    const worker = this.workers[this.next++ % this.workers.length]!;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ ...message, id });
