@@ -41,6 +41,11 @@ describe('sisa bench', () => {
     assert.ok(r.ingest.peakRssBytes > 0);
     assert.equal(typeof r.predict.rowsPerSec, 'number');
     assert.equal(typeof r.predict.rowsPerSecS32, 'number');
+    // The prediction rate is the median of several calls (the host drifts within seconds).
+    const calls = r.predict.callsRowsPerSec as number[];
+    assert.equal(calls.length, 5);
+    assert.ok(calls.every((x) => x > 0));
+    assert.equal(r.predict.rowsPerSec, [...calls].sort((a, b) => a - b)[2]);
     for (const k of ['featuriseRowsPerSecOneCore', 'scoreRowsPerSecOneCore', 'scoreRowsPerSecOneCoreS32']) assert.ok(r.predict[k] > 0, `predict.${k}`);
     assert.ok(Array.isArray(r.verdicts) && r.verdicts.length >= 4);
     // The hidden-layer model is benched by default: it trains, is evaluated and deletes.

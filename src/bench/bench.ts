@@ -49,6 +49,8 @@ interface Cli {
 
 /** Training rows up to which liblinear is run as a peer. */
 const LIBLINEAR_MAX_ROWS = 400_000;
+/** Prediction calls timed per ensemble size; the rate reported is their median. */
+const PREDICT_CALLS = 5;
 
 async function sisa(args: string[]): Promise<Cli> {
   const t0 = performance.now();
@@ -200,16 +202,22 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       const wsp = workspace(workdir);
       const ens = await loadEnsemble(wsp, await loadState(wsp));
       predictTexts(ens, texts.slice(0, 2000), 'vote'); // warm-up
-      const t0 = performance.now();
-      await predictTextsParallel(ens, texts, 'vote');
-      const rowsPerSec = texts.length / ((performance.now() - t0) / 1000);
+      // Several calls, each as `sisa predict` makes one (its workers started and stopped), and their median:
+      // the host's speed drifts within seconds, and one call of half a second lands anywhere in that drift.
+      const calls: number[] = [];
+      for (let i = 0; i < PREDICT_CALLS; i++) {
+        const t0 = performance.now();
+        await predictTextsParallel(ens, texts, 'vote');
+        calls.push(texts.length / ((performance.now() - t0) / 1000));
+      }
+      const rowsPerSec = median(calls);
       // Its two stages apart, on this thread only (one core): featurisation, then scoring the features.
       const t1 = performance.now();
       const features = hashTexts(texts, ens.features);
       const t2 = performance.now();
       memberProbabilities(ens, { ...features, n: texts.length });
       const t3 = performance.now();
-      return { rowsPerSec, featuriseOneCore: texts.length / ((t2 - t1) / 1000), scoreOneCore: texts.length / ((t3 - t2) / 1000) };
+      return { rowsPerSec, calls, featuriseOneCore: texts.length / ((t2 - t1) / 1000), scoreOneCore: texts.length / ((t3 - t2) / 1000) };
     };
     // At S = 8 and S = 32: the bench's own workspace where S matches, else a quick one-slice, one-epoch
     // workspace (prediction speed does not depend on how well the models were trained).
@@ -327,7 +335,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     verdicts.push({ target: 'delete median ≤ 0.4 s, through sisa serve (HTTP)', measured: `${servedMedian.toFixed(3)} s`, pass: servedMedian <= 0.4 });
     verdicts.push({ target: `ingest ≥ 100k rows/s${rows >= 1_000_000 ? '' : ' (target set for 1M rows)'}`, measured: `${Math.round(rows / ing.seconds)} rows/s`, pass: rows / ing.seconds >= 100000 });
     verdicts.push({ target: `ingest peak RSS ≤ 1 GiB${rows >= 1_000_000 ? '' : ' (target set for 1M rows)'}`, measured: `${(ing.json.peakRssBytes / 2 ** 20).toFixed(0)} MiB`, pass: ing.json.peakRssBytes <= 2 ** 30 });
-    verdicts.push({ target: 'ensemble prediction ≥ 250k rows/s at S = 8', measured: `${Math.round(predict8.rowsPerSec)} rows/s`, pass: predict8.rowsPerSec >= 250000 });
+    verdicts.push({ target: 'ensemble prediction ≥ 250k rows/s at S = 8', measured: `${Math.round(predict8.rowsPerSec)} rows/s (median of ${PREDICT_CALLS} calls)`, pass: predict8.rowsPerSec >= 250000 });
     verdicts.push({ target: `workspace ≤ 4 × the input (S=${S}, R=${R})`, measured: `${(workspaceBytes / 2 ** 20).toFixed(1)} MiB = ${(workspaceBytes / inputBytes).toFixed(2)} × ${(inputBytes / 2 ** 20).toFixed(1)} MiB`, pass: workspaceBytes <= 4 * inputBytes });
     if (scale) {
       const growth = scale[2]!.trainSeconds / scale[0]!.trainSeconds;
@@ -385,6 +393,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       ingest: { rowsPerSec: rows / ing.seconds, seconds: ing.seconds, peakRssBytes: ing.json.peakRssBytes },
       predict: {
         rowsPerSec: predict8.rowsPerSec,
+        callsRowsPerSec: predict8.calls,
         rowsPerSecS32: predict32.rowsPerSec,
         featuriseRowsPerSecOneCore: predict8.featuriseOneCore,
         scoreRowsPerSecOneCore: predict8.scoreOneCore,
@@ -419,7 +428,8 @@ export function benchTable(r: any): string {
     `           breakdown (median s): ${Object.entries(r.unlearning.breakdown).map(([k, v]) => `${k} ${f(v as number, 3)}`).join(', ')}`,
     `           through sisa serve (resident): POST /delete median ${f(r.unlearning.served.httpMedianSeconds, 2)} s, fixed cost ${f(r.unlearning.served.fixedCostSeconds, 3)} s; sisa delete --server median ${f(r.unlearning.served.cliMedianSeconds, 2)} s`,
     `ingest     ${f(r.ingest.rowsPerSec)} rows/s, peak RSS ${f(r.ingest.peakRssBytes / 2 ** 20)} MiB`,
-    `predict    ${f(r.predict.rowsPerSec)} rows/s at S = 8, ${f(r.predict.rowsPerSecS32)} rows/s at S = 32 (hashing and scoring on this thread and a worker per other core)`,
+    `predict    ${f(r.predict.rowsPerSec)} rows/s at S = 8, ${f(r.predict.rowsPerSecS32)} rows/s at S = 32 (median of ${PREDICT_CALLS} calls at S = 8: ${r.predict.callsRowsPerSec.map((x: number) => f(x)).join(', ')})`,
+    `           hashed and scored on this thread and a worker per other core, each call starting its workers`,
     `           one core: featurise ${f(r.predict.featuriseRowsPerSecOneCore)} rows/s; score ${f(r.predict.scoreRowsPerSecOneCore)} rows/s at S = 8, ${f(r.predict.scoreRowsPerSecOneCoreS32)} at S = 32`,
     ...(r.scale ? [`scale      ${r.scale.map((s: any) => `${f(s.rows)} rows: ${f(s.trainSeconds, 1)} s (${f(s.secondsPerMillionRows, 1)} s per 1M rows)`).join('; ')}`] : []),
     '',
