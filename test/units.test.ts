@@ -239,6 +239,40 @@ describe('request pool', () => {
   });
 });
 
+describe('request pool, a worker that stops', () => {
+  it('a worker that exits without an error rejects its requests and any later ones, instead of leaving them waiting for good', async () => {
+    // In a child process with a time limit: the bug was a request that never settles, which leaves the
+    // pool's threads running and the test process with it.
+    const dir = await tempDir();
+    const script = path.join(dir, 'exit.mjs');
+    const pool = new URL('../src/util/workerPool.js', import.meta.url).href;
+    const worker = new URL('./fixtures/failingWorker.js', import.meta.url).href;
+    await fsp.writeFile(
+      script,
+      `const { RequestPool } = await import(${JSON.stringify(pool)});
+const pool = new RequestPool(new URL(${JSON.stringify(worker)}), 2);
+const said = (p) => p.then((r) => 'answered ' + JSON.stringify(r), (e) => 'rejected: ' + e.message);
+const queued = said(pool.requestOn(0, { kind: 'ok' }));
+const exited = await said(pool.requestOn(0, { kind: 'exit' }));
+console.log(JSON.stringify({ queued: await queued, exited, later: await said(pool.requestOn(0, { kind: 'ok' })), other: await said(pool.requestOn(1, { kind: 'ok' })) }));
+await pool.close();
+`,
+    );
+    try {
+      const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+      assert.equal(r.signal, null, 'a request to a worker that exited was still waiting after 30 s');
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as Record<string, string>;
+      assert.equal(out.queued, 'answered {"id":1,"ok":true}', 'a request answered before the exit keeps its answer');
+      assert.match(out.exited!, /^rejected: a worker thread stopped \(exit code 3\)/);
+      assert.match(out.later!, /^rejected: a worker thread stopped \(exit code 3\)/, 'a later request to it is refused at once');
+      assert.match(out.other!, /^answered \{"id":\d+,"ok":true\}$/, 'the other worker still answers');
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('power-loss simulator', () => {
   it("a directory's durable entries are those of its latest listing, even when that listing's fsync is recorded first", async () => {
     // Two checkpoints stored at once: each renames its file in, lists the folder and fsyncs it; the fsync

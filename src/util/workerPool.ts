@@ -1,9 +1,10 @@
 /**
- * Worker threads that answer requests: each request goes to the next worker in turn with an id, and
- * its reply (carrying the same id) resolves it. Replies may come in any order; callers await them in
- * the order they need. A request that fails in the worker rejects with the worker's error, rebuilt as the
- * same SisaError (its code and message survive the thread boundary, so the CLI still says it in one line);
- * a worker that dies rejects every request still waiting.
+ * Worker threads that answer requests: each request goes to the next worker in turn (or to the one the
+ * caller names) with an id, and its reply (carrying the same id) resolves it. Replies may come in any
+ * order; callers await them in the order they need. A request that fails in the worker rejects with the
+ * worker's error, rebuilt as the same SisaError (its code and message survive the thread boundary, so the
+ * CLI still says it in one line); a worker that dies of an uncaught error rejects every request still
+ * waiting, and one that exits rejects those sent to it, then and later.
  */
 import { parentPort, Worker, type WorkerOptions } from 'node:worker_threads';
 import { SisaError, type ErrorCode } from './errors.js';
@@ -73,7 +74,10 @@ function rebuild(f: RequestFailure['failure']): Error {
 
 export class RequestPool<Req extends object, Reply extends { id: number }> {
   private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; worker: number }>();
+  /** Per worker: why it can take no more requests (it stopped), or null while it runs. */
+  private readonly stopped: (Error | null)[] = [];
+  private closing = false;
   private next = 0;
   private nextId = 1;
 
@@ -90,7 +94,20 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
         for (const p of this.pending.values()) p.reject(err);
         this.pending.clear();
       });
+      // A worker can also end without an error event (code that calls process.exit): its requests, and any
+      // sent to it later, would otherwise wait for good. Not while closing: callers gave those up.
+      w.on('exit', (code) => {
+        if (this.closing) return;
+        const err = new Error(`a worker thread stopped (exit code ${code}) before answering`);
+        this.stopped[i] = err;
+        for (const [id, p] of this.pending) {
+          if (p.worker !== i) continue;
+          this.pending.delete(id);
+          p.reject(err);
+        }
+      });
       this.workers.push(w);
+      this.stopped.push(null);
     }
   }
 
@@ -108,9 +125,11 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
   requestOn(index: number, message: Req): Promise<Reply> {
     const worker = this.workers[index];
     if (!worker) throw new RangeError(`no worker ${index} in a pool of ${this.workers.length}`);
+    const stopped = this.stopped[index];
+    if (stopped) return Promise.reject(stopped);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, worker: index });
       worker.postMessage({ ...message, id });
     });
   }
@@ -121,6 +140,7 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
