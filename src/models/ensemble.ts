@@ -31,11 +31,6 @@ function interleave(models: Ensemble['models'], buckets: number): Ensemble['line
   const ws = models.map((m) => m.params.find((p) => p.name === 'w')?.data);
   if (ws.some((w) => !w)) return null;
   const S = models.length;
-  // Scoring reads w[bucket·S + m] for the buckets the features name: a model of another size would be read
-  // past its end (into the biases, or another thread's rows), so it is refused here.
-  ws.forEach((w, i) => {
-    if (w!.length !== buckets) throw stateError(`the model of shard ${models[i]!.shard} has ${w!.length} weights, but the workspace hashes texts into ${buckets} buckets: the manifest and its models disagree (a damaged or hand-edited workspace)`);
-  });
   // Shared memory, so that prediction workers read these weights without a copy each.
   const members = newLinearMembers(buckets, S);
   const { weights, biases } = members;
@@ -46,6 +41,28 @@ function interleave(models: Ensemble['models'], buckets: number): Ensemble['line
   return members;
 }
 
+/**
+ * Refuses a model whose size is not the workspace's bucket count. Scoring indexes a model by the buckets
+ * the features name: the linear kernels would read past the weights (into the biases, or another thread's
+ * rows), and the hidden-layer model would read undefined past its embedding, which makes every probability
+ * NaN and every label "not toxic", silently.
+ */
+function refuseMisfits(models: Ensemble['models'], buckets: number): void {
+  const damaged = 'the manifest and its models disagree (a damaged or hand-edited workspace)';
+  for (const m of models) {
+    const p = new Map(m.params.map((t) => [t.name, t.data]));
+    const w = p.get('w');
+    if (w) {
+      if (w.length !== buckets) throw stateError(`the model of shard ${m.shard} has ${w.length} weights, but the workspace hashes texts into ${buckets} buckets: ${damaged}`);
+      continue;
+    }
+    const emb = p.get('emb');
+    const H = p.get('b1')?.length ?? 0;
+    if (emb && H > 0 && emb.length !== buckets * H)
+      throw stateError(`the model of shard ${m.shard} has an embedding of ${emb.length} values (${H} per bucket), but the workspace hashes texts into ${buckets} buckets: ${damaged}`);
+  }
+}
+
 export async function loadEnsemble(ws: Workspace, state: State): Promise<Ensemble> {
   requireTrained(state);
   // A store workspace's local cache may lack the models (cleared, or another machine trained them).
@@ -53,6 +70,7 @@ export async function loadEnsemble(ws: Workspace, state: State): Promise<Ensembl
   const models = await Promise.all(
     state.models.map(async (m) => ({ shard: m.shard, version: m.version, params: (await loadCheckpoint(ws.checkpointsDir, m.checkpoints.at(-1)!)).params })),
   );
+  refuseMisfits(models, state.config.features.buckets);
   return { features: state.config.features, models, linear: interleave(models, state.config.features.buckets) };
 }
 
