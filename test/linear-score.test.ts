@@ -215,8 +215,10 @@ describe('scoring kernels', () => {
     const members = newLinearMembers(DEFAULT_FEATURES.buckets, S);
     for (let i = 0; i < members.weights.length; i += 13) members.weights[i] = Math.fround(Math.cos(i) * 2);
     members.biases.set([0.3, -0.1, 0, 0.2, -0.4]);
-    // Distinct texts, so that a row scored twice, skipped or put at another row's place shows.
-    const texts = Array.from({ length: 9001 }, (_, i) => `row ${i}: words w${i % 211} w${(i * 7) % 389} and ${i * 13}`);
+    // Distinct texts, so that a row skipped or put at another row's place shows; long enough (~700
+    // characters) that the featuriser splits this thread's batches, so rows past a split are placed too.
+    const filler = Array.from({ length: 90 }, (_, k) => `w${k}`).join(' ');
+    const texts = Array.from({ length: 9001 }, (_, i) => `row ${i}: words w${i % 211} w${(i * 7) % 389} and ${i * 13} ${filler.slice(i % 50)}`);
     const want = scoreLinear(members, hashTexts(texts, DEFAULT_FEATURES), texts.length);
     const pool = new ScorePool(DEFAULT_FEATURES, members, 1);
     const onWorker: number[] = [];
@@ -227,31 +229,44 @@ describe('scoring kernels', () => {
         return pool.scoreOn(index, batch);
       },
     };
+    const shares = { own: 0, workers: 0 };
     try {
-      assertSameProbs(await scoreOnThreads(counted, members, DEFAULT_FEATURES, texts, 1024), want, 'this thread and a worker');
+      assertSameProbs(await scoreOnThreads(counted, members, DEFAULT_FEATURES, texts, 1000, shares), want, 'this thread and a worker');
     } finally {
       await pool.close();
     }
-    const workerRows = onWorker.reduce((a, b) => a + b, 0);
-    assert.ok(workerRows > 0 && workerRows < texts.length, `the worker scored ${workerRows} of ${texts.length} rows: both threads should have`);
-    assert.ok(Math.max(...onWorker) <= 1024, 'no batch above the size asked for');
+    // Every row taken once: a row scored twice would be counted twice (its values would not show it).
+    assert.equal(shares.own + shares.workers, texts.length, `this thread ${shares.own} + the worker ${shares.workers} rows`);
+    assert.equal(shares.workers, onWorker.reduce((a, b) => a + b, 0));
+    assert.ok(shares.own > 0 && shares.workers > 0, `both threads should have scored rows: this thread ${shares.own}, the worker ${shares.workers}`);
+    assert.ok(Math.max(...onWorker) <= 1000, 'no batch above the size asked for');
   });
 
-  it("a worker's failure ends the prediction with the worker's error, not a hang", async () => {
+  it("a worker's failure ends the prediction with the worker's error, and this thread stops scoring", async () => {
     const members = newLinearMembers(DEFAULT_FEATURES.buckets, 2);
     const failing = new RequestPool<Omit<FailRequest, 'id'>, FailReply>(new URL('./fixtures/failingWorker.js', import.meta.url), 2);
     const scorer: BatchScorer = { threads: failing.size, scoreOn: async (index) => (await failing.requestOn(index, { kind: 'sisa' }), new Float32Array(0)) };
-    const texts = Array.from({ length: 200000 }, (_, i) => `text ${i}`);
+    const texts = Array.from({ length: 200000 }, (_, i) => `text ${i} with a few more words than that`);
+    const shares = { own: 0, workers: 0 };
     try {
-      const err = await scoreOnThreads(scorer, members, DEFAULT_FEATURES, texts, 4096).then(
+      const err = await scoreOnThreads(scorer, members, DEFAULT_FEATURES, texts, 4096, shares).then(
         () => null,
         (e: unknown) => e,
       );
       assert.ok(err instanceof SisaError, `got ${String(err)}`);
       assert.equal(err.message, 'the kernel is missing');
+      // The failure comes back within the workers' start-up; this thread would need seconds for every row.
+      assert.ok(shares.own < texts.length / 2, `this thread went on scoring ${shares.own} of ${texts.length} rows after the failure`);
     } finally {
       await failing.close();
     }
+  });
+
+  it('a worker that answers with the wrong number of probabilities is an error, not zeros', async () => {
+    const members = newLinearMembers(DEFAULT_FEATURES.buckets, 3);
+    const short: BatchScorer = { threads: 1, scoreOn: async (_index, batch) => new Float32Array(3 * batch.length - 1) };
+    const texts = Array.from({ length: 5000 }, (_, i) => `text ${i}`);
+    await assert.rejects(scoreOnThreads(short, members, DEFAULT_FEATURES, texts, 1024), /a scoring worker returned \d+ probabilities for \d+ rows of 3 models/);
   });
 
   it('a worker stopped in the middle of a batch does not keep its region', async () => {

@@ -253,9 +253,12 @@ describe('request pool, a worker that stops', () => {
 const pool = new RequestPool(new URL(${JSON.stringify(worker)}), 2);
 const said = (p) => p.then((r) => 'answered ' + JSON.stringify(r), (e) => 'rejected: ' + e.message);
 const queued = said(pool.requestOn(0, { kind: 'ok' }));
+const busy = said(pool.requestOn(1, { kind: 'slow' })); // waiting on the other worker while the first exits
 const exited = await said(pool.requestOn(0, { kind: 'exit' }));
-console.log(JSON.stringify({ queued: await queued, exited, later: await said(pool.requestOn(0, { kind: 'ok' })), other: await said(pool.requestOn(1, { kind: 'ok' })) }));
+const out = { queued: await queued, exited, later: await said(pool.requestOn(0, { kind: 'ok' })), busy: await busy, other: await said(pool.requestOn(1, { kind: 'ok' })) };
 await pool.close();
+out.closed = await said(pool.requestOn(1, { kind: 'ok' }));
+console.log(JSON.stringify(out));
 `,
     );
     try {
@@ -266,7 +269,9 @@ await pool.close();
       assert.equal(out.queued, 'answered {"id":1,"ok":true}', 'a request answered before the exit keeps its answer');
       assert.match(out.exited!, /^rejected: a worker thread stopped \(exit code 3\)/);
       assert.match(out.later!, /^rejected: a worker thread stopped \(exit code 3\)/, 'a later request to it is refused at once');
+      assert.match(out.busy!, /^answered \{"id":\d+,"ok":true\}$/, "a request waiting on the other worker is not rejected with the first one's");
       assert.match(out.other!, /^answered \{"id":\d+,"ok":true\}$/, 'the other worker still answers');
+      assert.equal(out.closed, 'rejected: the worker pool is closed', 'a request after close is refused, not left waiting');
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

@@ -57,20 +57,28 @@ const MIN_BATCH = 256;
 /** This thread's batch: small, since it hands the workers their next batches in between. */
 const OWN_BATCH = 1024;
 
+/** Rows scored where (diagnostics, and the tests). */
+export interface ThreadShares {
+  /** Rows this thread scored. */
+  own: number;
+  /** Rows the workers scored. */
+  workers: number;
+}
+
 /**
  * Member probabilities of every text, flat[m·n + r], scored by the pool's workers and by this thread
- * (batches of at most `batch` rows to a worker).
- * Rows are handed out from a cursor as threads free up, not dealt out up front, so a thread that runs
- * faster takes more; each worker has two requests in flight, so it never waits for this thread between
- * batches; the last batches shrink so that the threads finish close together.
+ * (at most `batch` rows per worker request). Rows are handed out from a cursor as threads free up, not
+ * dealt out up front, so a thread that runs faster takes more; each worker has two requests in flight, so
+ * it never waits for this thread between batches; the last batches shrink so that the threads finish
+ * close together.
  *
- * Why this thread scores too, with one worker fewer than the cores: it would otherwise sit idle, and a
- * worker costs more than it adds at first. It takes tens of milliseconds to start (a thread, its modules,
- * its kernels), and its first batches run slowly (its kernels on baseline code, its character-gram memo
- * empty), while this thread is usually warm. On the 2-core development machine, this thread and one worker
- * predicted 13–20 % more rows per second than two workers (100k Davidson rows, alternated in one process).
- * Every row is scored by the same kernels wherever it runs, so the result does not depend on which thread
- * scored it.
+ * Why this thread scores too, with one worker fewer than the cores: it would otherwise sit idle while
+ * the workers work, and a worker costs more than it adds at first: it takes tens of milliseconds to start
+ * (a thread, its modules, its kernels), and its first batches run at about half speed (its kernels on
+ * baseline code, its character-gram memo empty). This thread pays its own cold start once, not per
+ * worker; in `sisa predict` it is as cold as a worker, in a library caller that predicts again it is warm.
+ * Every row is scored by the same kernels wherever it runs, so the result does not depend on which
+ * thread scored it. `shares`, when given, receives how many rows each side scored.
  */
 export async function scoreOnThreads(
   pool: BatchScorer,
@@ -78,6 +86,7 @@ export async function scoreOnThreads(
   features: FeatureConfig,
   texts: readonly string[],
   batch: number,
+  shares?: ThreadShares,
 ): Promise<Float32Array> {
   const n = texts.length;
   const S = members.biases.length;
@@ -87,16 +96,20 @@ export async function scoreOnThreads(
   let failed = false;
   const take = (size: number) => {
     const at = cursor;
-    cursor = Math.min(n, cursor + Math.max(MIN_BATCH, Math.min(size, Math.ceil((n - cursor) / (2 * threads)))));
+    const share = Math.ceil((n - cursor) / (2 * threads));
+    cursor = Math.min(n, cursor + Math.max(Math.min(size, MIN_BATCH), Math.min(size, share)));
     return { at, k: cursor - at };
   };
   const lane = async (worker: number) => {
     try {
       for (;;) {
+        if (failed) return; // another thread failed: the prediction is over
         const { at, k } = take(batch);
         if (k === 0) return;
         const part = await pool.scoreOn(worker, texts.slice(at, at + k));
+        if (part.length !== S * k) throw new Error(`a scoring worker returned ${part.length} probabilities for ${k} rows of ${S} models`);
         for (let m = 0; m < S; m++) flat.set(part.subarray(m * k, (m + 1) * k), m * n + at);
+        if (shares) shares.workers += k;
       }
     } catch (err) {
       failed = true; // this thread stops taking rows; the failure is reported below
@@ -105,10 +118,16 @@ export async function scoreOnThreads(
   };
   const lanes = Promise.all(Array.from({ length: 2 * pool.threads }, (_, i) => lane(i % pool.threads)));
   lanes.catch(() => undefined); // awaited below, unless this thread throws first
-  while (!failed && cursor < n) {
-    const { at, k } = take(OWN_BATCH);
-    forEachFeatureBatch(texts.slice(at, at + k), features, (b) => scoreLinearInto(members, b, b.rows, flat, n, at + b.first));
-    await new Promise<void>((resolve) => setImmediate(resolve)); // lets the workers' replies in, and their next batches out
+  try {
+    while (!failed && cursor < n) {
+      const { at, k } = take(OWN_BATCH);
+      forEachFeatureBatch(texts.slice(at, at + k), features, (b) => scoreLinearInto(members, b, b.rows, flat, n, at + b.first));
+      if (shares) shares.own += k;
+      await new Promise<void>((resolve) => setImmediate(resolve)); // lets the workers' replies in, and their next batches out
+    }
+  } catch (err) {
+    failed = true; // the lanes stop taking rows too
+    throw err;
   }
   await lanes;
   return flat;

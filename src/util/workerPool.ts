@@ -91,6 +91,7 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
         else p?.resolve(r);
       });
       w.on('error', (err) => {
+        this.stopped[i] ??= err; // requests sent to it later get the cause, not just an exit code
         for (const p of this.pending.values()) p.reject(err);
         this.pending.clear();
       });
@@ -99,7 +100,7 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
       w.on('exit', (code) => {
         if (this.closing) return;
         const err = new Error(`a worker thread stopped (exit code ${code}) before answering`);
-        this.stopped[i] = err;
+        this.stopped[i] ??= err;
         for (const [id, p] of this.pending) {
           if (p.worker !== i) continue;
           this.pending.delete(id);
@@ -125,12 +126,18 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
   requestOn(index: number, message: Req): Promise<Reply> {
     const worker = this.workers[index];
     if (!worker) throw new RangeError(`no worker ${index} in a pool of ${this.workers.length}`);
-    const stopped = this.stopped[index];
+    const stopped = this.closing ? new Error('the worker pool is closed') : this.stopped[index];
     if (stopped) return Promise.reject(stopped);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, worker: index });
-      worker.postMessage({ ...message, id });
+      try {
+        worker.postMessage({ ...message, id });
+      } catch (err) {
+        // A message that cannot be cloned: nothing was sent, so nothing will answer it.
+        this.pending.delete(id);
+        reject(err as Error);
+      }
     });
   }
 
