@@ -285,44 +285,39 @@ describe('scoring kernels', () => {
     assert.equal(heldScoringRegions(members), 0);
   });
 
-  it('a hidden-layer model of another size than the workspace\'s buckets is refused in one line, not scored as NaN', async () => {
-    // Its scoring read undefined past the embedding's end: NaN probabilities, every row labelled not toxic.
+  /**
+   * `sisa predict` on a workspace trained with `trainArgs` at 1,024 buckets whose manifest was then edited
+   * to say 2,048 (a damaged or hand-edited workspace): its exit code and stderr.
+   */
+  async function predictWithWrongBuckets(trainArgs: string[]): Promise<{ code: number; stderr: string }> {
     const dir = await tempDir();
     try {
       const corpus = await makeCorpus(dir, { rows: 300 });
       const ws = path.join(dir, 'ws');
       await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '1', '--buckets', '1024']);
-      await cliJson(['train', '--workdir', ws, '--epochs', '1', '--hidden', '4']);
+      await cliJson(['train', '--workdir', ws, '--epochs', '1', ...trainArgs]);
       const statePath = path.join(ws, 'manifests', 'state.json');
       const state = JSON.parse(await fsp.readFile(statePath, 'utf8'));
       state.config.features.buckets = 2048;
       await fsp.writeFile(statePath, JSON.stringify(state));
-      const r = await runCli(['predict', corpus, '--workdir', ws]);
-      assert.notEqual(r.code, 0, 'predict must refuse the workspace');
-      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-      assert.match(r.stderr, /the model of shard \d+ has an embedding of 4096 values \(4 per bucket\), but the workspace hashes texts into 2048 buckets/);
+      return await runCli(['predict', corpus, '--workdir', ws]);
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
-  });
+  }
 
   it('a model of another size than the workspace\'s buckets is refused in one line, not read past its end', async () => {
-    const dir = await tempDir();
-    try {
-      const corpus = await makeCorpus(dir, { rows: 400 });
-      const ws = path.join(dir, 'ws');
-      await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '1', '--buckets', '4096']);
-      await cliJson(['train', '--workdir', ws, '--epochs', '1']);
-      const statePath = path.join(ws, 'manifests', 'state.json');
-      const state = JSON.parse(await fsp.readFile(statePath, 'utf8'));
-      state.config.features.buckets = 8192;
-      await fsp.writeFile(statePath, JSON.stringify(state));
-      const r = await runCli(['predict', corpus, '--workdir', ws]);
-      assert.notEqual(r.code, 0);
-      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-      assert.match(r.stderr, /the model of shard \d+ has 4096 weights, but the workspace hashes texts into 8192 buckets/);
-    } finally {
-      await fsp.rm(dir, { recursive: true, force: true });
-    }
+    const r = await predictWithWrongBuckets([]);
+    assert.notEqual(r.code, 0, 'predict must refuse the workspace');
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /the model of shard \d+ has 1024 weights, but the workspace hashes texts into 2048 buckets/);
+  });
+
+  it('a hidden-layer model of another size than the workspace\'s buckets is refused in one line, not scored as NaN', async () => {
+    // Its scoring read undefined past the embedding's end: NaN probabilities, every row labelled not toxic.
+    const r = await predictWithWrongBuckets(['--hidden', '4']);
+    assert.notEqual(r.code, 0, 'predict must refuse the workspace');
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /the model of shard \d+ has an embedding of 4096 values \(4 per bucket\), but the workspace hashes texts into 2048 buckets/);
   });
 });
