@@ -172,4 +172,3 @@ export async function predictTextsParallel(ens: Ensemble, texts: readonly string
     await pool.close();
   }
 }
-
