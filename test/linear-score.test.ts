@@ -199,7 +199,7 @@ describe('scoring kernels', () => {
     for (let round = 0; round < 12; round++) {
       const pool = new ScorePool(DEFAULT_FEATURES, members, 2);
       try {
-        const parts = await Promise.all([0, 1, 2].map(() => pool.score(texts)));
+        const parts = await Promise.all([0, 1, 2].map((k) => pool.scoreOn(k % pool.threads, texts)));
         parts.forEach((probs, k) => assert.deepEqual(bits(probs), bits(here), `round ${round}, request ${k}`));
       } finally {
         await pool.close();
@@ -275,7 +275,7 @@ describe('scoring kernels', () => {
     const texts = Array.from({ length: 40000 }, (_, i) => `a longer text number ${i} with some words w${i % 977} and more w${i % 31} words`);
     const start = members.memory!.buffer.byteLength;
     const pool = new ScorePool(DEFAULT_FEATURES, members, 2);
-    const pending = [pool.score(texts), pool.score(texts)];
+    const pending = [pool.scoreOn(0, texts), pool.scoreOn(1, texts)];
     pending.forEach((p) => p.catch(() => undefined));
     // Close as soon as a worker has taken a region (the memory grew): both are then scoring 40,000 texts.
     const deadline = Date.now() + 30000;

@@ -29,17 +29,12 @@ export class ScorePool implements BatchScorer {
     this.pool = new RequestPool(new URL('./scoreWorker.js', import.meta.url), threads, { workerData: init });
   }
 
-  /** Member probabilities of a batch, probs[m·n + r], computed on the next worker in turn. */
-  async score(texts: string[]): Promise<Float32Array> {
-    return (await this.pool.request({ texts })).probs;
-  }
-
   /** The number of worker threads. */
   get threads(): number {
     return this.pool.size;
   }
 
-  /** The same on worker `index` (0 ≤ index < threads). */
+  /** Member probabilities of a batch, probs[m·n + r], computed on worker `index` (0 ≤ index < threads). */
   async scoreOn(index: number, texts: string[]): Promise<Float32Array> {
     return (await this.pool.requestOn(index, { texts })).probs;
   }

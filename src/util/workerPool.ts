@@ -90,25 +90,28 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
         if ('failure' in r) p?.reject(rebuild(r.failure));
         else p?.resolve(r);
       });
-      w.on('error', (err) => {
-        this.stopped[i] ??= err; // requests sent to it later get the cause, not just an exit code
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-      });
+      w.on('error', (err) => this.stop(i, err, 'every request'));
       // A worker can also end without an error event (code that calls process.exit): its requests, and any
       // sent to it later, would otherwise wait for good. Not while closing: callers gave those up.
       w.on('exit', (code) => {
-        if (this.closing) return;
-        const err = new Error(`a worker thread stopped (exit code ${code}) before answering`);
-        this.stopped[i] ??= err;
-        for (const [id, p] of this.pending) {
-          if (p.worker !== i) continue;
-          this.pending.delete(id);
-          p.reject(err);
-        }
+        if (!this.closing) this.stop(i, new Error(`a worker thread stopped (exit code ${code}) before answering`), 'its requests');
       });
       this.workers.push(w);
       this.stopped.push(null);
+    }
+  }
+
+  /**
+   * Marks worker i stopped (requests sent to it later get the first cause, not just an exit code) and
+   * rejects the pending requests: every one after an uncaught error (as before workers were tracked per
+   * request), those sent to it after an exit.
+   */
+  private stop(i: number, err: Error, which: 'every request' | 'its requests'): void {
+    this.stopped[i] ??= err;
+    for (const [id, p] of this.pending) {
+      if (which === 'its requests' && p.worker !== i) continue;
+      this.pending.delete(id);
+      p.reject(err);
     }
   }
 
