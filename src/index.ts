@@ -29,7 +29,7 @@ export { runShardJob, type ShardJob, type ShardJobResult } from './orchestration
 export { readRowsFile, type Rows } from './data/shardFile.js';
 export { placeRecord, type Placement } from './data/assign.js';
 export { hashText, tokenize, DEFAULT_FEATURES, type FeatureConfig } from './features/hashing.js';
-export { loadEnsemble, predictTexts, aggregate, memberProbabilities, voteCounts, type Ensemble, type Aggregate } from './models/ensemble.js';
+export { loadEnsemble, predictTexts, predictTextsParallel, Predictor, aggregate, memberProbabilities, voteCounts, type Ensemble, type Aggregate } from './models/ensemble.js';
 export { loadBackend } from './models/backend.js';
 // State
 export { loadState, type State } from './state/manifest.js';

@@ -46,6 +46,13 @@ describe('sisa bench', () => {
     assert.equal(calls.length, 5);
     assert.ok(calls.every((x) => x > 0));
     assert.equal(r.predict.rowsPerSec, [...calls].sort((a, b) => a - b)[2]);
+    // And through a resident Predictor, each call after the first (which starts its workers).
+    const resident = r.predict.residentCallsRowsPerSec as number[];
+    assert.equal(resident.length, 5);
+    assert.ok(resident.every((x) => x > 0));
+    assert.equal(r.predict.residentRowsPerSec, [...resident].sort((a, b) => a - b)[2]);
+    const predictVerdicts = (r.verdicts as { target: string }[]).filter((v) => v.target.startsWith('ensemble prediction ≥ 250k rows/s'));
+    assert.equal(predictVerdicts.length, 2, 'one verdict for a one-shot call, one for a resident predictor');
     for (const k of ['featuriseRowsPerSecOneCore', 'scoreRowsPerSecOneCore', 'scoreRowsPerSecOneCoreS32']) assert.ok(r.predict[k] > 0, `predict.${k}`);
     assert.ok(Array.isArray(r.verdicts) && r.verdicts.length >= 4);
     // The hidden-layer model is benched by default: it trains, is evaluated and deletes.

@@ -5,14 +5,16 @@
  * the pieces the fast paths special-case, on every Davidson tweet, and across the memo's bound.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { DEFAULT_FEATURES, featuriserMemoryBytes, forEachFeatureBatch, hashText, hashTexts, tokenize, type FeatureConfig } from '../src/features/hashing.js';
-import { aggregate, loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, type Ensemble } from '../src/models/ensemble.js';
+import { aggregate, loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, Predictor, type Ensemble } from '../src/models/ensemble.js';
 import { scoreLinearJs } from '../src/models/linearScore.js';
 import { loadState } from '../src/state/manifest.js';
 import { workspace } from '../src/state/workspace.js';
@@ -175,6 +177,44 @@ describe('prediction on worker threads = prediction on this thread = the referen
           const expected = aggregate(want, how);
           assert.deepEqual(predictTexts(ens, texts, how), expected);
           assert.deepEqual(await predictTextsParallel(ens, texts, how, 1024), expected, `${how} on workers`);
+        }
+        // A Predictor keeps its workers from one call to the next, and scores the same bits each time.
+        const predictor = new Predictor(ens);
+        try {
+          assert.deepEqual(predictor.threadIds(), [], 'no workers before the first call');
+          assert.deepEqual(await predictor.predict(texts, 'vote', 1024), aggregate(want, 'vote'), 'a resident predictor, first call');
+          const workers = predictor.threadIds();
+          assert.equal(workers.length, os.availableParallelism() - 1, 'one worker per other core');
+          assert.deepEqual(await predictor.predict(texts, 'mean', 1024), aggregate(want, 'mean'), 'a resident predictor, second call');
+          assert.deepEqual(predictor.threadIds(), workers, 'the second call used the same workers');
+        } finally {
+          await predictor.close();
+        }
+        assert.deepEqual(predictor.threadIds(), [], 'close() stopped them');
+        await assert.rejects(predictor.predict(texts), /this predictor is closed/);
+        if (shards === 3) {
+          // A caller that never closes its predictor still exits when its work is done (its idle workers do
+          // not keep the process alive). In a child process with a time limit: the failure is a process
+          // that never ends.
+          const script = path.join(dir, 'resident.mjs');
+          const lib = (m: string) => JSON.stringify(new URL(`../src/${m}`, import.meta.url).href);
+          await fsp.writeFile(
+            script,
+            `const { loadEnsemble, Predictor } = await import(${lib('models/ensemble.js')});
+const { loadState } = await import(${lib('state/manifest.js')});
+const { workspace } = await import(${lib('state/workspace.js')});
+const w = workspace(${JSON.stringify(ws)});
+const p = new Predictor(await loadEnsemble(w, await loadState(w)));
+const texts = Array.from({ length: 10000 }, (_, i) => 'text number ' + i + ' with a few words');
+const a = await p.predict(texts, 'vote', 1024);
+const b = await p.predict(texts, 'vote', 1024);
+console.log(JSON.stringify({ rows: a.label.length, same: a.score.every((s, i) => s === b.score[i]), workers: p.threadIds().length }));
+`,
+          );
+          const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
+          assert.equal(r.signal, null, 'a process holding an idle predictor was still running after 60 s');
+          assert.equal(r.status, 0, r.stderr);
+          assert.deepEqual(JSON.parse(r.stdout), { rows: 10000, same: true, workers: os.availableParallelism() - 1 });
         }
         // `sisa predict` on a file of these texts (hashed and scored on workers beyond 8,192 rows).
         const file = path.join(dir, 'score.csv');

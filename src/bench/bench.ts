@@ -11,8 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readRowsFile } from '../data/shardFile.js';
 import { writeCorpusCsv } from '../demo/corpus.js';
-import { hashTexts } from '../features/hashing.js';
-import { loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel } from '../models/ensemble.js';
+import { forEachFeatureBatch, hashTexts } from '../features/hashing.js';
+import { loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, Predictor } from '../models/ensemble.js';
 import { loadState } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { mulberry32 } from '../util/rng.js';
@@ -213,13 +213,37 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         calls.push(texts.length / ((performance.now() - t0) / 1000));
       }
       const rowsPerSec = median(calls);
-      // Its two stages apart, on this thread only (one core): featurisation, then scoring the features.
+      // A resident Predictor, which keeps its workers from one call to the next (a service, a caller
+      // scoring batch after batch): its first call starts them and is not counted.
+      const predictor = new Predictor(ens);
+      const resident: number[] = [];
+      try {
+        await predictor.predict(texts, 'vote');
+        for (let i = 0; i < PREDICT_CALLS; i++) {
+          const t0 = performance.now();
+          await predictor.predict(texts, 'vote');
+          resident.push(texts.length / ((performance.now() - t0) / 1000));
+        }
+      } finally {
+        await predictor.close();
+      }
+      // Its two stages apart, on this thread only (one core): featurisation as prediction does it (each
+      // batch read in the featuriser's memory, not copied out), then scoring features computed beforehand.
       const t1 = performance.now();
-      const features = hashTexts(texts, ens.features);
+      forEachFeatureBatch(texts, ens.features, () => undefined);
       const t2 = performance.now();
-      memberProbabilities(ens, { ...features, n: texts.length });
+      const features = hashTexts(texts, ens.features);
       const t3 = performance.now();
-      return { rowsPerSec, calls, featuriseOneCore: texts.length / ((t2 - t1) / 1000), scoreOneCore: texts.length / ((t3 - t2) / 1000) };
+      memberProbabilities(ens, { ...features, n: texts.length });
+      const t4 = performance.now();
+      return {
+        rowsPerSec,
+        calls,
+        residentRowsPerSec: median(resident),
+        resident,
+        featuriseOneCore: texts.length / ((t2 - t1) / 1000),
+        scoreOneCore: texts.length / ((t4 - t3) / 1000),
+      };
     };
     // At S = 8 and S = 32: the bench's own workspace where S matches, else a quick one-slice, one-epoch
     // workspace (prediction speed does not depend on how well the models were trained).
@@ -337,7 +361,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     verdicts.push({ target: 'delete median ≤ 0.4 s, through sisa serve (HTTP)', measured: `${servedMedian.toFixed(3)} s`, pass: servedMedian <= 0.4 });
     verdicts.push({ target: `ingest ≥ 100k rows/s${rows >= 1_000_000 ? '' : ' (target set for 1M rows)'}`, measured: `${Math.round(rows / ing.seconds)} rows/s`, pass: rows / ing.seconds >= 100000 });
     verdicts.push({ target: `ingest peak RSS ≤ 1 GiB${rows >= 1_000_000 ? '' : ' (target set for 1M rows)'}`, measured: `${(ing.json.peakRssBytes / 2 ** 20).toFixed(0)} MiB`, pass: ing.json.peakRssBytes <= 2 ** 30 });
-    verdicts.push({ target: 'ensemble prediction ≥ 250k rows/s at S = 8', measured: `${Math.round(predict8.rowsPerSec)} rows/s (median of ${PREDICT_CALLS} calls)`, pass: predict8.rowsPerSec >= 250000 });
+    verdicts.push({ target: 'ensemble prediction ≥ 250k rows/s at S = 8, one call (its workers started with it, as sisa predict)', measured: `${Math.round(predict8.rowsPerSec)} rows/s (median of ${PREDICT_CALLS} calls)`, pass: predict8.rowsPerSec >= 250000 });
+    verdicts.push({ target: 'ensemble prediction ≥ 250k rows/s at S = 8, resident Predictor (workers kept between calls)', measured: `${Math.round(predict8.residentRowsPerSec)} rows/s (median of ${PREDICT_CALLS} calls)`, pass: predict8.residentRowsPerSec >= 250000 });
     verdicts.push({ target: `workspace ≤ 4 × the input (S=${S}, R=${R})`, measured: `${(workspaceBytes / 2 ** 20).toFixed(1)} MiB = ${(workspaceBytes / inputBytes).toFixed(2)} × ${(inputBytes / 2 ** 20).toFixed(1)} MiB`, pass: workspaceBytes <= 4 * inputBytes });
     if (scale) {
       const growth = scale[2]!.trainSeconds / scale[0]!.trainSeconds;
@@ -396,6 +421,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       predict: {
         rowsPerSec: predict8.rowsPerSec,
         callsRowsPerSec: predict8.calls,
+        residentRowsPerSec: predict8.residentRowsPerSec,
+        residentCallsRowsPerSec: predict8.resident,
         rowsPerSecS32: predict32.rowsPerSec,
         featuriseRowsPerSecOneCore: predict8.featuriseOneCore,
         scoreRowsPerSecOneCore: predict8.scoreOneCore,
@@ -432,6 +459,7 @@ export function benchTable(r: any): string {
     `ingest     ${f(r.ingest.rowsPerSec)} rows/s, peak RSS ${f(r.ingest.peakRssBytes / 2 ** 20)} MiB`,
     `predict    ${f(r.predict.rowsPerSec)} rows/s at S = 8, ${f(r.predict.rowsPerSecS32)} rows/s at S = 32 (median of ${PREDICT_CALLS} calls at S = 8: ${r.predict.callsRowsPerSec.map((x: number) => f(x)).join(', ')})`,
     `           hashed and scored on this thread and a worker per other core, each call starting its workers`,
+    `           resident Predictor (workers kept between calls): ${f(r.predict.residentRowsPerSec)} rows/s (median of ${PREDICT_CALLS} calls after the first: ${r.predict.residentCallsRowsPerSec.map((x: number) => f(x)).join(', ')})`,
     `           one core: featurise ${f(r.predict.featuriseRowsPerSecOneCore)} rows/s; score ${f(r.predict.scoreRowsPerSecOneCore)} rows/s at S = 8, ${f(r.predict.scoreRowsPerSecOneCoreS32)} at S = 32`,
     ...(r.scale ? [`scale      ${r.scale.map((s: any) => `${f(s.rows)} rows: ${f(s.trainSeconds, 1)} s (${f(s.secondsPerMillionRows, 1)} s per 1M rows)`).join('; ')}`] : []),
     '',

@@ -37,6 +37,16 @@ export class FeaturePool {
     return concatCsr(await Promise.all(parts));
   }
 
+  /** Whether the workers keep the process alive (see RequestPool.keepAlive). */
+  keepAlive(on: boolean): void {
+    this.pool.keepAlive(on);
+  }
+
+  /** The workers' thread ids (diagnostics). */
+  threadIds(): number[] {
+    return this.pool.threadIds();
+  }
+
   close(): Promise<void> {
     return this.pool.close();
   }

@@ -131,44 +131,105 @@ export function predictTexts(ens: Ensemble, texts: readonly string[], how: Aggre
 }
 
 /**
- * The same for many texts, on several threads. An all-linear ensemble is hashed and scored on this thread
- * and on a worker per other core (its weights shared, not copied): workers return S floats per row, which
- * this thread gathers between batches of its own (see scoreOnThreads). Otherwise batches are hashed on
- * workers while this thread scores the batches already hashed.
+ * The same for many texts, on several threads, for one call: its worker threads start and stop with it
+ * (see Predictor, which keeps them).
  */
 export async function predictTextsParallel(ens: Ensemble, texts: readonly string[], how: Aggregate = 'vote', batch = 4096): Promise<Scored> {
-  const workers = os.availableParallelism() - 1;
-  if (texts.length < 2 * batch || (ens.linear && workers < 1)) return predictTexts(ens, texts, how);
-  if (ens.linear) {
-    const { ScorePool, scoreOnThreads } = await import('./scorePool.js');
-    const pool = new ScorePool(ens.features, ens.linear, workers);
+  const predictor = new Predictor(ens);
+  try {
+    return await predictor.predict(texts, how, batch);
+  } finally {
+    await predictor.close();
+  }
+}
+
+type Pool = { kind: 'score'; pool: import('./scorePool.js').ScorePool } | { kind: 'features'; pool: import('../features/pool.js').FeaturePool };
+
+/**
+ * Prediction on several threads that keeps its worker threads from one call to the next. An all-linear
+ * ensemble is hashed and scored on this thread and on a worker per other core (its weights shared, not
+ * copied): workers return S floats per row, which this thread gathers between batches of its own (see
+ * scoreOnThreads). Otherwise batches are hashed on workers while this thread scores the batches already
+ * hashed. Calls with fewer than two batches of texts run on this thread alone.
+ *
+ * Why keep the workers: a worker takes tens of milliseconds to start and runs its first batches on cold
+ * kernels, which a process that predicts again (a service, a caller scoring a stream of batches) would
+ * otherwise pay on every call. The workers start on the first call that needs them. Between calls they do
+ * not keep the process alive, so a caller that never closes the predictor still exits; close() stops them.
+ * A call that fails stops them too, and the next call starts fresh ones. Scores are the same bits as
+ * predictTexts' on one thread, whichever thread scored a row.
+ */
+export class Predictor {
+  private pool: Pool | null = null;
+  private calls = 0;
+  private closed = false;
+
+  constructor(
+    readonly ens: Ensemble,
+    private readonly workers = os.availableParallelism() - 1,
+  ) {}
+
+  async predict(texts: readonly string[], how: Aggregate = 'vote', batch = 4096): Promise<Scored> {
+    if (this.closed) throw new Error('this predictor is closed');
+    const { ens } = this;
+    if (texts.length < 2 * batch || (ens.linear && this.workers < 1)) return predictTexts(ens, texts, how);
+    const pool = this.pool ?? (this.pool = await this.startPool());
+    if (this.calls++ === 0) pool.pool.keepAlive(true);
     try {
-      const flat = await scoreOnThreads(pool, ens.linear, ens.features, texts, batch);
-      return aggregate(
-        ens.models.map((_, m) => flat.subarray(m * texts.length, (m + 1) * texts.length)),
-        how,
-      );
+      return await predictOn(pool, ens, texts, how, batch);
+    } catch (err) {
+      // A worker that failed may have stopped: the next call starts afresh.
+      if (this.pool === pool) this.pool = null;
+      await pool.pool.close();
+      throw err;
     } finally {
-      await pool.close();
+      if (--this.calls === 0 && this.pool === pool) pool.pool.keepAlive(false);
     }
+  }
+
+  /** The thread ids of the workers it holds now (none before the first call that needs them, or after close). */
+  threadIds(): number[] {
+    return this.pool?.pool.threadIds() ?? [];
+  }
+
+  /** Stops the workers; later calls are refused. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const pool = this.pool;
+    this.pool = null;
+    await pool?.pool.close();
+  }
+
+  private async startPool(): Promise<Pool> {
+    if (this.ens.linear) {
+      const { ScorePool } = await import('./scorePool.js');
+      return { kind: 'score', pool: new ScorePool(this.ens.features, this.ens.linear, this.workers) };
+    }
+    const { FeaturePool } = await import('../features/pool.js');
+    return { kind: 'features', pool: new FeaturePool(this.ens.features) };
+  }
+}
+
+async function predictOn(pool: Pool, ens: Ensemble, texts: readonly string[], how: Aggregate, batch: number): Promise<Scored> {
+  if (pool.kind === 'score') {
+    const { scoreOnThreads } = await import('./scorePool.js');
+    const flat = await scoreOnThreads(pool.pool, ens.linear!, ens.features, texts, batch);
+    return aggregate(
+      ens.models.map((_, m) => flat.subarray(m * texts.length, (m + 1) * texts.length)),
+      how,
+    );
   }
   const probs = ens.models.map(() => new Float32Array(texts.length));
-  const { FeaturePool } = await import('../features/pool.js');
-  const pool = new FeaturePool(ens.features);
-  try {
-    const pending: { at: number; f: ReturnType<typeof pool.featurize> }[] = [];
-    for (let at = 0; at < texts.length; at += batch) {
-      const f = pool.featurize(texts.slice(at, at + batch));
-      f.catch(() => undefined); // a worker failure rejects every queued request; the first one awaited reports it
-      pending.push({ at, f });
-    }
-    for (const { at, f } of pending) {
-      const csr = await f;
-      const part = memberProbabilities(ens, { ...csr, n: csr.offsets.length - 1 });
-      part.forEach((p, m) => probs[m]!.set(p, at));
-    }
-    return aggregate(probs, how);
-  } finally {
-    await pool.close();
+  const pending: { at: number; f: ReturnType<typeof pool.pool.featurize> }[] = [];
+  for (let at = 0; at < texts.length; at += batch) {
+    const f = pool.pool.featurize(texts.slice(at, at + batch));
+    f.catch(() => undefined); // a worker failure rejects every queued request; the first one awaited reports it
+    pending.push({ at, f });
   }
+  for (const { at, f } of pending) {
+    const csr = await f;
+    const part = memberProbabilities(ens, { ...csr, n: csr.offsets.length - 1 });
+    part.forEach((p, m) => probs[m]!.set(p, at));
+  }
+  return aggregate(probs, how);
 }

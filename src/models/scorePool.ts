@@ -39,6 +39,16 @@ export class ScorePool implements BatchScorer {
     return (await this.pool.requestOn(index, { texts })).probs;
   }
 
+  /** Whether the workers keep the process alive (see RequestPool.keepAlive). */
+  keepAlive(on: boolean): void {
+    this.pool.keepAlive(on);
+  }
+
+  /** The workers' thread ids (diagnostics). */
+  threadIds(): number[] {
+    return this.pool.threadIds();
+  }
+
   /** Stops the workers, and frees the scoring regions of any that was stopped in the middle of a batch. */
   async close(): Promise<void> {
     const ids = this.pool.threadIds();

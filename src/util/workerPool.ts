@@ -149,6 +149,17 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
     return this.workers.map((w) => w.threadId);
   }
 
+  /**
+   * Whether the workers keep the process alive (they do from the start). A pool kept between calls lets go
+   * of them while idle, so that a process that never closes it still exits when its work is done.
+   */
+  keepAlive(on: boolean): void {
+    for (const w of this.workers) {
+      if (on) w.ref();
+      else w.unref();
+    }
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
