@@ -338,9 +338,11 @@ function sortCodes(codes: usize, sorted: usize, bins: usize, n: i32, keyBits: i3
     const at = bins + ((<usize>(load<u32>(codes + (<usize>i << 2)) >>> shift) + 1) << 2);
     store<i32>(at, load<i32>(at) + 1);
   }
+  let sum = 0; // a running sum in a local, not reloaded from the bin just written
   for (let b = 1; b < binCount; b++) {
     const at = bins + (<usize>b << 2);
-    store<i32>(at, load<i32>(at) + load<i32>(at - 4));
+    sum += load<i32>(at);
+    store<i32>(at, sum);
   }
   for (let i = 0; i < n; i++) {
     const c = load<i32>(codes + (<usize>i << 2));
@@ -417,30 +419,39 @@ export function featurise(
       }
     }
     sortCodes(codes, sorted, bins, n, keyBits);
-    // Merge each bucket's occurrences into a signed count; the row's l2 norm is over the counts (integers,
-    // so the sum is exact in any order).
+    // Merge each bucket's occurrences into a signed count, without a branch on whether a code repeats the
+    // one before (that branch goes either way at random): every code writes its bucket and the running
+    // count to the current slot, and a new bucket moves to the next slot first.
     const first = nnz;
-    let norm: f64 = 0;
-    let i = 0;
-    while (i < n) {
-      const b = load<i32>(sorted + (<usize>i << 2)) >> 1;
+    if (n > 0) {
+      let k = nnz - 1;
+      let prev = -1;
       let c = 0;
-      do {
-        c += load<i32>(sorted + (<usize>i << 2)) & 1 ? -1 : 1;
-        i++;
-      } while (i < n && load<i32>(sorted + (<usize>i << 2)) >> 1 === b);
-      store<i32>(indices + (<usize>nnz << 2), b);
-      store<f32>(values + (<usize>nnz << 2), <f32>c);
-      norm += <f64>c * <f64>c;
-      nnz++;
-    }
-    // Two roundings, as before: the count to float32 (exact), then count · (1/√norm) to float32.
-    if (norm > 0) {
-      const inv = 1 / Math.sqrt(norm);
-      for (let k = first; k < nnz; k++) {
-        const at = values + (<usize>k << 2);
-        store<f32>(at, <f32>(<f64>load<f32>(at) * inv));
+      for (let i = 0; i < n; i++) {
+        const code = load<i32>(sorted + (<usize>i << 2));
+        const b = code >> 1;
+        const sgn = 1 - ((code & 1) << 1);
+        const fresh = <i32>(b !== prev);
+        k += fresh;
+        c = select<i32>(sgn, c + sgn, fresh);
+        prev = b;
+        store<i32>(indices + (<usize>k << 2), b);
+        store<i32>(values + (<usize>k << 2), c);
       }
+      nnz = k + 1;
+    }
+    // The row's l2 norm is over the counts (integers, so the sum is exact in any order); then two roundings,
+    // as before: the count to float32, then count · (1/√norm) to float32.
+    let norm: f64 = 0;
+    for (let k = first; k < nnz; k++) {
+      const c = <f64>load<i32>(values + (<usize>k << 2));
+      norm += c * c;
+    }
+    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 1;
+    for (let k = first; k < nnz; k++) {
+      const at = values + (<usize>k << 2);
+      const c = <f32>load<i32>(at);
+      store<f32>(at, norm > 0 ? <f32>(<f64>c * inv) : c);
     }
     store<i32>(offsets + (<usize>(r + 1) << 2), nnz);
   }
