@@ -59,6 +59,8 @@ function assertSameBatch(texts: readonly string[], cfg: FeatureConfig): void {
 const PIECES = [
   'a', 'B', 'z', 'é', 'É', '9', '٣', ' ', '  ', '\t', '\n', '\u00a0', '\u2003', '\ufeff', "'", '’', "don't", 'rock’n’roll', "''a",
   '&amp;', '&AMP;', '&lt;', '&#8220;', '&#x1F600;', '&#0;', '&#99999999;', '&bogus;', '&', '&#', ';',
+  // Pieces of entities, so that pieced texts hold near misses: '&#x;', '&#X41;', '&#12x;', '&aMp', '&&amp;'…
+  '#', 'x', 'X', '1', 'f', 'F', '&#x', '&#X', '&a', 'amp', '&#55357;&#56832;', '&#x110000;', '&#xd83d;',
   'http://x', 'HTTPS://t.co/Ab', 'http://', 'https:/x', 'xhttp://y', '_http://z', 'h', 'http', '@user', '@', '@@a', '@_', '@http://q', 'a@b', '@Ünï',
   '😀', '👍🏽', '👨‍👩‍👧', '©', '‼', '\u0301', 'e\u0301', '\ud83d', '\ude00', '\udc00\ud800', 'İ', 'ẞ', 'ß', 'Σ', 'ΑΣ', 'ﬁ', 'K', 'ſ', '𝐀𝐁', 'Ⅻ', '中文', 'ـ',
 ];

@@ -141,7 +141,7 @@ export class HashKernel {
       textStarts: take(4 * (texts.length + 1)),
       codes: take(4 * maxCodes),
       sorted: take(4 * maxCodes),
-      bins: take(4 * 4097),
+      bins: take(4 * 4098),
       tokenHash: take(4 * (longest + 1)),
       offsets: take(4 * (texts.length + 1)),
       indices: take(4 * total),
