@@ -100,6 +100,7 @@ describe('the packed library', () => {
     assert.match(stdout, /^test AUC 0\.\d{3}, accuracy 0\.\d{3}$/m);
     assert.match(stdout, /^n1: score [01]\.\d{3}, label [01]$/m);
     assert.match(stdout, /^n2: score [01]\.\d{3}, label [01]$/m);
+    assert.match(stdout, /^resident predictor: scores [01]\.\d{3}, [01]\.\d{3}$/m);
     assert.match(stdout, /^deleted d42; not found: no-such-id$/m);
     assert.match(stdout, /^report: report\.json, report\.md, report\.html$/m);
     assert.match(stdout, /^verify: ok$/m);
