@@ -180,3 +180,5 @@ export function referenceHashText(text: string, cfg: FeatureConfig): SparseRow {
   return { indices, values };
 }
 
+// (Exported for the entity decoder's own test; the code above is as it was.)
+export { decodeEntities as referenceDecodeEntities };

@@ -100,7 +100,9 @@ describe('the packed library', () => {
     assert.match(stdout, /^test AUC 0\.\d{3}, accuracy 0\.\d{3}$/m);
     assert.match(stdout, /^n1: score [01]\.\d{3}, label [01]$/m);
     assert.match(stdout, /^n2: score [01]\.\d{3}, label [01]$/m);
-    assert.match(stdout, /^resident predictor: scores [01]\.\d{3}, [01]\.\d{3}$/m);
+    const flagged = [...stdout.matchAll(/^resident predictor, call [12]: (\d+) of 10000 flagged$/gm)].map((m) => m[1]);
+    assert.equal(flagged.length, 2, 'two calls of the resident predictor');
+    assert.equal(flagged[0], flagged[1], 'the same labels on both calls');
     assert.match(stdout, /^deleted d42; not found: no-such-id$/m);
     assert.match(stdout, /^report: report\.json, report\.md, report\.html$/m);
     assert.match(stdout, /^verify: ok$/m);

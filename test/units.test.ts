@@ -276,6 +276,40 @@ console.log(JSON.stringify(out));
       await fsp.rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('close() rejects the requests still waiting, instead of leaving their callers waiting for good', async () => {
+    // A pool shared by several callers (a resident Predictor's) can be closed under a request another one
+    // waits on. In a child process with a time limit: the failure is a request that never settles.
+    const dir = await tempDir();
+    const script = path.join(dir, 'close.mjs');
+    const pool = new URL('../src/util/workerPool.js', import.meta.url).href;
+    const worker = new URL('./fixtures/failingWorker.js', import.meta.url).href;
+    await fsp.writeFile(
+      script,
+      `const { RequestPool } = await import(${JSON.stringify(pool)});
+const pool = new RequestPool(new URL(${JSON.stringify(worker)}), 1);
+const said = (p) => p.then((r) => 'answered ' + JSON.stringify(r), (e) => 'rejected: ' + e.message);
+const running = said(pool.requestOn(0, { kind: 'slow' })); // the worker is busy with it (half a second)
+const queued = said(pool.requestOn(0, { kind: 'ok' })); // sent, waiting behind it
+const healthyBefore = pool.healthy();
+await pool.close();
+console.log(JSON.stringify({ running: await running, queued: await queued, healthyBefore, healthyAfter: pool.healthy() }));
+`,
+    );
+    try {
+      const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+      assert.equal(r.signal, null, 'a request was still waiting after close(), 30 s later');
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout), {
+        running: 'rejected: the worker pool is closed',
+        queued: 'rejected: the worker pool is closed',
+        healthyBefore: true,
+        healthyAfter: false,
+      });
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('power-loss simulator', () => {

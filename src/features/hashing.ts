@@ -36,7 +36,7 @@ const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"'
  * entity). Each alternative only matches its whole run of hex digits, digits or letters followed by ';'
  * (a shorter run would leave a digit or letter where ';' must be), so no backtracking is needed.
  */
-function decodeEntities(text: string): string {
+export function decodeEntities(text: string): string {
   let amp = text.indexOf('&');
   if (amp < 0) return text;
   let out = '';

@@ -42,6 +42,11 @@ export class FeaturePool {
     this.pool.keepAlive(on);
   }
 
+  /** False once a worker has stopped or the pool is closed (see RequestPool.healthy). */
+  healthy(): boolean {
+    return this.pool.healthy();
+  }
+
   /** The workers' thread ids (diagnostics). */
   threadIds(): number[] {
     return this.pool.threadIds();

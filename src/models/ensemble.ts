@@ -145,23 +145,33 @@ export async function predictTextsParallel(ens: Ensemble, texts: readonly string
 
 type Pool = { kind: 'score'; pool: import('./scorePool.js').ScorePool } | { kind: 'features'; pool: import('../features/pool.js').FeaturePool };
 
+/** A pool and the calls running on it: it keeps the process alive only while it has some. */
+interface PoolSlot {
+  pool: Pool;
+  calls: number;
+  /** Replaced (a worker stopped) or closed: it is closed when its last call ends. */
+  retired: boolean;
+}
+
 /**
  * Prediction on several threads that keeps its worker threads from one call to the next. An all-linear
- * ensemble is hashed and scored on this thread and on a worker per other core (its weights shared, not
- * copied): workers return S floats per row, which this thread gathers between batches of its own (see
- * scoreOnThreads). Otherwise batches are hashed on workers while this thread scores the batches already
- * hashed. Calls with fewer than two batches of texts run on this thread alone.
+ * ensemble is hashed and scored on this thread and on `workers` worker threads (one per other core by
+ * default; its weights shared, not copied): workers return S floats per row, which this thread gathers
+ * between batches of its own (see scoreOnThreads). Otherwise batches are hashed on `workers` + 1 workers
+ * while this thread scores the batches already hashed. Calls with fewer than two batches of texts run on
+ * this thread alone.
  *
  * Why keep the workers: a worker takes tens of milliseconds to start and runs its first batches on cold
  * kernels, which a process that predicts again (a service, a caller scoring a stream of batches) would
- * otherwise pay on every call. The workers start on the first call that needs them. Between calls they do
- * not keep the process alive, so a caller that never closes the predictor still exits; close() stops them.
- * A call that fails stops them too, and the next call starts fresh ones. Scores are the same bits as
+ * otherwise pay on every call. The workers start with the first call that needs them; calls may overlap
+ * (they share the workers). While no call runs, the workers do not keep the process alive, so a caller
+ * that never closes the predictor still exits. A call that fails because a worker stopped retires the
+ * workers (the next call starts fresh ones); one that fails for another reason leaves them to the other
+ * calls. close() stops them: calls still running fail, later ones are refused. Scores are the same bits as
  * predictTexts' on one thread, whichever thread scored a row.
  */
 export class Predictor {
-  private pool: Pool | null = null;
-  private calls = 0;
+  private current: Promise<PoolSlot> | null = null;
   private closed = false;
 
   constructor(
@@ -173,40 +183,57 @@ export class Predictor {
     if (this.closed) throw new Error('this predictor is closed');
     const { ens } = this;
     if (texts.length < 2 * batch || (ens.linear && this.workers < 1)) return predictTexts(ens, texts, how);
-    const pool = this.pool ?? (this.pool = await this.startPool());
-    if (this.calls++ === 0) pool.pool.keepAlive(true);
+    // Set before the first await, so that calls made together share one pool.
+    const starting = (this.current ??= this.startPool());
+    let slot: PoolSlot;
     try {
-      return await predictOn(pool, ens, texts, how, batch);
+      slot = await starting;
     } catch (err) {
-      // A worker that failed may have stopped: the next call starts afresh.
-      if (this.pool === pool) this.pool = null;
-      await pool.pool.close();
+      if (this.current === starting) this.current = null;
+      throw err;
+    }
+    if (this.closed) throw new Error('this predictor is closed'); // close() stops the pool it started
+    if (slot.calls++ === 0) slot.pool.pool.keepAlive(true);
+    try {
+      return await predictOn(slot.pool, ens, texts, how, batch);
+    } catch (err) {
+      if (!slot.pool.pool.healthy()) {
+        slot.retired = true;
+        if (this.current === starting) this.current = null;
+      }
       throw err;
     } finally {
-      if (--this.calls === 0 && this.pool === pool) pool.pool.keepAlive(false);
+      if (--slot.calls === 0) {
+        if (slot.retired) await slot.pool.pool.close();
+        else slot.pool.pool.keepAlive(false);
+      }
     }
   }
 
   /** The thread ids of the workers it holds now (none before the first call that needs them, or after close). */
-  threadIds(): number[] {
-    return this.pool?.pool.threadIds() ?? [];
+  async threadIds(): Promise<number[]> {
+    const slot = await this.current?.catch(() => null);
+    return slot?.pool.pool.threadIds() ?? [];
   }
 
-  /** Stops the workers; later calls are refused. */
+  /** Stops the workers: calls still running fail ('the worker pool is closed'), later calls are refused. */
   async close(): Promise<void> {
     this.closed = true;
-    const pool = this.pool;
-    this.pool = null;
-    await pool?.pool.close();
+    const starting = this.current;
+    this.current = null;
+    const slot = await starting?.catch(() => null);
+    if (!slot) return;
+    slot.retired = true;
+    await slot.pool.pool.close();
   }
 
-  private async startPool(): Promise<Pool> {
+  private async startPool(): Promise<PoolSlot> {
     if (this.ens.linear) {
       const { ScorePool } = await import('./scorePool.js');
-      return { kind: 'score', pool: new ScorePool(this.ens.features, this.ens.linear, this.workers) };
+      return { pool: { kind: 'score', pool: new ScorePool(this.ens.features, this.ens.linear, this.workers) }, calls: 0, retired: false };
     }
     const { FeaturePool } = await import('../features/pool.js');
-    return { kind: 'features', pool: new FeaturePool(this.ens.features) };
+    return { pool: { kind: 'features', pool: new FeaturePool(this.ens.features, this.workers + 1) }, calls: 0, retired: false };
   }
 }
 

@@ -25,13 +25,14 @@ function sigmoid(z: f64): f32 {
   return <f32>(1 / (1 + jsExp(-z)));
 }
 
+/** What the touching loads read (see score), kept so that no compiler may drop them as unused. */
+let touched: i32 = 0;
+
 /**
  * out[m·n + r] = σ(b_m + Σ_j w[idx_j·S + m] · v_j) for the n rows in CSR form (offsets i32, n + 1, each
  * minus `first` an index into indices i32 and values f32), weights interleaved bucket-major (f32, S per
  * bucket), biases f32 (S). z is scratch for one row's sums (f64, S).
  */
-/** What the touching loads read, kept so that no compiler may drop them as unused. */
-let touched: i32 = 0;
 
 export function score(n: i32, offsets: usize, first: i32, indices: usize, values: usize, weights: usize, S: i32, biases: usize, z: usize, out: usize): void {
   const stride = <usize>S << 2;
@@ -43,17 +44,19 @@ export function score(n: i32, offsets: usize, first: i32, indices: usize, values
     // larger than the core's caches, and the multiply-add loop below is long enough per feature that the
     // processor keeps only a few of its cache misses in flight; a loop of a few instructions per feature
     // keeps many, and the next row then finds its weights in cache (Davidson texts on this 2-core host,
-    // hashed and scored on one thread: about 12 % more rows/s at S = 8 and 30 % at S = 32, where a
+    // hashed and scored on one thread: about 12 % more rows/s at S = 8 and 18 % at S = 32, where a
     // feature's weights span two cache lines). It reads, and changes nothing: the sums are the same bits.
+    // The weights start on a page, so a feature's S weights lie in one line when 4·S divides 64; otherwise
+    // every line of theirs is touched, the one holding their last weight too.
     if (r + 1 < n) {
       const next = load<i32>(offsets + (<usize>(r + 1) << 2), 4) - first;
       let t: i32 = 0;
-      if (stride <= 64) for (let j = end; j < next; j++) t |= load<i32>(weights + <usize>load<u32>(indices + (<usize>j << 2)) * stride);
+      if (64 % stride === 0) for (let j = end; j < next; j++) t |= load<i32>(weights + <usize>load<u32>(indices + (<usize>j << 2)) * stride);
       else
         for (let j = end; j < next; j++) {
           const at = weights + <usize>load<u32>(indices + (<usize>j << 2)) * stride;
-          t |= load<i32>(at) | load<i32>(at, 64);
-          for (let o: usize = 128; o < stride; o += 64) t |= load<i32>(at + o);
+          t |= load<i32>(at) | load<i32>(at + stride - 4);
+          for (let o: usize = 64; o < stride; o += 64) t |= load<i32>(at + o);
         }
       touched |= t;
     }

@@ -92,7 +92,7 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
       });
       w.on('error', (err) => this.stop(i, err, 'every request'));
       // A worker can also end without an error event (code that calls process.exit): its requests, and any
-      // sent to it later, would otherwise wait for good. Not while closing: callers gave those up.
+      // sent to it later, would otherwise wait for good. Not while closing: close() has rejected them.
       w.on('exit', (code) => {
         if (!this.closing) this.stop(i, new Error(`a worker thread stopped (exit code ${code}) before answering`), 'its requests');
       });
@@ -160,8 +160,22 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
     }
   }
 
+  /** False once a worker has stopped (its later requests are refused) or the pool is closed. */
+  healthy(): boolean {
+    return !this.closing && this.stopped.every((s) => s === null);
+  }
+
+  /**
+   * Stops the workers. Requests still waiting are rejected ('the worker pool is closed'): a pool shared by
+   * several callers (a resident Predictor's) may be closed under a request another one is waiting on.
+   */
   async close(): Promise<void> {
     this.closing = true;
+    const closed = new Error('the worker pool is closed');
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(closed);
+    }
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
