@@ -46,18 +46,20 @@ export function score(n: i32, offsets: usize, first: i32, indices: usize, values
     // keeps many, and the next row then finds its weights in cache (Davidson texts on this 2-core host,
     // hashed and scored on one thread: about 12 % more rows/s at S = 8 and 18 % at S = 32, where a
     // feature's weights span two cache lines). It reads, and changes nothing: the sums are the same bits.
-    // The weights start on a page, so a feature's S weights lie in one line when 4·S divides 64; otherwise
-    // every line of theirs is touched, the one holding their last weight too.
+    // The weights start on a page, so a feature's S weights lie in one line when 4·S divides 64, and start
+    // on a line when 64 divides 4·S; otherwise the line holding their last weight is touched too.
     if (r + 1 < n) {
       const next = load<i32>(offsets + (<usize>(r + 1) << 2), 4) - first;
       let t: i32 = 0;
       if (64 % stride === 0) for (let j = end; j < next; j++) t |= load<i32>(weights + <usize>load<u32>(indices + (<usize>j << 2)) * stride);
-      else
+      else {
+        const last: usize = stride % 64 === 0 ? 0 : stride - 4;
         for (let j = end; j < next; j++) {
           const at = weights + <usize>load<u32>(indices + (<usize>j << 2)) * stride;
-          t |= load<i32>(at) | load<i32>(at + stride - 4);
+          t |= load<i32>(at) | load<i32>(at + last);
           for (let o: usize = 64; o < stride; o += 64) t |= load<i32>(at + o);
         }
+      }
       touched |= t;
     }
     // Eight models at a time in four f64x2 accumulators: a row's S weights of one feature are adjacent,
