@@ -4,7 +4,7 @@
  * caller can keep parsing the next batch while earlier ones are hashed.
  */
 import os from 'node:os';
-import { RequestPool } from '../util/workerPool.js';
+import { PooledWorkers, RequestPool } from '../util/workerPool.js';
 import type { FeatureConfig } from './hashing.js';
 import type { FeatureReply, FeatureRequest } from './featureWorker.js';
 
@@ -14,14 +14,12 @@ export interface CsrBatch {
   values: Float32Array;
 }
 
-export class FeaturePool {
-  private readonly pool: RequestPool<Omit<FeatureRequest, 'id'>, FeatureReply>;
-
+export class FeaturePool extends PooledWorkers<Omit<FeatureRequest, 'id'>, FeatureReply> {
   constructor(
     private readonly cfg: FeatureConfig,
     threads = os.availableParallelism(),
   ) {
-    this.pool = new RequestPool(new URL('./featureWorker.js', import.meta.url), threads);
+    super(new RequestPool(new URL('./featureWorker.js', import.meta.url), threads));
   }
 
   /** Hashes a batch on the next worker in turn; batches resolve independently, callers await in order. */
@@ -37,24 +35,6 @@ export class FeaturePool {
     return concatCsr(await Promise.all(parts));
   }
 
-  /** Whether the workers keep the process alive (see RequestPool.keepAlive). */
-  keepAlive(on: boolean): void {
-    this.pool.keepAlive(on);
-  }
-
-  /** False once a worker has stopped or the pool is closed (see RequestPool.healthy). */
-  healthy(): boolean {
-    return this.pool.healthy();
-  }
-
-  /** The workers' thread ids (diagnostics). */
-  threadIds(): number[] {
-    return this.pool.threadIds();
-  }
-
-  close(): Promise<void> {
-    return this.pool.close();
-  }
 }
 
 export function concatCsr(parts: readonly CsrBatch[]): CsrBatch {

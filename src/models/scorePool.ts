@@ -4,7 +4,7 @@
  * scoreOnThreads spreads a prediction over the workers and the calling thread.
  */
 import os from 'node:os';
-import { RequestPool } from '../util/workerPool.js';
+import { PooledWorkers, RequestPool } from '../util/workerPool.js';
 import { forEachFeatureBatch, type FeatureConfig } from '../features/hashing.js';
 import { releaseScoringRegions, scoreLinearInto, type LinearMembers } from './linearScore.js';
 import type { ScoreInit, ScoreReply, ScoreRequest } from './scoreWorker.js';
@@ -16,17 +16,14 @@ export interface BatchScorer {
   scoreOn(index: number, texts: string[]): Promise<Float32Array>;
 }
 
-export class ScorePool implements BatchScorer {
-  private readonly pool: RequestPool<Omit<ScoreRequest, 'id'>, ScoreReply>;
-
+export class ScorePool extends PooledWorkers<Omit<ScoreRequest, 'id'>, ScoreReply> implements BatchScorer {
   /** `members` from newLinearMembers: its memory is shared with the workers, not copied to each. */
   constructor(
     features: FeatureConfig,
     private readonly members: LinearMembers,
     threads = os.availableParallelism(),
   ) {
-    const init: ScoreInit = { features, members };
-    this.pool = new RequestPool(new URL('./scoreWorker.js', import.meta.url), threads, { workerData: init });
+    super(new RequestPool(new URL('./scoreWorker.js', import.meta.url), threads, { workerData: { features, members } satisfies ScoreInit }));
   }
 
   /** The number of worker threads. */
@@ -39,25 +36,10 @@ export class ScorePool implements BatchScorer {
     return (await this.pool.requestOn(index, { texts })).probs;
   }
 
-  /** Whether the workers keep the process alive (see RequestPool.keepAlive). */
-  keepAlive(on: boolean): void {
-    this.pool.keepAlive(on);
-  }
-
-  /** False once a worker has stopped or the pool is closed (see RequestPool.healthy). */
-  healthy(): boolean {
-    return this.pool.healthy();
-  }
-
-  /** The workers' thread ids (diagnostics). */
-  threadIds(): number[] {
-    return this.pool.threadIds();
-  }
-
   /** Stops the workers, and frees the scoring regions of any that was stopped in the middle of a batch. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     const ids = this.pool.threadIds();
-    await this.pool.close();
+    await super.close();
     releaseScoringRegions(this.members, ids);
   }
 }

@@ -179,3 +179,31 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
+
+/**
+ * A pool of workers that answer one kind of request (FeaturePool, ScorePool), as its users see it: the
+ * lifecycle calls, passed on to its RequestPool. Subclasses add the requests themselves.
+ */
+export abstract class PooledWorkers<Req extends object, Reply extends { id: number }> {
+  protected constructor(protected readonly pool: RequestPool<Req, Reply>) {}
+
+  /** Whether the workers keep the process alive (see RequestPool.keepAlive). */
+  keepAlive(on: boolean): void {
+    this.pool.keepAlive(on);
+  }
+
+  /** False once a worker has stopped or the pool is closed (see RequestPool.healthy). */
+  healthy(): boolean {
+    return this.pool.healthy();
+  }
+
+  /** The workers' thread ids (diagnostics). */
+  threadIds(): number[] {
+    return this.pool.threadIds();
+  }
+
+  /** Stops the workers; requests still waiting are rejected. */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
