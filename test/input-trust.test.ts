@@ -281,6 +281,35 @@ describe('a full disk during ingest', () => {
   }
 });
 
+describe('a full disk during train', () => {
+  // A real ENOSPC from the kernel, in a training worker thread: a 160 KiB tmpfs holds the ingested
+  // workspace (about 90 KB) but not its checkpoints. Mounting needs root.
+  const canMount = process.getuid?.() === 0;
+
+  it('one line that names the cause as ingest does, exit 1, nothing committed, no checkpoint or temp file left', { skip: canMount ? false : 'needs root to mount a tmpfs' }, async () => {
+    const dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 600 });
+    const mnt = path.join(dir, 'small-disk');
+    await fsp.mkdir(mnt);
+    const mount = await import('node:child_process').then((cp) => cp.spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=160k', 'tmpfs', mnt]));
+    assert.equal(mount.status, 0, String(mount.stderr));
+    try {
+      const ws = path.join(mnt, 'ws');
+      await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--quiet']);
+      const before = await snapshot(ws);
+      const r = await runCli(['train', '--workdir', ws, '--quiet']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stdout, '');
+      // The worker's OS error code crosses the thread: the same words as in-process failures, not "ENOSPC: …".
+      assert.match(r.stderr, /^sisa: error: shard \d: no space left on device( \(.*\))?; nothing was committed, the workspace is as it was\n$/);
+      assert.ok(await nothingPending(ws), 'the journal entry was closed');
+      assert.deepEqual(await snapshot(ws), before, 'the state and shard files as they were, no checkpoint, no temp file');
+    } finally {
+      await import('node:child_process').then((cp) => cp.spawnSync('umount', [mnt]));
+    }
+  });
+});
+
 describe('a workspace re-ingested before versions carried over', () => {
   it('its next train numbers models above the receipts, and verify passes again', async () => {
     const dir = await tempDir();

@@ -5,7 +5,7 @@
 import { isInterrupted } from '../state/lock.js';
 import { Worker } from 'node:worker_threads';
 import PQueue from 'p-queue';
-import { SisaError, type ErrorCode } from '../util/errors.js';
+import { errorMessage, SisaError, type ErrorCode } from '../util/errors.js';
 import type { ShardJob, ShardJobResult } from './shardJob.js';
 import type { FromWorker } from './worker.js';
 import type { JobRunner } from './inProcess.js';
@@ -65,7 +65,7 @@ export class WorkerPool implements JobRunner {
         cleanup();
         this.idle.push(worker);
         if (msg.type === 'done') resolve(msg.result);
-        else reject(Object.assign(new SisaError((msg.code as ErrorCode | null) ?? 'TRAIN', msg.message.startsWith(`shard ${job.shard}:`) ? msg.message : `shard ${job.shard}: ${msg.message}`), msg.notVisibleYet ? { notVisibleYet: true } : {}));
+        else reject(jobFailure(job.shard, msg));
       };
       const onError = (err: Error) => {
         cleanup();
@@ -88,4 +88,16 @@ export class WorkerPool implements JobRunner {
     else await this.queue.onIdle();
     await Promise.all(this.all.map((w) => w.terminate()));
   }
+}
+
+/**
+ * A job's failure in a worker as an error here: a SisaError keeps its code and journal note; an
+ * operating-system error (a full disk) is worded as the main thread words its own (errorMessage), from
+ * its code and path, not as Node's 'ENOSPC: no space left on device, write'.
+ */
+function jobFailure(shard: number, msg: Extract<FromWorker, { type: 'failed' }>): SisaError {
+  const system = msg.code === null && msg.systemCode !== undefined ? Object.assign(new Error(msg.message), { code: msg.systemCode, path: msg.path }) : undefined;
+  const text = system ? errorMessage(system) : msg.message;
+  const err = new SisaError((msg.code as ErrorCode | null) ?? 'TRAIN', text.startsWith(`shard ${shard}:`) ? text : `shard ${shard}: ${text}`, { cause: system, journalNote: msg.journalNote });
+  return msg.notVisibleYet ? Object.assign(err, { notVisibleYet: true }) : err;
 }

@@ -8,7 +8,18 @@ export type ToWorker = { type: 'job'; id: number; job: ShardJob } | { type: 'war
 export type FromWorker =
   | { type: 'progress'; id: number; shard: number; slice: number }
   | { type: 'done'; id: number; result: Awaited<ReturnType<typeof runShardJob>> }
-  | { type: 'failed'; id: number; message: string; code: string | null; notVisibleYet: boolean };
+  | {
+      type: 'failed';
+      id: number;
+      message: string;
+      /** A SisaError's code, else null. */
+      code: string | null;
+      notVisibleYet: boolean;
+      /** An operating-system error's code (ENOSPC…) and path, so that the main thread words it as for its own. */
+      systemCode?: string;
+      path?: string;
+      journalNote?: string;
+    };
 
 const port = parentPort!;
 const backendChoice = (workerData as { backend: string }).backend;
@@ -29,12 +40,16 @@ port.on('message', async (msg: ToWorker) => {
     );
     port.postMessage({ type: 'done', id: msg.id, result } satisfies FromWorker);
   } catch (err) {
+    const sys = err as NodeJS.ErrnoException;
     port.postMessage({
       type: 'failed',
       id: msg.id,
       message: err instanceof Error ? err.message : String(err),
       code: err instanceof SisaError ? err.code : null,
       notVisibleYet: notVisibleYet(err),
+      systemCode: typeof sys?.code === 'string' && !(err instanceof SisaError) ? sys.code : undefined,
+      path: typeof sys?.path === 'string' ? sys.path : undefined,
+      journalNote: err instanceof SisaError ? err.journalNote : undefined,
     } satisfies FromWorker);
   }
 });
