@@ -277,6 +277,38 @@ console.log(JSON.stringify(out));
     }
   });
 
+  it("a worker that dies of an uncaught error rejects its own requests, not those another worker is answering", async () => {
+    const dir = await tempDir();
+    const script = path.join(dir, 'crash.mjs');
+    const pool = new URL('../src/util/workerPool.js', import.meta.url).href;
+    const worker = new URL('./fixtures/failingWorker.js', import.meta.url).href;
+    await fsp.writeFile(
+      script,
+      `const { RequestPool } = await import(${JSON.stringify(pool)});
+const pool = new RequestPool(new URL(${JSON.stringify(worker)}), 2);
+const said = (p) => p.then((r) => 'answered ' + JSON.stringify(r), (e) => 'rejected: ' + e.message);
+const busy = said(pool.requestOn(1, { kind: 'slow' })); // waiting on the other worker while the first dies
+const crashed = await said(pool.requestOn(0, { kind: 'crash' }));
+const out = { crashed, later: await said(pool.requestOn(0, { kind: 'ok' })), busy: await busy, other: await said(pool.requestOn(1, { kind: 'ok' })), healthy: pool.healthy() };
+await pool.close();
+console.log(JSON.stringify(out));
+`,
+    );
+    try {
+      const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+      assert.equal(r.signal, null, 'a request was still waiting after 30 s');
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as Record<string, string | boolean>;
+      assert.equal(out.crashed, 'rejected: an uncaught bug');
+      assert.equal(out.later, 'rejected: an uncaught bug', 'a later request to it is refused with the cause');
+      assert.match(String(out.busy), /^answered \{"id":\d+,"ok":true\}$/, "a request the other worker was answering is not rejected with the first one's error");
+      assert.match(String(out.other), /^answered \{"id":\d+,"ok":true\}$/, 'the other worker still answers');
+      assert.equal(out.healthy, false, 'a pool with a stopped worker is not healthy');
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('close() rejects the requests still waiting, instead of leaving their callers waiting for good', async () => {
     // A pool shared by several callers (a resident Predictor's) can be closed under a request another one
     // waits on. In a child process with a time limit: the failure is a request that never settles.

@@ -250,7 +250,7 @@ async function predictOn(pool: Pool, ens: Ensemble, texts: readonly string[], ho
   const pending: { at: number; f: ReturnType<typeof pool.pool.featurize> }[] = [];
   for (let at = 0; at < texts.length; at += batch) {
     const f = pool.pool.featurize(texts.slice(at, at + batch));
-    f.catch(() => undefined); // a worker failure rejects every queued request; the first one awaited reports it
+    f.catch(() => undefined); // awaited below in order; one that fails ends the call there, and the rest may never be awaited
     pending.push({ at, f });
   }
   for (const { at, f } of pending) {

@@ -3,8 +3,8 @@
  * caller names) with an id, and its reply (carrying the same id) resolves it. Replies may come in any
  * order; callers await them in the order they need. A request that fails in the worker rejects with the
  * worker's error, rebuilt as the same SisaError (its code and message survive the thread boundary, so the
- * CLI still says it in one line); a worker that dies of an uncaught error rejects every request still
- * waiting, and one that exits rejects those sent to it, then and later.
+ * CLI still says it in one line); a worker that dies of an uncaught error, or exits, rejects the requests
+ * sent to it, then and later, and the other workers go on.
  */
 import { parentPort, Worker, type WorkerOptions } from 'node:worker_threads';
 import { SisaError, type ErrorCode } from './errors.js';
@@ -90,11 +90,13 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
         if ('failure' in r) p?.reject(rebuild(r.failure));
         else p?.resolve(r);
       });
-      w.on('error', (err) => this.stop(i, err, 'every request'));
+      // A worker that dies of an uncaught error: its requests, and any sent to it later, get that error; the
+      // other workers go on answering theirs (the pool is shared by calls that use other workers too).
+      w.on('error', (err) => this.stop(i, err));
       // A worker can also end without an error event (code that calls process.exit): its requests, and any
       // sent to it later, would otherwise wait for good. Not while closing: close() has rejected them.
       w.on('exit', (code) => {
-        if (!this.closing) this.stop(i, new Error(`a worker thread stopped (exit code ${code}) before answering`), 'its requests');
+        if (!this.closing) this.stop(i, new Error(`a worker thread stopped (exit code ${code}) before answering`));
       });
       this.workers.push(w);
       this.stopped.push(null);
@@ -103,13 +105,12 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
 
   /**
    * Marks worker i stopped (requests sent to it later get the first cause, not just an exit code) and
-   * rejects the pending requests: every one after an uncaught error (as before workers were tracked per
-   * request), those sent to it after an exit.
+   * rejects the requests it had.
    */
-  private stop(i: number, err: Error, which: 'every request' | 'its requests'): void {
+  private stop(i: number, err: Error): void {
     this.stopped[i] ??= err;
     for (const [id, p] of this.pending) {
-      if (which === 'its requests' && p.worker !== i) continue;
+      if (p.worker !== i) continue;
       this.pending.delete(id);
       p.reject(err);
     }
