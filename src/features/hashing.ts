@@ -216,23 +216,30 @@ export function forEachFeatureBatch(texts: readonly string[], cfg: FeatureConfig
  */
 export function hashTexts(texts: readonly string[], cfg: FeatureConfig): { offsets: Int32Array; indices: Int32Array; values: Float32Array } {
   const offsets = new Int32Array(texts.length + 1);
-  const parts: { indices: Int32Array; values: Float32Array }[] = [];
+  // Each batch is copied once, into arrays that grow by half when a batch does not fit (sized at first from
+  // the first batch's features per text), and the result views their filled part: gathering copies of the
+  // batches and joining them at the end copied every feature twice into fresh memory.
+  let indices = new Int32Array(0);
+  let values = new Float32Array(0);
   let nnz = 0;
   forEachFeatureBatch(texts, cfg, (b) => {
     for (let r = 1; r <= b.rows; r++) offsets[b.first + r] = nnz + b.offsets[r]!;
-    parts.push({ indices: b.indices.slice(), values: b.values.slice() });
-    nnz += b.indices.length;
+    const need = nnz + b.indices.length;
+    if (need > indices.length) {
+      const perText = need / (b.first + b.rows);
+      const capacity = Math.max(need, Math.ceil(indices.length * 1.5), Math.ceil(perText * texts.length * 1.05));
+      const grownIndices = new Int32Array(capacity);
+      const grownValues = new Float32Array(capacity);
+      grownIndices.set(indices.subarray(0, nnz));
+      grownValues.set(values.subarray(0, nnz));
+      indices = grownIndices;
+      values = grownValues;
+    }
+    indices.set(b.indices, nnz);
+    values.set(b.values, nnz);
+    nnz = need;
   });
-  if (parts.length === 1) return { offsets, ...parts[0]! };
-  const indices = new Int32Array(nnz);
-  const values = new Float32Array(nnz);
-  let at = 0;
-  for (const p of parts) {
-    indices.set(p.indices, at);
-    values.set(p.values, at);
-    at += p.indices.length;
-  }
-  return { offsets, indices, values };
+  return { offsets, indices: indices.subarray(0, nnz), values: values.subarray(0, nnz) };
 }
 
 /** The features of one text (see hashTexts). */
