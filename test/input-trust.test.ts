@@ -249,10 +249,25 @@ describe('slice content hashes', () => {
   });
 });
 
-describe('a full disk during ingest', () => {
-  // A real ENOSPC from the kernel: a 200 KiB tmpfs holds the workspace. Mounting needs root.
-  const canMount = process.getuid?.() === 0;
+/** Mounting a tmpfs (a small disk that fills for real: the kernel's own ENOSPC) needs root. */
+const canMount = process.getuid?.() === 0;
 
+/** Runs `use` with a folder on a tmpfs of `size` (e.g. '200k') inside `dir`, unmounted afterwards. */
+async function onSmallDisk(dir: string, size: string, use: (mnt: string) => Promise<void>): Promise<void> {
+  const mnt = path.join(dir, 'small-disk');
+  await fsp.mkdir(mnt);
+  const { spawnSync } = await import('node:child_process');
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt]);
+  assert.equal(mount.status, 0, String(mount.stderr));
+  try {
+    await use(mnt);
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
+}
+
+describe('a full disk during ingest', () => {
+  // A real ENOSPC from the kernel: a 200 KiB tmpfs holds the workspace.
   for (const c of [
     { name: 'while the files are finished', rows: 3000, flags: [] as string[] },
     { name: 'mid-stream, while rows are still read', rows: 50000, flags: ['--shards', '1', '--slices', '1'] },
@@ -260,11 +275,7 @@ describe('a full disk during ingest', () => {
     it(`${c.name}: one line, exit 1, journal aborted, no temp files`, { skip: canMount ? false : 'needs root to mount a tmpfs' }, async () => {
       const dir = await tempDir();
       const corpus = await makeCorpus(dir, { rows: c.rows });
-      const mnt = path.join(dir, 'small-disk');
-      await fsp.mkdir(mnt);
-      const mount = await import('node:child_process').then((cp) => cp.spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=200k', 'tmpfs', mnt]));
-      assert.equal(mount.status, 0, String(mount.stderr));
-      try {
+      await onSmallDisk(dir, '200k', async (mnt) => {
         const ws = path.join(mnt, 'ws');
         const r = await runCli(['ingest', corpus, '--workdir', ws, ...c.flags]);
         assert.equal(r.code, 1, r.stderr);
@@ -274,26 +285,18 @@ describe('a full disk during ingest', () => {
         const journal = (await fsp.readFile(path.join(ws, 'manifests', 'journal.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
         assert.equal(journal.at(-1).phase, 'abort');
         assert.deepEqual(await snapshot(ws), {}, 'no state, no shard file, no temp file');
-      } finally {
-        await import('node:child_process').then((cp) => cp.spawnSync('umount', [mnt]));
-      }
+      });
     });
   }
 });
 
 describe('a full disk during train', () => {
   // A real ENOSPC from the kernel, in a training worker thread: a 160 KiB tmpfs holds the ingested
-  // workspace (about 90 KB) but not its checkpoints. Mounting needs root.
-  const canMount = process.getuid?.() === 0;
-
+  // workspace (about 90 KB) but not its checkpoints.
   it('one line that names the cause as ingest does, exit 1, nothing committed, no checkpoint or temp file left', { skip: canMount ? false : 'needs root to mount a tmpfs' }, async () => {
     const dir = await tempDir();
     const corpus = await makeCorpus(dir, { rows: 600 });
-    const mnt = path.join(dir, 'small-disk');
-    await fsp.mkdir(mnt);
-    const mount = await import('node:child_process').then((cp) => cp.spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=160k', 'tmpfs', mnt]));
-    assert.equal(mount.status, 0, String(mount.stderr));
-    try {
+    await onSmallDisk(dir, '160k', async (mnt) => {
       const ws = path.join(mnt, 'ws');
       await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '2', '--slices', '2', '--quiet']);
       const before = await snapshot(ws);
@@ -304,9 +307,7 @@ describe('a full disk during train', () => {
       assert.match(r.stderr, /^sisa: error: shard \d: no space left on device( \(.*\))?; nothing was committed, the workspace is as it was\n$/);
       assert.ok(await nothingPending(ws), 'the journal entry was closed');
       assert.deepEqual(await snapshot(ws), before, 'the state and shard files as they were, no checkpoint, no temp file');
-    } finally {
-      await import('node:child_process').then((cp) => cp.spawnSync('umount', [mnt]));
-    }
+    });
   });
 });
 

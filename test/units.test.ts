@@ -239,108 +239,83 @@ describe('request pool', () => {
   });
 });
 
-describe('request pool, a worker that stops', () => {
-  it('a worker that exits without an error rejects its requests and any later ones, instead of leaving them waiting for good', async () => {
-    // In a child process with a time limit: the bug was a request that never settles, which leaves the
-    // pool's threads running and the test process with it.
-    const dir = await tempDir();
-    const script = path.join(dir, 'exit.mjs');
-    const pool = new URL('../src/util/workerPool.js', import.meta.url).href;
+/**
+ * Runs `body` in a child process that has `pool`, a RequestPool of `threads` fixture workers, and `said(p)`,
+ * which says how a request settled; returns what the body printed, parsed. In a child process with a time
+ * limit: the failures these tests guard against are requests that never settle, which would leave the
+ * pool's threads running and the test process with them.
+ */
+async function inPoolProcess(threads: number, body: string): Promise<Record<string, string | boolean>> {
+  const dir = await tempDir();
+  try {
+    const script = path.join(dir, 'pool.mjs');
+    const lib = new URL('../src/util/workerPool.js', import.meta.url).href;
     const worker = new URL('./fixtures/failingWorker.js', import.meta.url).href;
     await fsp.writeFile(
       script,
-      `const { RequestPool } = await import(${JSON.stringify(pool)});
-const pool = new RequestPool(new URL(${JSON.stringify(worker)}), 2);
+      `const { RequestPool } = await import(${JSON.stringify(lib)});
+const pool = new RequestPool(new URL(${JSON.stringify(worker)}), ${threads});
 const said = (p) => p.then((r) => 'answered ' + JSON.stringify(r), (e) => 'rejected: ' + e.message);
-const queued = said(pool.requestOn(0, { kind: 'ok' }));
+${body}`,
+    );
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+    assert.equal(r.signal, null, `a request was still waiting after 30 s; the process printed: ${r.stdout}`);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as Record<string, string | boolean>;
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+const ANSWERED = /^answered \{"id":\d+,"ok":true\}$/;
+
+describe('request pool, a worker that stops', () => {
+  it('a worker that exits without an error rejects its requests and any later ones, instead of leaving them waiting for good', async () => {
+    const out = await inPoolProcess(
+      2,
+      `const queued = said(pool.requestOn(0, { kind: 'ok' }));
 const busy = said(pool.requestOn(1, { kind: 'slow' })); // waiting on the other worker while the first exits
 const exited = await said(pool.requestOn(0, { kind: 'exit' }));
 const out = { queued: await queued, exited, later: await said(pool.requestOn(0, { kind: 'ok' })), busy: await busy, other: await said(pool.requestOn(1, { kind: 'ok' })) };
 await pool.close();
 out.closed = await said(pool.requestOn(1, { kind: 'ok' }));
-console.log(JSON.stringify(out));
-`,
+console.log(JSON.stringify(out));`,
     );
-    try {
-      const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
-      assert.equal(r.signal, null, 'a request to a worker that exited was still waiting after 30 s');
-      assert.equal(r.status, 0, r.stderr);
-      const out = JSON.parse(r.stdout) as Record<string, string>;
-      assert.equal(out.queued, 'answered {"id":1,"ok":true}', 'a request answered before the exit keeps its answer');
-      assert.match(out.exited!, /^rejected: a worker thread stopped \(exit code 3\)/);
-      assert.match(out.later!, /^rejected: a worker thread stopped \(exit code 3\)/, 'a later request to it is refused at once');
-      assert.match(out.busy!, /^answered \{"id":\d+,"ok":true\}$/, "a request waiting on the other worker is not rejected with the first one's");
-      assert.match(out.other!, /^answered \{"id":\d+,"ok":true\}$/, 'the other worker still answers');
-      assert.equal(out.closed, 'rejected: the worker pool is closed', 'a request after close is refused, not left waiting');
-    } finally {
-      await fsp.rm(dir, { recursive: true, force: true });
-    }
+    assert.equal(out.queued, 'answered {"id":1,"ok":true}', 'a request answered before the exit keeps its answer');
+    assert.match(String(out.exited), /^rejected: a worker thread stopped \(exit code 3\)/);
+    assert.match(String(out.later), /^rejected: a worker thread stopped \(exit code 3\)/, 'a later request to it is refused at once');
+    assert.match(String(out.busy), ANSWERED, "a request waiting on the other worker is not rejected with the first one's");
+    assert.match(String(out.other), ANSWERED, 'the other worker still answers');
+    assert.equal(out.closed, 'rejected: the worker pool is closed', 'a request after close is refused, not left waiting');
   });
 
-  it("a worker that dies of an uncaught error rejects its own requests, not those another worker is answering", async () => {
-    const dir = await tempDir();
-    const script = path.join(dir, 'crash.mjs');
-    const pool = new URL('../src/util/workerPool.js', import.meta.url).href;
-    const worker = new URL('./fixtures/failingWorker.js', import.meta.url).href;
-    await fsp.writeFile(
-      script,
-      `const { RequestPool } = await import(${JSON.stringify(pool)});
-const pool = new RequestPool(new URL(${JSON.stringify(worker)}), 2);
-const said = (p) => p.then((r) => 'answered ' + JSON.stringify(r), (e) => 'rejected: ' + e.message);
-const busy = said(pool.requestOn(1, { kind: 'slow' })); // waiting on the other worker while the first dies
+  it('a worker that dies of an uncaught error rejects its own requests, not those another worker is answering', async () => {
+    const out = await inPoolProcess(
+      2,
+      `const busy = said(pool.requestOn(1, { kind: 'slow' })); // waiting on the other worker while the first dies
 const crashed = await said(pool.requestOn(0, { kind: 'crash' }));
 const out = { crashed, later: await said(pool.requestOn(0, { kind: 'ok' })), busy: await busy, other: await said(pool.requestOn(1, { kind: 'ok' })), healthy: pool.healthy() };
 await pool.close();
-console.log(JSON.stringify(out));
-`,
+console.log(JSON.stringify(out));`,
     );
-    try {
-      const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
-      assert.equal(r.signal, null, 'a request was still waiting after 30 s');
-      assert.equal(r.status, 0, r.stderr);
-      const out = JSON.parse(r.stdout) as Record<string, string | boolean>;
-      assert.equal(out.crashed, 'rejected: an uncaught bug');
-      assert.equal(out.later, 'rejected: an uncaught bug', 'a later request to it is refused with the cause');
-      assert.match(String(out.busy), /^answered \{"id":\d+,"ok":true\}$/, "a request the other worker was answering is not rejected with the first one's error");
-      assert.match(String(out.other), /^answered \{"id":\d+,"ok":true\}$/, 'the other worker still answers');
-      assert.equal(out.healthy, false, 'a pool with a stopped worker is not healthy');
-    } finally {
-      await fsp.rm(dir, { recursive: true, force: true });
-    }
+    assert.equal(out.crashed, 'rejected: an uncaught bug');
+    assert.equal(out.later, 'rejected: an uncaught bug', 'a later request to it is refused with the cause');
+    assert.match(String(out.busy), ANSWERED, "a request the other worker was answering is not rejected with the first one's error");
+    assert.match(String(out.other), ANSWERED, 'the other worker still answers');
+    assert.equal(out.healthy, false, 'a pool with a stopped worker is not healthy');
   });
 
   it('close() rejects the requests still waiting, instead of leaving their callers waiting for good', async () => {
-    // A pool shared by several callers (a resident Predictor's) can be closed under a request another one
-    // waits on. In a child process with a time limit: the failure is a request that never settles.
-    const dir = await tempDir();
-    const script = path.join(dir, 'close.mjs');
-    const pool = new URL('../src/util/workerPool.js', import.meta.url).href;
-    const worker = new URL('./fixtures/failingWorker.js', import.meta.url).href;
-    await fsp.writeFile(
-      script,
-      `const { RequestPool } = await import(${JSON.stringify(pool)});
-const pool = new RequestPool(new URL(${JSON.stringify(worker)}), 1);
-const said = (p) => p.then((r) => 'answered ' + JSON.stringify(r), (e) => 'rejected: ' + e.message);
-const running = said(pool.requestOn(0, { kind: 'slow' })); // the worker is busy with it (half a second)
+    // A pool shared by several callers (a resident Predictor's) can be closed under a request another one waits on.
+    const out = await inPoolProcess(
+      1,
+      `const running = said(pool.requestOn(0, { kind: 'slow' })); // the worker is busy with it (half a second)
 const queued = said(pool.requestOn(0, { kind: 'ok' })); // sent, waiting behind it
 const healthyBefore = pool.healthy();
 await pool.close();
-console.log(JSON.stringify({ running: await running, queued: await queued, healthyBefore, healthyAfter: pool.healthy() }));
-`,
+console.log(JSON.stringify({ running: await running, queued: await queued, healthyBefore, healthyAfter: pool.healthy() }));`,
     );
-    try {
-      const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
-      assert.equal(r.signal, null, 'a request was still waiting after close(), 30 s later');
-      assert.equal(r.status, 0, r.stderr);
-      assert.deepEqual(JSON.parse(r.stdout), {
-        running: 'rejected: the worker pool is closed',
-        queued: 'rejected: the worker pool is closed',
-        healthyBefore: true,
-        healthyAfter: false,
-      });
-    } finally {
-      await fsp.rm(dir, { recursive: true, force: true });
-    }
+    assert.deepEqual(out, { running: 'rejected: the worker pool is closed', queued: 'rejected: the worker pool is closed', healthyBefore: true, healthyAfter: false });
   });
 });
 
