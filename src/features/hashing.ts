@@ -39,10 +39,10 @@ const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"'
 export function decodeEntities(text: string): string {
   let amp = text.indexOf('&');
   if (amp < 0) return text;
+  const n = text.length;
   let out = '';
   let copied = 0; // text[copied, amp) is still to be copied
   while (amp >= 0) {
-    const n = text.length;
     let i = amp + 1;
     let decoded: string | null = null;
     if (text.charCodeAt(i) === 35 /* # */) {

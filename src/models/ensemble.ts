@@ -143,15 +143,12 @@ export async function predictTextsParallel(ens: Ensemble, texts: readonly string
   }
 }
 
-type Pool = { kind: 'score'; pool: import('./scorePool.js').ScorePool } | { kind: 'features'; pool: import('../features/pool.js').FeaturePool };
-
-/** A pool and the calls running on it: it keeps the process alive only while it has some. */
-interface PoolSlot {
-  pool: Pool;
+/** A Predictor's workers and the calls running on them: they keep the process alive only while it has some. */
+type PoolSlot = ({ kind: 'score'; pool: import('./scorePool.js').ScorePool } | { kind: 'features'; pool: import('../features/pool.js').FeaturePool }) & {
   calls: number;
   /** Replaced (a worker stopped) or closed: it is closed when its last call ends. */
   retired: boolean;
-}
+};
 
 /**
  * Prediction on several threads that keeps its worker threads from one call to the next. An all-linear
@@ -193,19 +190,19 @@ export class Predictor {
       throw err;
     }
     if (this.closed) throw new Error('this predictor is closed'); // close() stops the pool it started
-    if (slot.calls++ === 0) slot.pool.pool.keepAlive(true);
+    if (slot.calls++ === 0) slot.pool.keepAlive(true);
     try {
-      return await predictOn(slot.pool, ens, texts, how, batch);
+      return await predictOn(slot, ens, texts, how, batch);
     } catch (err) {
-      if (!slot.pool.pool.healthy()) {
+      if (!slot.pool.healthy()) {
         slot.retired = true;
         if (this.current === starting) this.current = null;
       }
       throw err;
     } finally {
       if (--slot.calls === 0) {
-        if (slot.retired) await slot.pool.pool.close();
-        else slot.pool.pool.keepAlive(false);
+        if (slot.retired) await slot.pool.close();
+        else slot.pool.keepAlive(false);
       }
     }
   }
@@ -213,7 +210,7 @@ export class Predictor {
   /** The thread ids of the workers it holds now (none before the first call that needs them, or after close). */
   async threadIds(): Promise<number[]> {
     const slot = await this.current?.catch(() => null);
-    return slot?.pool.pool.threadIds() ?? [];
+    return slot?.pool.threadIds() ?? [];
   }
 
   /** Stops the workers: calls still running fail ('the worker pool is closed'), later calls are refused. */
@@ -224,32 +221,32 @@ export class Predictor {
     const slot = await starting?.catch(() => null);
     if (!slot) return;
     slot.retired = true;
-    await slot.pool.pool.close();
+    await slot.pool.close();
   }
 
   private async startPool(): Promise<PoolSlot> {
     if (this.ens.linear) {
       const { ScorePool } = await import('./scorePool.js');
-      return { pool: { kind: 'score', pool: new ScorePool(this.ens.features, this.ens.linear, this.workers) }, calls: 0, retired: false };
+      return { kind: 'score', pool: new ScorePool(this.ens.features, this.ens.linear, this.workers), calls: 0, retired: false };
     }
     const { FeaturePool } = await import('../features/pool.js');
-    return { pool: { kind: 'features', pool: new FeaturePool(this.ens.features, this.workers + 1) }, calls: 0, retired: false };
+    return { kind: 'features', pool: new FeaturePool(this.ens.features, this.workers + 1), calls: 0, retired: false };
   }
 }
 
-async function predictOn(pool: Pool, ens: Ensemble, texts: readonly string[], how: Aggregate, batch: number): Promise<Scored> {
-  if (pool.kind === 'score') {
+async function predictOn(slot: PoolSlot, ens: Ensemble, texts: readonly string[], how: Aggregate, batch: number): Promise<Scored> {
+  if (slot.kind === 'score') {
     const { scoreOnThreads } = await import('./scorePool.js');
-    const flat = await scoreOnThreads(pool.pool, ens.linear!, ens.features, texts, batch);
+    const flat = await scoreOnThreads(slot.pool, ens.linear!, ens.features, texts, batch);
     return aggregate(
       ens.models.map((_, m) => flat.subarray(m * texts.length, (m + 1) * texts.length)),
       how,
     );
   }
   const probs = ens.models.map(() => new Float32Array(texts.length));
-  const pending: { at: number; f: ReturnType<typeof pool.pool.featurize> }[] = [];
+  const pending: { at: number; f: ReturnType<typeof slot.pool.featurize> }[] = [];
   for (let at = 0; at < texts.length; at += batch) {
-    const f = pool.pool.featurize(texts.slice(at, at + batch));
+    const f = slot.pool.featurize(texts.slice(at, at + batch));
     f.catch(() => undefined); // awaited below in order; one that fails ends the call there, and the rest may never be awaited
     pending.push({ at, f });
   }

@@ -109,8 +109,13 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
    */
   private stop(i: number, err: Error): void {
     this.stopped[i] ??= err;
+    this.rejectPending(err, i);
+  }
+
+  /** Rejects the requests still waiting on worker `only`, or on any worker. */
+  private rejectPending(err: Error, only?: number): void {
     for (const [id, p] of this.pending) {
-      if (p.worker !== i) continue;
+      if (only !== undefined && p.worker !== only) continue;
       this.pending.delete(id);
       p.reject(err);
     }
@@ -172,11 +177,7 @@ export class RequestPool<Req extends object, Reply extends { id: number }> {
    */
   async close(): Promise<void> {
     this.closing = true;
-    const closed = new Error('the worker pool is closed');
-    for (const [id, p] of this.pending) {
-      this.pending.delete(id);
-      p.reject(closed);
-    }
+    this.rejectPending(new Error('the worker pool is closed'));
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
