@@ -71,8 +71,9 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
     }
   }
   // The job runs in WebAssembly (fusedStep.ts): it numbers the rows' features into a compact space,
-  // sets their start values, and steps; weight and AdaGrad accumulator of compact feature l sit side by
-  // side (wa[2l], wa[2l+1]): an update reads and writes both, and one cache line then serves both.
+  // sets their start values, and steps; a compact feature's weight, AdaGrad accumulator and the batch's
+  // gradient sum share one 16-byte record, so a row's logit, its gradient shares and the update all find
+  // a feature on one cache line.
   const kernel = new FusedStep({
     buckets,
     rows: rows.ids.length,

@@ -17,16 +17,15 @@
 declare function jsExp(x: f64): f64;
 
 // Byte offsets of the arrays in linear memory (set by init; one instance per training job).
-/** Per compact feature l: weight (f32) at 8l, AdaGrad accumulator (f32) at 8l + 4. */
+/**
+ * Per compact feature l, 16 bytes at 16l: its weight (f32), AdaGrad accumulator (f32 at +4), and the
+ * current batch's gradient sum (f64 at +8; NOT_IN_BATCH when the batch has not met the feature yet). A
+ * row's logit loads the feature's line, and its gradient share and the update find the sum on the same
+ * line, instead of on the lines of a slot table and a gradient array (8 % faster in all on Davidson).
+ */
 let WA: usize = 0;
-/** Per compact feature: its slot in the current batch + 1, or 0 (i32). */
-let SLOT_OF: usize = 0;
-/** The batch slots of one row's features (i32). */
-let ROW_SLOTS: usize = 0;
-/** Per slot: its compact feature (i32). */
+/** The features the current batch has met, in the order it met them (i32). */
 let TOUCHED: usize = 0;
-/** Per slot: the batch's gradient for that feature (f64). */
-let GRAD: usize = 0;
 /** CSR row offsets (i32, rows + 1), feature numbers (i32) and values (f32) of the shard's rows. */
 let OFFSETS: usize = 0;
 let INDICES: usize = 0;
@@ -37,6 +36,8 @@ let LABELS: usize = 0;
 let ORDER: usize = 0;
 /** The bias (f32) and, for AdaGrad, its accumulator (f32 at +4). */
 let BIAS: usize = 0;
+/** A feature's gradient sum outside a batch: a signalling NaN, which no arithmetic produces (a NaN it does produce is quiet). */
+const NOT_IN_BATCH: i64 = 0x7FF4000000000001;
 
 // Job preparation (compact(), start(), listed(), extract() below): integer and bit-copying loops that
 // each run a few times per job. In JavaScript they ran cold in every worker and every one-shot retrain
@@ -136,9 +137,10 @@ export function compact(buckets: i32, nnz: i32): i32 {
  */
 export function start(D: i32, hasBase: bool, adagrad: bool, initialAcc: f32): void {
   for (let l = 0; l < D; l++) {
-    const at = WA + (<usize>l << 3);
+    const at = WA + (<usize>l << 4);
     const f = <usize>load<i32>(FEATURES + (<usize>l << 2)) << 2;
     store<i32>(at, hasBase ? load<i32>(BASE_W + f) : 0);
+    store<i64>(at, NOT_IN_BATCH, 8);
     if (adagrad) {
       if (hasBase) store<i32>(at, load<i32>(BASE_ACC + f), 4);
       else store<f32>(at, initialAcc, 4);
@@ -180,7 +182,7 @@ export function extract(n: i32, withAcc: bool): void {
     const l = load<i32>(LISTED_LOCAL + (<usize>i << 2));
     const out = <usize>i << 2;
     if (l >= 0) {
-      const at = WA + (<usize>l << 3);
+      const at = WA + (<usize>l << 4);
       store<i32>(OUT_W + out, load<i32>(at));
       if (withAcc) store<i32>(OUT_ACC + out, load<i32>(at, 4));
     } else {
@@ -191,12 +193,9 @@ export function extract(n: i32, withAcc: bool): void {
   }
 }
 
-export function init(wa: usize, slotOf: usize, rowSlots: usize, touched: usize, grad: usize, offsets: usize, indices: usize, values: usize, labels: usize, order: usize, bias: usize): void {
+export function init(wa: usize, touched: usize, offsets: usize, indices: usize, values: usize, labels: usize, order: usize, bias: usize): void {
   WA = wa;
-  SLOT_OF = slotOf;
-  ROW_SLOTS = rowSlots;
   TOUCHED = touched;
-  GRAD = grad;
   OFFSETS = offsets;
   INDICES = indices;
   VALUES = values;
@@ -205,61 +204,124 @@ export function init(wa: usize, slotOf: usize, rowSlots: usize, touched: usize, 
   BIAS = bias;
 }
 
+/** Feature occurrence j's term of its row's logit, with the weights as they were before the batch. */
+@inline
+function term(j: i32): f64 {
+  return <f64>load<f32>(WA + (<usize>load<i32>(INDICES + (<usize>j << 2)) << 4)) * <f64>load<f32>(VALUES + (<usize>j << 2));
+}
+
+/**
+ * Adds the shares g·value of row features j0..e−1 to their gradient sums, in feature order; a feature the
+ * batch meets for the first time joins TOUCHED and its sum starts as 0 + g·value (as a sum started at 0
+ * would, so a −0 share still gives +0). Returns the number of touched features so far.
+ */
+@inline
+function accumulate(j0: i32, e: i32, g: f64, used: i32): i32 {
+  for (let j = j0; j < e; j++) {
+    const f = load<i32>(INDICES + (<usize>j << 2));
+    const share = g * <f64>load<f32>(VALUES + (<usize>j << 2));
+    const at = WA + (<usize>f << 4);
+    const sum = load<i64>(at, 8);
+    if (sum == NOT_IN_BATCH) {
+      store<i32>(TOUCHED + (<usize>used << 2), f);
+      store<f64>(at, 0.0 + share, 8);
+      used++;
+    } else {
+      store<f64>(at, reinterpret<f64>(sum) + share, 8);
+    }
+  }
+  return used;
+}
+
 /**
  * One optimiser step over the rows order[s, end). Per row: its logit with the weights as they were
- * before the batch (giving each feature its batch slot on the way), then the row's share of each
- * feature's gradient, summed per slot in occurrence order. Then each touched feature is updated once,
- * with L2 as part of its gradient (applied lazily, to touched coordinates only), by AdaGrad or SGD.
+ * before the batch, then the row's share of each feature's gradient, summed per feature in occurrence
+ * order. Then each touched feature is updated once, with L2 as part of its gradient (applied lazily, to
+ * touched coordinates only), by AdaGrad or SGD.
+ *
+ * Faster, with the same arithmetic: a row's logit is a chain of dependent additions, so two rows' logits
+ * are summed side by side, each in its own order (no weight changes within a batch; 6 % faster); and
+ * AdaGrad's update, where a division and a square root per feature dominate, runs on two features at
+ * once in f64x2 lanes, each lane doing the scalar code's operations in the same order (IEEE add, mul,
+ * div and sqrt, and the same rounding to f32), so the bits are those of the scalar step.
  */
 export function step(s: i32, end: i32, lr: f64, l2: f64, adagrad: bool): void {
   const b0 = <f64>load<f32>(BIAS);
   let used: i32 = 0;
   let gBias: f64 = 0;
-  for (let i = s; i < end; i++) {
+  let i = s;
+  for (; i + 1 < end; i += 2) {
+    const ra = load<i32>(ORDER + (<usize>i << 2));
+    const rb = load<i32>(ORDER + (<usize>i << 2), 4);
+    const ja = load<i32>(OFFSETS + (<usize>ra << 2));
+    const ea = load<i32>(OFFSETS + (<usize>ra << 2), 4);
+    const jb = load<i32>(OFFSETS + (<usize>rb << 2));
+    const eb = load<i32>(OFFSETS + (<usize>rb << 2), 4);
+    let za: f64 = b0;
+    let zb: f64 = b0;
+    const both = min(ea - ja, eb - jb);
+    for (let k = 0; k < both; k++) {
+      za += term(ja + k);
+      zb += term(jb + k);
+    }
+    for (let j = ja + both; j < ea; j++) za += term(j);
+    for (let j = jb + both; j < eb; j++) zb += term(j);
+    const ga = 1.0 / (1.0 + jsExp(-za)) - <f64>load<u8>(LABELS + <usize>ra);
+    gBias += ga;
+    used = accumulate(ja, ea, ga, used);
+    const gb = 1.0 / (1.0 + jsExp(-zb)) - <f64>load<u8>(LABELS + <usize>rb);
+    gBias += gb;
+    used = accumulate(jb, eb, gb, used);
+  }
+  if (i < end) {
     const r = load<i32>(ORDER + (<usize>i << 2));
     const j0 = load<i32>(OFFSETS + (<usize>r << 2));
     const e = load<i32>(OFFSETS + (<usize>r << 2), 4);
     let z: f64 = b0;
-    for (let j = j0; j < e; j++) {
-      const f = load<i32>(INDICES + (<usize>j << 2));
-      z += <f64>load<f32>(WA + (<usize>f << 3)) * <f64>load<f32>(VALUES + (<usize>j << 2));
-      let slot = load<i32>(SLOT_OF + (<usize>f << 2)) - 1;
-      if (slot < 0) {
-        slot = used++;
-        store<i32>(SLOT_OF + (<usize>f << 2), used);
-        store<f64>(GRAD + (<usize>slot << 3), 0);
-        store<i32>(TOUCHED + (<usize>slot << 2), f);
-      }
-      store<i32>(ROW_SLOTS + (<usize>(j - j0) << 2), slot);
-    }
+    for (let j = j0; j < e; j++) z += term(j);
     const g = 1.0 / (1.0 + jsExp(-z)) - <f64>load<u8>(LABELS + <usize>r);
     gBias += g;
-    for (let j = j0; j < e; j++) {
-      const at = GRAD + (<usize>load<i32>(ROW_SLOTS + (<usize>(j - j0) << 2)) << 3);
-      store<f64>(at, load<f64>(at) + g * <f64>load<f32>(VALUES + (<usize>j << 2)));
-    }
+    used = accumulate(j0, e, g, used);
   }
   if (adagrad) {
-    for (let k = 0; k < used; k++) {
-      const l = load<i32>(TOUCHED + (<usize>k << 2));
-      store<i32>(SLOT_OF + (<usize>l << 2), 0);
-      const at = WA + (<usize>l << 3);
+    const lrs = f64x2.splat(lr);
+    const l2s = f64x2.splat(l2);
+    let k: i32 = 0;
+    const idle = i64x2.splat(NOT_IN_BATCH);
+    for (; k + 1 < used; k += 2) {
+      const at0 = WA + (<usize>load<i32>(TOUCHED + (<usize>k << 2)) << 4);
+      const at1 = WA + (<usize>load<i32>(TOUCHED + (<usize>k << 2), 4) << 4);
+      // Each feature's 16 bytes: weight and accumulator (f32), then the batch's gradient sum (f64).
+      const p0 = v128.load(at0);
+      const p1 = v128.load(at1);
+      const wacc = v128.shuffle<f32>(p0, p1, 0, 4, 1, 5);
+      const wf = f64x2.promote_low_f32x4(wacc);
+      const accf = f64x2.promote_low_f32x4(v128.shuffle<f32>(wacc, wacc, 2, 3, 0, 1));
+      const g = f64x2.add(v128.shuffle<i64>(p0, p1, 1, 3), f64x2.mul(l2s, wf));
+      const af = f32x4.demote_f64x2_zero(f64x2.add(accf, f64x2.mul(g, g)));
+      const w = f32x4.demote_f64x2_zero(f64x2.sub(wf, f64x2.div(f64x2.mul(lrs, g), f64x2.sqrt(f64x2.promote_low_f32x4(af)))));
+      const out = v128.shuffle<f32>(w, af, 0, 4, 1, 5);
+      v128.store(at0, v128.shuffle<i64>(out, idle, 0, 2));
+      v128.store(at1, v128.shuffle<i64>(out, idle, 1, 2));
+    }
+    if (k < used) {
+      const at = WA + (<usize>load<i32>(TOUCHED + (<usize>k << 2)) << 4);
       const wf = <f64>load<f32>(at);
-      const g = load<f64>(GRAD + (<usize>k << 3)) + l2 * wf;
+      const g = load<f64>(at, 8) + l2 * wf;
       const af = <f64>load<f32>(at, 4) + g * g;
       store<f32>(at, <f32>af, 4);
       store<f32>(at, <f32>(wf - (lr * g) / Math.sqrt(<f64>(<f32>af))));
+      store<i64>(at, NOT_IN_BATCH, 8);
     }
     const ab = <f64>load<f32>(BIAS, 4) + gBias * gBias;
     store<f32>(BIAS, <f32>ab, 4);
     store<f32>(BIAS, <f32>(b0 - (lr * gBias) / Math.sqrt(<f64>(<f32>ab))));
   } else {
     for (let k = 0; k < used; k++) {
-      const l = load<i32>(TOUCHED + (<usize>k << 2));
-      store<i32>(SLOT_OF + (<usize>l << 2), 0);
-      const at = WA + (<usize>l << 3);
+      const at = WA + (<usize>load<i32>(TOUCHED + (<usize>k << 2)) << 4);
       const wf = <f64>load<f32>(at);
-      store<f32>(at, <f32>(wf - lr * (load<f64>(GRAD + (<usize>k << 3)) + l2 * wf)));
+      store<f32>(at, <f32>(wf - lr * (load<f64>(at, 8) + l2 * wf)));
+      store<i64>(at, NOT_IN_BATCH, 8);
     }
     store<f32>(BIAS, <f32>(b0 - lr * gBias));
   }

@@ -3,13 +3,14 @@
  * One FusedStep per training job: it lays out the job's arrays in a linear memory of its own; the caller
  * reads and writes the bias and the epoch's row order through typed-array views of that memory, and gets
  * each checkpoint's listed weights from listedValues(). The memory never grows, so the views stay valid
- * for the job's lifetime. Weight and AdaGrad accumulator of compact feature l sit side by side.
+ * for the job's lifetime. Compact feature l's weight, AdaGrad accumulator and batch gradient sum share
+ * one 16-byte record.
  */
 import { errorMessage, SisaError } from '../util/errors.js';
 import { compileKernel, instantiate, newMemory, WASM_PAGE } from '../util/wasm.js';
 
 interface StepExports {
-  init(wa: number, slotOf: number, rowSlots: number, touched: number, grad: number, offsets: number, indices: number, values: number, labels: number, order: number, bias: number): void;
+  init(wa: number, touched: number, offsets: number, indices: number, values: number, labels: number, order: number, bias: number): void;
   initPrepare(localOf: number, features: number, ascending: number, firstOf: number, baseW: number, baseAcc: number, coords: number, listedLocal: number, outW: number, outAcc: number): void;
   compact(buckets: number, nnz: number): number;
   start(D: number, hasBase: boolean, adagrad: boolean, initialAcc: number): void;
@@ -83,7 +84,7 @@ export class FusedStep {
     const maxFeatures = Math.max(1, Math.min(k.buckets, nnz));
     const maxListed = k.base ? Math.max(1, k.buckets) : maxFeatures;
     // A batch touches at most maxNnz · batchSize distinct features, and never more than there are.
-    const slots = Math.max(1, Math.min(maxFeatures, maxNnz * k.batchSize));
+    const touched = Math.max(1, Math.min(maxFeatures, maxNnz * k.batchSize));
     let end = 16; // offset 0 stays unused
     const take = (bytes: number) => {
       const at = end;
@@ -91,11 +92,8 @@ export class FusedStep {
       return at;
     };
     const at = {
-      wa: take(8 * maxFeatures),
-      slotOf: take(4 * maxFeatures),
-      rowSlots: take(4 * Math.max(1, maxNnz)),
-      touched: take(4 * slots),
-      grad: take(8 * slots),
+      wa: take(16 * maxFeatures),
+      touched: take(4 * touched),
       offsets: take(4 * (rows + 1)),
       indices: take(4 * nnz),
       values: take(4 * nnz),
@@ -131,7 +129,7 @@ export class FusedStep {
     if (k.base) new Float32Array(buf, at.baseW, k.buckets).set(k.base.w);
     if (k.base?.acc) new Float32Array(buf, at.baseAcc, k.buckets).set(k.base.acc);
     const x = this.exports;
-    x.init(at.wa, at.slotOf, at.rowSlots, at.touched, at.grad, at.offsets, at.indices, at.values, at.labels, at.order, at.bias);
+    x.init(at.wa, at.touched, at.offsets, at.indices, at.values, at.labels, at.order, at.bias);
     x.initPrepare(at.localOf, at.features, at.ascending, at.firstOf, at.baseW, at.baseAcc, at.coords, at.listedLocal, at.outW, at.outAcc);
     const D = x.compact(k.buckets, nnz);
     if (D < 0) throw new SisaError('STATE', `a shard's feature index is outside the ${k.buckets} buckets of the model; the shard file and the workspace's feature configuration disagree`);
