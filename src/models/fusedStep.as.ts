@@ -206,8 +206,8 @@ export function init(wa: usize, touched: usize, offsets: usize, indices: usize, 
 
 /** Feature occurrence j's term of its row's logit, with the weights as they were before the batch. */
 @inline
-function term(j: i32): f64 {
-  return <f64>load<f32>(WA + (<usize>load<i32>(INDICES + (<usize>j << 2)) << 4)) * <f64>load<f32>(VALUES + (<usize>j << 2));
+function term(j: i32, wa: usize, indices: usize, values: usize): f64 {
+  return <f64>load<f32>(wa + (<usize>load<i32>(indices + (<usize>j << 2)) << 4)) * <f64>load<f32>(values + (<usize>j << 2));
 }
 
 /**
@@ -216,14 +216,14 @@ function term(j: i32): f64 {
  * would, so a −0 share still gives +0). Returns the number of touched features so far.
  */
 @inline
-function accumulate(j0: i32, e: i32, g: f64, used: i32): i32 {
+function accumulate(j0: i32, e: i32, g: f64, used: i32, wa: usize, indices: usize, values: usize, touched: usize): i32 {
   for (let j = j0; j < e; j++) {
-    const f = load<i32>(INDICES + (<usize>j << 2));
-    const share = g * <f64>load<f32>(VALUES + (<usize>j << 2));
-    const at = WA + (<usize>f << 4);
+    const f = load<i32>(indices + (<usize>j << 2));
+    const share = g * <f64>load<f32>(values + (<usize>j << 2));
+    const at = wa + (<usize>f << 4);
     const sum = load<i64>(at, 8);
     if (sum == NOT_IN_BATCH) {
-      store<i32>(TOUCHED + (<usize>used << 2), f);
+      store<i32>(touched + (<usize>used << 2), f);
       store<f64>(at, 0.0 + share, 8);
       used++;
     } else {
@@ -246,6 +246,11 @@ function accumulate(j0: i32, e: i32, g: f64, used: i32): i32 {
  * div and sqrt, and the same rounding to f32), so the bits are those of the scalar step.
  */
 export function step(s: i32, end: i32, lr: f64, l2: f64, adagrad: bool): void {
+  // The arrays' offsets in locals: TurboFan reloads a global at every use.
+  const wa = WA;
+  const indices = INDICES;
+  const values = VALUES;
+  const touched = TOUCHED;
   const b0 = <f64>load<f32>(BIAS);
   let used: i32 = 0;
   let gBias: f64 = 0;
@@ -261,27 +266,27 @@ export function step(s: i32, end: i32, lr: f64, l2: f64, adagrad: bool): void {
     let zb: f64 = b0;
     const both = min(ea - ja, eb - jb);
     for (let k = 0; k < both; k++) {
-      za += term(ja + k);
-      zb += term(jb + k);
+      za += term(ja + k, wa, indices, values);
+      zb += term(jb + k, wa, indices, values);
     }
-    for (let j = ja + both; j < ea; j++) za += term(j);
-    for (let j = jb + both; j < eb; j++) zb += term(j);
+    for (let j = ja + both; j < ea; j++) za += term(j, wa, indices, values);
+    for (let j = jb + both; j < eb; j++) zb += term(j, wa, indices, values);
     const ga = 1.0 / (1.0 + jsExp(-za)) - <f64>load<u8>(LABELS + <usize>ra);
     gBias += ga;
-    used = accumulate(ja, ea, ga, used);
+    used = accumulate(ja, ea, ga, used, wa, indices, values, touched);
     const gb = 1.0 / (1.0 + jsExp(-zb)) - <f64>load<u8>(LABELS + <usize>rb);
     gBias += gb;
-    used = accumulate(jb, eb, gb, used);
+    used = accumulate(jb, eb, gb, used, wa, indices, values, touched);
   }
   if (i < end) {
     const r = load<i32>(ORDER + (<usize>i << 2));
     const j0 = load<i32>(OFFSETS + (<usize>r << 2));
     const e = load<i32>(OFFSETS + (<usize>r << 2), 4);
     let z: f64 = b0;
-    for (let j = j0; j < e; j++) z += term(j);
+    for (let j = j0; j < e; j++) z += term(j, wa, indices, values);
     const g = 1.0 / (1.0 + jsExp(-z)) - <f64>load<u8>(LABELS + <usize>r);
     gBias += g;
-    used = accumulate(j0, e, g, used);
+    used = accumulate(j0, e, g, used, wa, indices, values, touched);
   }
   if (adagrad) {
     const lrs = f64x2.splat(lr);
@@ -289,8 +294,8 @@ export function step(s: i32, end: i32, lr: f64, l2: f64, adagrad: bool): void {
     let k: i32 = 0;
     const idle = i64x2.splat(NOT_IN_BATCH);
     for (; k + 1 < used; k += 2) {
-      const at0 = WA + (<usize>load<i32>(TOUCHED + (<usize>k << 2)) << 4);
-      const at1 = WA + (<usize>load<i32>(TOUCHED + (<usize>k << 2), 4) << 4);
+      const at0 = wa + (<usize>load<i32>(touched + (<usize>k << 2)) << 4);
+      const at1 = wa + (<usize>load<i32>(touched + (<usize>k << 2), 4) << 4);
       // Each feature's 16 bytes: weight and accumulator (f32), then the batch's gradient sum (f64).
       const p0 = v128.load(at0);
       const p1 = v128.load(at1);
@@ -305,7 +310,7 @@ export function step(s: i32, end: i32, lr: f64, l2: f64, adagrad: bool): void {
       v128.store(at1, v128.shuffle<i64>(out, idle, 1, 2));
     }
     if (k < used) {
-      const at = WA + (<usize>load<i32>(TOUCHED + (<usize>k << 2)) << 4);
+      const at = wa + (<usize>load<i32>(touched + (<usize>k << 2)) << 4);
       const wf = <f64>load<f32>(at);
       const g = load<f64>(at, 8) + l2 * wf;
       const af = <f64>load<f32>(at, 4) + g * g;
@@ -318,7 +323,7 @@ export function step(s: i32, end: i32, lr: f64, l2: f64, adagrad: bool): void {
     store<f32>(BIAS, <f32>(b0 - (lr * gBias) / Math.sqrt(<f64>(<f32>ab))));
   } else {
     for (let k = 0; k < used; k++) {
-      const at = WA + (<usize>load<i32>(TOUCHED + (<usize>k << 2)) << 4);
+      const at = wa + (<usize>load<i32>(touched + (<usize>k << 2)) << 4);
       const wf = <f64>load<f32>(at);
       store<f32>(at, <f32>(wf - lr * (load<f64>(at, 8) + l2 * wf)));
       store<i64>(at, NOT_IN_BATCH, 8);
