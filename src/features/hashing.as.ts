@@ -70,6 +70,7 @@ function memoClear(): void {
 
 /** Writes the character grams of the word at units [start, start + len) at codes[n..]; returns how many. */
 function computeGrams(start: i32, len: i32, codes: usize, n: i32, mask: u32, signBit: u32, maxChar: i32): i32 {
+  const units = UNITS;
   // The grams starting at one position share their prefix, so one mixing pass emits all of their hashes.
   const W = len + 2;
   const n0 = n;
@@ -77,7 +78,7 @@ function computeGrams(start: i32, len: i32, codes: usize, n: i32, mask: u32, sig
     let g: u32 = 101;
     const end = min(W, i + maxChar);
     for (let j = i; j < end; j++) {
-      const u: u32 = j === 0 ? 60 : j === W - 1 ? 62 : <u32>unit(start + j - 1);
+      const u: u32 = j === 0 ? 60 : j === W - 1 ? 62 : <u32>unit(units, start + j - 1);
       g = mix(g, u);
       if (j - i >= 2) store<i32>(codes + (<usize>(n++) << 2), code(fmix(g ^ <u32>(j - i + 1)), mask, signBit));
     }
@@ -87,6 +88,7 @@ function computeGrams(start: i32, len: i32, codes: usize, n: i32, mask: u32, sig
 
 /** The character grams of the word (hash h) at codes[n..], from the memo when it has them; returns how many. */
 function charGrams(start: i32, len: i32, h: u32, codes: usize, n: i32, mask: u32, signBit: u32, maxChar: i32): i32 {
+  const units = UNITS;
   if (mask !== memoMask || signBit !== memoSignBit || maxChar !== memoMaxChar) {
     memoClear();
     memoMask = mask;
@@ -101,7 +103,8 @@ function charGrams(start: i32, len: i32, h: u32, codes: usize, n: i32, mask: u32
     if (load<u32>(at) === h && wordLen === len) {
       const from = load<i32>(at, 4);
       let i = 0;
-      while (i < len && load<i32>(MEMO_POOL + (<usize>(from + i) << 2)) === unit(start + i)) i++;
+      const pool = MEMO_POOL;
+      while (i < len && load<i32>(pool + (<usize>(from + i) << 2)) === unit(units, start + i)) i++;
       if (i === len) {
         const count = load<i32>(at, 12);
         memory.copy(codes + (<usize>n << 2), MEMO_POOL + (<usize>(from + len) << 2), <usize>count << 2);
@@ -118,7 +121,7 @@ function charGrams(start: i32, len: i32, h: u32, codes: usize, n: i32, mask: u32
     slot = <i32>h & memoSlotMask;
   }
   const from = memoUsed;
-  for (let i = 0; i < len; i++) store<i32>(MEMO_POOL + (<usize>(from + i) << 2), unit(start + i));
+  for (let i = 0; i < len; i++) store<i32>(MEMO_POOL + (<usize>(from + i) << 2), unit(units, start + i));
   memory.copy(MEMO_POOL + (<usize>(from + len) << 2), codes + (<usize>n << 2), <usize>count << 2);
   memoUsed += need;
   memoEntries++;
@@ -132,8 +135,8 @@ function charGrams(start: i32, len: i32, h: u32, codes: usize, n: i32, mask: u32
 
 // @ts-ignore: decorator
 @inline
-function unit(i: i32): i32 {
-  return <i32>load<u16>(UNITS + (<usize>i << 1));
+function unit(units: usize, i: i32): i32 {
+  return <i32>load<u16>(units + (<usize>i << 1));
 }
 
 function classOf(cp: i32): i32 {
@@ -153,9 +156,9 @@ function isWordUnit(u: i32): bool {
 }
 
 /** Code point at i, given its first unit u (a surrogate pair only when both halves are before end). */
-function codePointAt(i: i32, u: i32, end: i32): i32 {
+function codePointAt(units: usize, i: i32, u: i32, end: i32): i32 {
   if (u >= 0xd800 && u <= 0xdbff && i + 1 < end) {
-    const lo = unit(i + 1);
+    const lo = unit(units, i + 1);
     if (lo >= 0xdc00 && lo <= 0xdfff) return ((u - 0xd800) << 10) + (lo - 0xdc00) + 0x10000;
   }
   return u;
@@ -174,15 +177,16 @@ function pushToken(start: i32, length: i32): void {
  * replaced by a placeholder padded with spaces, so no token crosses it.
  */
 function scanWords(from: i32, to: i32): void {
+  const units = UNITS;
   let i = from;
   while (i < to) {
-    const u = unit(i);
+    const u = unit(units, i);
     let cls: i32;
     let size = 1;
     if (u < 128) {
       cls = (u >= 97 && u <= 122) || (u >= 65 && u <= 90) ? LETTER | LETTER_OR_NUMBER : u >= 48 && u <= 57 ? LETTER_OR_NUMBER : 0;
     } else {
-      const cp = codePointAt(i, u, to);
+      const cp = codePointAt(units, i, u, to);
       if (cp > 0xffff) size = 2;
       cls = classOf(cp);
     }
@@ -191,28 +195,28 @@ function scanWords(from: i32, to: i32): void {
       i += size;
       // [\p{L}\p{N}]+
       while (i < to) {
-        const v = unit(i);
+        const v = unit(units, i);
         if (v < 128) {
           if (!((v >= 97 && v <= 122) || (v >= 65 && v <= 90) || (v >= 48 && v <= 57))) break;
           i++;
         } else {
-          const cp = codePointAt(i, v, to);
+          const cp = codePointAt(units, i, v, to);
           if (!(classOf(cp) & LETTER_OR_NUMBER)) break;
           i += cp > 0xffff ? 2 : 1;
         }
       }
       // (?:['’][\p{L}]+)*
       while (i + 1 < to) {
-        const a = unit(i);
+        const a = unit(units, i);
         if (a !== 39 && a !== 0x2019) break;
         let j = i + 1;
         while (j < to) {
-          const v = unit(j);
+          const v = unit(units, j);
           if (v < 128) {
             if (!((v >= 97 && v <= 122) || (v >= 65 && v <= 90))) break;
             j++;
           } else {
-            const cp = codePointAt(j, v, to);
+            const cp = codePointAt(units, j, v, to);
             if (!(classOf(cp) & LETTER)) break;
             j += cp > 0xffff ? 2 : 1;
           }
@@ -231,21 +235,22 @@ function scanWords(from: i32, to: i32): void {
 /** The unit at i, or −1 past the end (as a missing character, which matches nothing). */
 // @ts-ignore: decorator
 @inline
-function unitOr(i: i32, n: i32): i32 {
-  return i < n ? unit(i) : -1;
+function unitOr(units: usize, i: i32, n: i32): i32 {
+  return i < n ? unit(units, i) : -1;
 }
 
 /** End of URL's match at p (the unit at p is 'h' at a word boundary), or −1 if there is none. */
 function urlEnd(p: i32, n: i32): i32 {
-  if (p + 7 > n || (unitOr(p + 1, n) | 32) !== 116 || (unitOr(p + 2, n) | 32) !== 116 || (unitOr(p + 3, n) | 32) !== 112) return -1;
+  const units = UNITS;
+  if (p + 7 > n || (unitOr(units, p + 1, n) | 32) !== 116 || (unitOr(units, p + 2, n) | 32) !== 116 || (unitOr(units, p + 3, n) | 32) !== 112) return -1;
   let q = p + 4;
-  if ((unitOr(q, n) | 32) === 115) q++;
-  if (unitOr(q, n) !== 58 || unitOr(q + 1, n) !== 47 || unitOr(q + 2, n) !== 47) return -1;
+  if ((unitOr(units, q, n) | 32) === 115) q++;
+  if (unitOr(units, q, n) !== 58 || unitOr(units, q + 1, n) !== 47 || unitOr(units, q + 2, n) !== 47) return -1;
   q += 3;
   // \S+: at least one code unit that is not white space
   let e = q;
   while (e < n) {
-    const u = unit(e);
+    const u = unit(units, e);
     if (u < 128 ? u === 32 || (u >= 9 && u <= 13) : (classOf(u) & SPACE) !== 0) break;
     e++;
   }
@@ -259,13 +264,14 @@ function urlEnd(p: i32, n: i32): i32 {
  * unit before 'h'), and a mention then fails (its @ is followed by the URL's placeholder space).
  */
 function scan(t0: i32, t1: i32): void {
+  const units = UNITS;
   tokenCount = 0;
   const n = t1;
   let segment = t0;
   let p = t0;
   while (p < n) {
-    const u = unit(p);
-    if ((u | 32) === 104 && (p === t0 || !isWordUnit(unit(p - 1)))) {
+    const u = unit(units, p);
+    if ((u | 32) === 104 && (p === t0 || !isWordUnit(unit(units, p - 1)))) {
       const e = urlEnd(p, n);
       if (e >= 0) {
         scanWords(segment, p);
@@ -273,9 +279,9 @@ function scan(t0: i32, t1: i32): void {
         p = segment = e;
         continue;
       }
-    } else if (u === 64 && p + 1 < n && isWordUnit(unit(p + 1)) && !((unit(p + 1) | 32) === 104 && urlEnd(p + 1, n) >= 0)) {
+    } else if (u === 64 && p + 1 < n && isWordUnit(unit(units, p + 1)) && !((unit(units, p + 1) | 32) === 104 && urlEnd(p + 1, n) >= 0)) {
       let e = p + 2;
-      while (e < n && isWordUnit(unit(e))) e++;
+      while (e < n && isWordUnit(unit(units, e))) e++;
       scanWords(segment, p);
       pushToken(XXUSER_AT, XXUSER_LEN);
       p = segment = e;
@@ -387,7 +393,9 @@ export function featurise(
   maxChar: i32,
 ): i32 {
   const keyBits = 32 - <i32>clz<u32>(mask) + 1;
+  // Globals in locals: TurboFan reloads a global at every use, in the hot loops too.
   const tok = TOKENS;
+  const units = UNITS;
   let nnz = 0;
   store<i32>(offsets, 0);
   for (let r = 0; r < rows; r++) {
@@ -399,7 +407,7 @@ export function featurise(
       const start = load<i32>(tok + (<usize>t << 3));
       const len = load<i32>(tok + (<usize>t << 3), 4);
       let h: u32 = 1;
-      for (let i = 0; i < len; i++) h = mix(h, <u32>unit(start + i));
+      for (let i = 0; i < len; i++) h = mix(h, <u32>unit(units, start + i));
       const f = fmix(h ^ <u32>len);
       store<u32>(tokenHash + (<usize>t << 2), f);
       store<i32>(codes + (<usize>(n++) << 2), code(f, mask, signBit));
