@@ -208,22 +208,26 @@ function encodeBody(c: Checkpoint): { header: string; body: Uint8Array } {
       const listed = sparse.indices;
       const bits = new Uint32Array(sparse.values.buffer, sparse.values.byteOffset, sparse.values.length);
       scratch(listed.length);
+      // Branch-free (whether a value is the fill goes either way at random), on locals (not the
+      // closure's variables, which the compiled loop would reload at every step).
+      const outIdx = scratchIdx;
+      const outBits = scratchBits;
       for (let k = 0; k < listed.length; k++) {
         const b = bits[k]!;
-        if (b !== fillBits) {
-          scratchIdx[count] = listed[k]!;
-          scratchBits[count++] = b;
-        }
+        outIdx[count] = listed[k]!;
+        outBits[count] = b;
+        count += b !== fillBits ? 1 : 0;
       }
     } else {
       const u32 = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
       scratch(length);
+      const outIdx = scratchIdx;
+      const outBits = scratchBits;
       for (let i = 0; i < u32.length; i++) {
         const bits = u32[i]!;
-        if (bits !== fillBits) {
-          scratchIdx[count] = i;
-          scratchBits[count++] = bits;
-        }
+        outIdx[count] = i;
+        outBits[count] = bits;
+        count += bits !== fillBits ? 1 : 0;
       }
     }
     // Sparse costs ≤ 5 + 4 bytes per listed coordinate; keep it only when clearly smaller than dense.
