@@ -16,6 +16,7 @@ import { aggregate } from '../src/models/ensemble.js';
 import { termMatcher } from '../src/data/groups.js';
 import { RequestPool } from '../src/util/workerPool.js';
 import { exitCodeFor, SisaError, systemErrorMessage } from '../src/util/errors.js';
+import { groupThousands } from '../src/util/format.js';
 import type { FailReply, FailRequest } from './fixtures/failingWorker.js';
 
 describe('feature hashing', () => {
@@ -188,6 +189,17 @@ describe('checkpoints', () => {
     bytes.set(header, 12);
     bytes.set(new Uint8Array(w.buffer), start);
     assert.deepEqual(decodeCheckpoint(bytes), { meta: { shard: 2, slice: 0, buckets: 4, hidden: 0, step: 9 }, params: [{ name: 'w', data: w }], optimizer: [] });
+  });
+});
+
+describe('number output', () => {
+  it("groups an integer's digits in threes exactly as toLocaleString('en-US') does (without loading ICU)", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.constantFrom(0, -0, 999, 1000, -1000, 999_999, 1_000_000, 2 ** 53, -(2 ** 53), 1e20)), (n) => {
+        assert.equal(groupThousands(n), n.toLocaleString('en-US'));
+      }),
+      { numRuns: 5000 },
+    );
   });
 });
 

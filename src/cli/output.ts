@@ -1,5 +1,6 @@
 /** How the CLI talks: one JSON document on stdout with --json, human text otherwise; progress on stderr. */
 import { createRequire } from 'node:module';
+import { groupThousands } from '../util/format.js';
 
 type CliProgress = typeof import('cli-progress');
 
@@ -54,7 +55,7 @@ export function progress(flags: OutputFlags, label: string, unit: string, counte
 export const fmt = {
   pct: (x: number) => `${(x * 100).toFixed(1)}%`,
   num: (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a'),
-  int: (x: number) => Math.round(x).toLocaleString('en-US'),
+  int: (x: number) => groupThousands(Math.round(x)),
   secs: (x: number) => `${x.toFixed(2)} s`,
   /** Decimal units, as disk sizes are sold and as `du --si` prints them. */
   bytes: (x: number) => {

@@ -17,6 +17,7 @@ import { writeCorpusCsv } from './corpus.js';
 import { placeRecord } from '../data/assign.js';
 import { resolveGroups } from '../fairness/terms.js';
 import { buildReport, writeReport } from '../app/report.js';
+import { groupThousands } from '../util/format.js';
 
 export interface DemoOptions {
   workdir: string;
@@ -45,7 +46,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   const ing = await ingest({ input: corpus, workdir: o.workdir, shards: 8, slices: 4, seed: o.seed, test: 0.2, calibration: 0.2, force: true, groups });
   say(`2. ingest: ${ing.accepted} rows → 8 shards × 4 slices; test ${ing.test}, calibration ${ing.calibration}; ${ing.groups.any} rows mention an identity term`);
   const tr = await train({ workdir: o.workdir });
-  say(`3. train: ${tr.shards.length} models on backend ${tr.backend} in ${tr.seconds.toFixed(2)} s (${Math.round(tr.examplesPerSec).toLocaleString('en-US')} examples/s)`);
+  say(`3. train: ${tr.shards.length} models on backend ${tr.backend} in ${tr.seconds.toFixed(2)} s (${groupThousands(Math.round(tr.examplesPerSec))} examples/s)`);
   const ev = await evaluate({ workdir: o.workdir, aggregate: 'mean' });
   say(`4. evaluate (test split): AUC ${ev.auc.toFixed(4)}, accuracy ${ev.accuracy.toFixed(4)}`);
   // The corpus's annotators over-label harmless identity mentions as toxic; the plain ensemble inherits

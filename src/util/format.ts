@@ -1,0 +1,13 @@
+/** Number formatting for output lines. */
+
+/**
+ * An integer with commas between groups of three digits, as toLocaleString('en-US') writes it, without
+ * loading ICU's locale data (15 ms on the first call, at the end of every `sisa train`).
+ */
+export function groupThousands(n: number): string {
+  if (!Number.isInteger(n) || Math.abs(n) >= 1e21) return n.toLocaleString('en-US'); // not what fmt.int passes
+  const digits = Math.abs(n).toFixed(0);
+  let out = digits.slice(0, ((digits.length - 1) % 3) + 1);
+  for (let i = out.length; i < digits.length; i += 3) out += ',' + digits.slice(i, i + 3);
+  return (n < 0 || Object.is(n, -0) ? '-' : '') + out;
+}
