@@ -151,11 +151,16 @@ describe('checkpoints', () => {
         fc.oneof(fc.constant(0), fc.constant(-0), fc.constant(0.1), fc.constant(1)),
         fc.array(fc.tuple(fc.nat(), value, value), { maxLength: 120 }),
         fc.boolean(),
-        (n, fill, entries, dense) => {
+        fc.boolean(),
+        (n, fill, entries, dense, tied) => {
           // Ascending distinct coordinates; `dense` lists every coordinate (then the sampled fill decides).
           const byIndex = new Map<number, [number, number]>();
           if (dense) for (let i = 0; i < n; i++) byIndex.set(i, [i % 7 === 0 ? fill : i / 3, fill]);
           for (const [i, v, a] of entries) byIndex.set(i % n, [v, a]);
+          // `tied`: an accumulator leaves its initial value where its weight leaves the fill (as in
+          // training), so both tensors keep the same coordinates.
+          const f32bits = (x: number) => new Uint32Array(Float32Array.of(x).buffer)[0];
+          if (tied) for (const [i, [v]] of byIndex) byIndex.set(i, [v, f32bits(v) === f32bits(fill) ? 0.1 : 0.25]);
           const indices = Int32Array.from([...byIndex.keys()].sort((x, y) => x - y));
           const wValues = Float32Array.from(indices, (i) => byIndex.get(i)![0]);
           const accValues = Float32Array.from(indices, (i) => byIndex.get(i)![1]);
@@ -172,6 +177,21 @@ describe('checkpoints', () => {
           }
           const asDense = encodeCheckpoint({ meta, params: [{ name: 'w', data: denseW }, { name: 'b', data: Float32Array.of(0.5) }], optimizer: [{ name: 'acc:w', data: denseAcc }] });
           assert.ok(Buffer.from(sparse).equals(Buffer.from(asDense)), 'same bytes');
+          // Listed `exact` (only the coordinates that differ from the fill, bit for bit, as the fused
+          // kernel lists them; one shared array when both tensors keep the same ones): the same bytes.
+          const differs = (t: { fill: number; values: Float32Array }) => (_: number, k: number) => f32bits(t.values[k]!) !== f32bits(t.fill);
+          const keepW = [...indices].map(differs(w));
+          const keepAcc = [...indices].map(differs(acc));
+          const exactOf = (t: { length: number; fill: number; indices: Int32Array; values: Float32Array }, keep: boolean[], shared?: Int32Array) => ({
+            ...t,
+            indices: shared ?? indices.filter((_, k) => keep[k]),
+            values: t.values.filter((_, k) => keep[k]),
+            exact: true,
+          });
+          const exactW = exactOf(w, keepW);
+          const exactAcc = exactOf(acc, keepAcc, keepW.every((k, i) => k === keepAcc[i]) ? exactW.indices : undefined);
+          const exact = encodeCheckpoint({ meta, params: [sparseBlob('w', exactW), { name: 'b', data: Float32Array.of(0.5) }], optimizer: [sparseBlob('acc:w', exactAcc)] });
+          assert.ok(Buffer.from(exact).equals(Buffer.from(asDense)), 'same bytes from exact lists');
           assert.ok(Buffer.from(densify(w).buffer).equals(Buffer.from(denseW.buffer)), 'densify gives the dense form');
           assert.equal(paramsHash([sparseBlob('w', w)]), paramsHash([{ name: 'w', data: denseW }]));
         },

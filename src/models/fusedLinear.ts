@@ -110,14 +110,15 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
     }
     bias[0] = kernel.bias[0]!;
     if (accB) accB[0] = kernel.bias[1]!;
-    // Checkpoints are handed on sparse: the listed coordinates only (see FusedStep.listedValues). A
-    // retrain starts from the checkpoint before the earliest affected slice, never from the last one,
-    // so the last checkpoint (the model) keeps no optimiser state: a third less to store.
+    // Checkpoints are handed on sparse: the coordinates that differ from their initial value, exactly
+    // (see FusedStep.listedValues). A retrain starts from the checkpoint before the earliest affected
+    // slice, never from the last one, so the last checkpoint (the model) keeps no optimiser state: a
+    // third less to store.
     const last = slice === a.slices - 1;
     const listed = kernel.listedValues(adagrad && !last);
-    const params: TensorBlob[] = [sparseBlob('w', { length: buckets, fill: 0, indices: listed.coords, values: listed.w }), { name: 'b', data: bias.slice() }];
+    const params: TensorBlob[] = [sparseBlob('w', { length: buckets, fill: 0, ...listed.w, exact: true }), { name: 'b', data: bias.slice() }];
     const optimizer: TensorBlob[] = listed.acc
-      ? [sparseBlob('acc:w', { length: buckets, fill: ADAGRAD_INITIAL, indices: listed.coords, values: listed.acc }), { name: 'acc:b', data: accB!.slice() }]
+      ? [sparseBlob('acc:w', { length: buckets, fill: ADAGRAD_INITIAL, ...listed.acc, exact: true }), { name: 'acc:b', data: accB!.slice() }]
       : [];
     await a.onSlice({ meta: { shard: a.shard, slice, buckets, hidden: 0, step, kernel: FUSED_KERNEL }, params, optimizer });
   }

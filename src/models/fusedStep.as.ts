@@ -57,11 +57,18 @@ let BASE_ACC: usize = 0;
 /** The coordinates a checkpoint lists (ascending buckets, i32) and each one's compact number or −1 (i32). */
 let COORDS: usize = 0;
 let LISTED_LOCAL: usize = 0;
-/** A checkpoint's listed weights and accumulators (f32), written by extract(). */
+/**
+ * Written by extract(): the coordinates (i32) and values (f32) of the weights that are not 0 and of the
+ * accumulators that are not the initial value, and at OUT_COUNTS their counts and whether the two lists
+ * name the same coordinates (three i32).
+ */
+let OUT_WI: usize = 0;
 let OUT_W: usize = 0;
+let OUT_AI: usize = 0;
 let OUT_ACC: usize = 0;
+let OUT_COUNTS: usize = 0;
 
-export function initPrepare(localOf: usize, features: usize, ascending: usize, firstOf: usize, baseW: usize, baseAcc: usize, coords: usize, listedLocal: usize, outW: usize, outAcc: usize): void {
+export function initPrepare(localOf: usize, features: usize, ascending: usize, firstOf: usize, baseW: usize, baseAcc: usize, coords: usize, listedLocal: usize, outWI: usize, outW: usize, outAI: usize, outAcc: usize, outCounts: usize): void {
   LOCAL_OF = localOf;
   FEATURES = features;
   ASCENDING = ascending;
@@ -70,8 +77,11 @@ export function initPrepare(localOf: usize, features: usize, ascending: usize, f
   BASE_ACC = baseAcc;
   COORDS = coords;
   LISTED_LOCAL = listedLocal;
+  OUT_WI = outWI;
   OUT_W = outW;
+  OUT_AI = outAI;
   OUT_ACC = outAcc;
+  OUT_COUNTS = outCounts;
 }
 
 /**
@@ -176,21 +186,47 @@ export function listed(D: i32, buckets: i32, hasBase: bool, adagrad: bool, initi
   return n;
 }
 
-/** Copies the listed coordinates' current weights (and accumulators) to OUT_W (and OUT_ACC), bit for bit. */
-export function extract(n: i32, withAcc: bool): void {
+/**
+ * Lists the listed coordinates' current weights that are not 0, and (withAcc) their accumulators that are
+ * not initialAcc, with their coordinates (bits compared, as the checkpoint encoder does: −0 is listed).
+ * These are exactly the coordinates a checkpoint stores, so the encoder takes the lists as they are
+ * instead of scanning them again in JavaScript, where its first calls in each worker ran cold.
+ */
+export function extract(n: i32, withAcc: bool, initialAcc: f32): void {
+  const initBits = reinterpret<i32>(initialAcc);
+  let nw: i32 = 0;
+  let na: i32 = 0;
+  let same: i32 = 1;
   for (let i = 0; i < n; i++) {
     const l = load<i32>(LISTED_LOCAL + (<usize>i << 2));
-    const out = <usize>i << 2;
+    const coord = load<i32>(COORDS + (<usize>i << 2));
+    let w: i32;
+    let a: i32 = initBits;
     if (l >= 0) {
       const at = WA + (<usize>l << 4);
-      store<i32>(OUT_W + out, load<i32>(at));
-      if (withAcc) store<i32>(OUT_ACC + out, load<i32>(at, 4));
+      w = load<i32>(at);
+      if (withAcc) a = load<i32>(at, 4);
     } else {
-      const b = <usize>load<i32>(COORDS + out) << 2;
-      store<i32>(OUT_W + out, load<i32>(BASE_W + b));
-      if (withAcc) store<i32>(OUT_ACC + out, load<i32>(BASE_ACC + b));
+      const b = <usize>coord << 2;
+      w = load<i32>(BASE_W + b);
+      if (withAcc) a = load<i32>(BASE_ACC + b);
+    }
+    // Written at the next free place always; kept by counting it (no branch on the values).
+    store<i32>(OUT_WI + (<usize>nw << 2), coord);
+    store<i32>(OUT_W + (<usize>nw << 2), w);
+    const keepW = <i32>(w != 0);
+    nw += keepW;
+    if (withAcc) {
+      store<i32>(OUT_AI + (<usize>na << 2), coord);
+      store<i32>(OUT_ACC + (<usize>na << 2), a);
+      const keepA = <i32>(a != initBits);
+      na += keepA;
+      same &= <i32>(keepW == keepA);
     }
   }
+  store<i32>(OUT_COUNTS, nw);
+  store<i32>(OUT_COUNTS, na, 4);
+  store<i32>(OUT_COUNTS, same, 8);
 }
 
 export function init(wa: usize, touched: usize, offsets: usize, indices: usize, values: usize, labels: usize, order: usize, bias: usize): void {

@@ -11,11 +11,11 @@ import { compileKernel, instantiate, newMemory, WASM_PAGE } from '../util/wasm.j
 
 interface StepExports {
   init(wa: number, touched: number, offsets: number, indices: number, values: number, labels: number, order: number, bias: number): void;
-  initPrepare(localOf: number, features: number, ascending: number, firstOf: number, baseW: number, baseAcc: number, coords: number, listedLocal: number, outW: number, outAcc: number): void;
+  initPrepare(localOf: number, features: number, ascending: number, firstOf: number, baseW: number, baseAcc: number, coords: number, listedLocal: number, outWI: number, outW: number, outAI: number, outAcc: number, outCounts: number): void;
   compact(buckets: number, nnz: number): number;
   start(D: number, hasBase: boolean, adagrad: boolean, initialAcc: number): void;
   listed(D: number, buckets: number, hasBase: boolean, adagrad: boolean, initialAcc: number): number;
-  extract(n: number, withAcc: boolean): void;
+  extract(n: number, withAcc: boolean, initialAcc: number): void;
   step(s: number, end: number, lr: number, l2: number, adagrad: boolean): void;
 }
 
@@ -45,11 +45,16 @@ export interface FusedStepInput {
   base: { w: Float32Array; acc: Float32Array | null } | null;
 }
 
-/** A checkpoint's listed coordinates and their values (fresh arrays, owned by the caller). */
+/** A tensor's coordinates (ascending) that differ from its initial value, and their values (fresh arrays, owned by the caller). */
+export interface ListedTensor {
+  indices: Int32Array;
+  values: Float32Array;
+}
+
+/** A checkpoint's weights and (AdaGrad) accumulators, listed: see FusedStep.listedValues. */
 export interface ListedValues {
-  coords: Int32Array;
-  w: Float32Array;
-  acc: Float32Array | null;
+  w: ListedTensor;
+  acc: ListedTensor | null;
 }
 
 /**
@@ -69,10 +74,9 @@ export class FusedStep {
   private readonly l2: number;
   private readonly adagrad: boolean;
   private readonly listedCount: number;
-  /** The listed coordinates, shared by every checkpoint of the job (never written after the constructor). */
-  private readonly coords: Int32Array;
-  private readonly outW: Float32Array;
-  private readonly outAcc: Float32Array;
+  /** Views of extract()'s output in the module's memory. */
+  private readonly out: { wi: Int32Array; w: Float32Array; ai?: Int32Array; acc?: Float32Array; counts: Int32Array };
+  private readonly initialAcc: number;
 
   constructor(k: FusedStepInput) {
     const rows = k.rows;
@@ -108,8 +112,11 @@ export class FusedStep {
       baseAcc: k.base?.acc ? take(4 * k.buckets) : 0,
       coords: take(4 * maxListed),
       listedLocal: take(4 * maxListed),
+      outWI: take(4 * maxListed),
       outW: take(4 * maxListed),
+      outAI: k.adagrad ? take(4 * maxListed) : 0,
       outAcc: k.adagrad ? take(4 * maxListed) : 0,
+      outCounts: take(12),
     };
     let memory;
     try {
@@ -130,7 +137,7 @@ export class FusedStep {
     if (k.base?.acc) new Float32Array(buf, at.baseAcc, k.buckets).set(k.base.acc);
     const x = this.exports;
     x.init(at.wa, at.touched, at.offsets, at.indices, at.values, at.labels, at.order, at.bias);
-    x.initPrepare(at.localOf, at.features, at.ascending, at.firstOf, at.baseW, at.baseAcc, at.coords, at.listedLocal, at.outW, at.outAcc);
+    x.initPrepare(at.localOf, at.features, at.ascending, at.firstOf, at.baseW, at.baseAcc, at.coords, at.listedLocal, at.outWI, at.outW, at.outAI, at.outAcc, at.outCounts);
     const D = x.compact(k.buckets, nnz);
     if (D < 0) throw new SisaError('STATE', `a shard's feature index is outside the ${k.buckets} buckets of the model; the shard file and the workspace's feature configuration disagree`);
     // AdaGrad's state is read from the start checkpoint only when training with AdaGrad.
@@ -139,23 +146,28 @@ export class FusedStep {
     this.listedCount = x.listed(D, k.buckets, !!k.base, k.adagrad, k.initialAcc);
     this.bias = new Float32Array(buf, at.bias, 2);
     this.order = new Int32Array(buf, at.order, rows);
-    this.coords = new Int32Array(buf, at.coords, this.listedCount).slice();
-    this.outW = new Float32Array(buf, at.outW, this.listedCount);
-    this.outAcc = new Float32Array(buf, k.adagrad ? at.outAcc : at.outW, this.listedCount);
+    this.out = { wi: new Int32Array(buf, at.outWI, this.listedCount), w: new Float32Array(buf, at.outW, this.listedCount), counts: new Int32Array(buf, at.outCounts, 3) };
+    if (k.adagrad) Object.assign(this.out, { ai: new Int32Array(buf, at.outAI, this.listedCount), acc: new Float32Array(buf, at.outAcc, this.listedCount) });
+    this.initialAcc = k.initialAcc;
     this.l2 = k.l2;
     this.adagrad = k.adagrad;
   }
 
   /**
-   * The coordinates a checkpoint lists (ascending) and their current values: the rows' features and,
-   * after a start checkpoint, every coordinate where it differs from the initial tensors; every other
-   * coordinate still holds its initial value. So a checkpoint is built and encoded in time proportional
-   * to these, not to the number of buckets. withAcc: also the AdaGrad accumulators.
+   * A checkpoint's tensors as the coordinates that differ from their initial value, ascending, and their
+   * current values: the weights that are not 0 and (withAcc) the AdaGrad accumulators that are not the
+   * initial value. Only the rows' features and, after a start checkpoint, the coordinates where it
+   * differs from the initial tensors can differ, and only those are looked at, so a checkpoint is built
+   * and encoded in time proportional to them, not to the number of buckets. When both tensors list the
+   * same coordinates (the usual case) they share one array.
    */
   listedValues(withAcc: boolean): ListedValues {
     const acc = withAcc && this.adagrad;
-    this.exports.extract(this.listedCount, acc);
-    return { coords: this.coords, w: this.outW.slice(), acc: acc ? this.outAcc.slice() : null };
+    this.exports.extract(this.listedCount, acc, this.initialAcc);
+    const [nw, na, same] = this.out.counts;
+    const w = { indices: this.out.wi.slice(0, nw), values: this.out.w.slice(0, nw) };
+    if (!acc) return { w, acc: null };
+    return { w, acc: { indices: same ? w.indices : this.out.ai!.slice(0, na), values: this.out.acc!.slice(0, na) } };
   }
 
   /** One optimiser step over the rows order[s, end) with learning rate lr. */
