@@ -1,6 +1,7 @@
 /**
- * The fused kernel's speed comes from its layout (a compact per-shard feature space, per-batch slots,
- * interleaved weight and accumulator), never from different arithmetic. These tests hold it to a
+ * The fused kernel's speed comes from its layout (a compact per-shard feature space, one record per
+ * feature holding its weight, accumulator and batch gradient sum, two rows summed side by side, SIMD
+ * lanes for the update), never from different arithmetic. These tests hold it to a
  * plain reference written from the definition of the model (logistic loss, L2 on the touched
  * coordinates, AdaGrad or decaying SGD, the SISA union schedule): every checkpoint must match bit for
  * bit, from scratch and when continued from a checkpoint, including coordinates that no remaining row
@@ -85,12 +86,29 @@ function tensor(c: Checkpoint, name: string): Float32Array | undefined {
 
 const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
+/**
+ * The kernel hands a tensor on as exactly the coordinates whose value differs from the fill (bits
+ * compared), ascending, marked `exact`: the checkpoint encoder stores such a list as it is, so a wrong
+ * list (a fill value kept, a changed coordinate left out) would give other checkpoint bytes.
+ */
+function assertListedExactly(fused: Checkpoint, name: string, dense: Float32Array, fill: number, what: string): void {
+  const sparse = [...fused.params, ...fused.optimizer].find((t) => t.name === name)?.sparse;
+  assert.ok(sparse?.exact, `${what}: ${name} is not handed on as an exact list`);
+  const fillBits = new Uint32Array(Float32Array.of(fill).buffer)[0];
+  const denseBits = new Uint32Array(dense.buffer, dense.byteOffset, dense.length);
+  const expected = [...denseBits.keys()].filter((i) => denseBits[i] !== fillBits);
+  assert.deepEqual([...sparse.indices], expected, `${what}: ${name} lists other coordinates than those that differ from ${fill}`);
+  assert.ok(bits(sparse.values).equals(bits(Float32Array.from(expected, (i) => dense[i]!))), `${what}: ${name}'s listed values differ`);
+}
+
 function assertSame(fused: Checkpoint, ref: Tensors, last: boolean, what: string): void {
   assert.equal(fused.meta.step, ref.step, `${what}: step`);
   assert.ok(bits(tensor(fused, 'w')!).equals(bits(ref.w)), `${what}: weights differ`);
+  assertListedExactly(fused, 'w', ref.w, 0, what);
   assert.ok(bits(tensor(fused, 'b')!).equals(bits(ref.b)), `${what}: bias differs`);
   if (ref.acc && !last) {
     assert.ok(bits(tensor(fused, 'acc:w')!).equals(bits(ref.acc)), `${what}: AdaGrad accumulator differs`);
+    assertListedExactly(fused, 'acc:w', ref.acc, ADAGRAD_INITIAL, what);
     assert.ok(bits(tensor(fused, 'acc:b')!).equals(bits(ref.accB!)), `${what}: AdaGrad bias accumulator differs`);
   }
 }

@@ -219,22 +219,24 @@ function encodeBody(c: Checkpoint): { header: string; body: Uint8Array } {
     // sampled needs only its listed coordinates looked at.
     let count = 0;
     let listedAsIs: SparseTensor | null = null;
-    if (sparse && sparse.exact && !Number.isNaN(fill) && f32Bits(sparse.fill) === fillBits) {
-      listedAsIs = sparse; // already the coordinates that differ from the fill
-      count = sparse.indices.length;
-    } else if (sparse && !Number.isNaN(fill) && f32Bits(sparse.fill) === fillBits) {
-      const listed = sparse.indices;
-      const bits = new Uint32Array(sparse.values.buffer, sparse.values.byteOffset, sparse.values.length);
-      scratch(listed.length);
-      // Branch-free (whether a value is the fill goes either way at random), on locals (not the
-      // closure's variables, which the compiled loop would reload at every step).
-      const outIdx = scratchIdx;
-      const outBits = scratchBits;
-      for (let k = 0; k < listed.length; k++) {
-        const b = bits[k]!;
-        outIdx[count] = listed[k]!;
-        outBits[count] = b;
-        count += b !== fillBits ? 1 : 0;
+    if (sparse && !Number.isNaN(fill) && f32Bits(sparse.fill) === fillBits) {
+      if (sparse.exact) {
+        listedAsIs = sparse; // already the coordinates that differ from the fill
+        count = sparse.indices.length;
+      } else {
+        const listed = sparse.indices;
+        const bits = new Uint32Array(sparse.values.buffer, sparse.values.byteOffset, sparse.values.length);
+        scratch(listed.length);
+        // Branch-free (whether a value is the fill goes either way at random), on locals (not the
+        // closure's variables, which the compiled loop would reload at every step).
+        const outIdx = scratchIdx;
+        const outBits = scratchBits;
+        for (let k = 0; k < listed.length; k++) {
+          const b = bits[k]!;
+          outIdx[count] = listed[k]!;
+          outBits[count] = b;
+          count += b !== fillBits ? 1 : 0;
+        }
       }
     } else {
       const u32 = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);

@@ -116,10 +116,8 @@ export async function trainShardFused(a: FusedTrainArgs): Promise<void> {
     // third less to store.
     const last = slice === a.slices - 1;
     const listed = kernel.listedValues(adagrad && !last);
-    const params: TensorBlob[] = [sparseBlob('w', { length: buckets, fill: 0, ...listed.w, exact: true }), { name: 'b', data: bias.slice() }];
-    const optimizer: TensorBlob[] = listed.acc
-      ? [sparseBlob('acc:w', { length: buckets, fill: ADAGRAD_INITIAL, ...listed.acc, exact: true }), { name: 'acc:b', data: accB!.slice() }]
-      : [];
+    const params: TensorBlob[] = [sparseBlob('w', listed.w), { name: 'b', data: bias.slice() }];
+    const optimizer: TensorBlob[] = listed.acc ? [sparseBlob('acc:w', listed.acc), { name: 'acc:b', data: accB!.slice() }] : [];
     await a.onSlice({ meta: { shard: a.shard, slice, buckets, hidden: 0, step, kernel: FUSED_KERNEL }, params, optimizer });
   }
 }

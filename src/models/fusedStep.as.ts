@@ -287,17 +287,20 @@ export function step(s: i32, end: i32, lr: f64, l2: f64, adagrad: bool): void {
   const indices = INDICES;
   const values = VALUES;
   const touched = TOUCHED;
+  const order = ORDER;
+  const offsets = OFFSETS;
+  const labels = LABELS;
   const b0 = <f64>load<f32>(BIAS);
   let used: i32 = 0;
   let gBias: f64 = 0;
   let i = s;
   for (; i + 1 < end; i += 2) {
-    const ra = load<i32>(ORDER + (<usize>i << 2));
-    const rb = load<i32>(ORDER + (<usize>i << 2), 4);
-    const ja = load<i32>(OFFSETS + (<usize>ra << 2));
-    const ea = load<i32>(OFFSETS + (<usize>ra << 2), 4);
-    const jb = load<i32>(OFFSETS + (<usize>rb << 2));
-    const eb = load<i32>(OFFSETS + (<usize>rb << 2), 4);
+    const ra = load<i32>(order + (<usize>i << 2));
+    const rb = load<i32>(order + (<usize>i << 2), 4);
+    const ja = load<i32>(offsets + (<usize>ra << 2));
+    const ea = load<i32>(offsets + (<usize>ra << 2), 4);
+    const jb = load<i32>(offsets + (<usize>rb << 2));
+    const eb = load<i32>(offsets + (<usize>rb << 2), 4);
     let za: f64 = b0;
     let zb: f64 = b0;
     const both = min(ea - ja, eb - jb);
@@ -307,20 +310,20 @@ export function step(s: i32, end: i32, lr: f64, l2: f64, adagrad: bool): void {
     }
     for (let j = ja + both; j < ea; j++) za += term(j, wa, indices, values);
     for (let j = jb + both; j < eb; j++) zb += term(j, wa, indices, values);
-    const ga = 1.0 / (1.0 + jsExp(-za)) - <f64>load<u8>(LABELS + <usize>ra);
+    const ga = 1.0 / (1.0 + jsExp(-za)) - <f64>load<u8>(labels + <usize>ra);
     gBias += ga;
     used = accumulate(ja, ea, ga, used, wa, indices, values, touched);
-    const gb = 1.0 / (1.0 + jsExp(-zb)) - <f64>load<u8>(LABELS + <usize>rb);
+    const gb = 1.0 / (1.0 + jsExp(-zb)) - <f64>load<u8>(labels + <usize>rb);
     gBias += gb;
     used = accumulate(jb, eb, gb, used, wa, indices, values, touched);
   }
   if (i < end) {
-    const r = load<i32>(ORDER + (<usize>i << 2));
-    const j0 = load<i32>(OFFSETS + (<usize>r << 2));
-    const e = load<i32>(OFFSETS + (<usize>r << 2), 4);
+    const r = load<i32>(order + (<usize>i << 2));
+    const j0 = load<i32>(offsets + (<usize>r << 2));
+    const e = load<i32>(offsets + (<usize>r << 2), 4);
     let z: f64 = b0;
     for (let j = j0; j < e; j++) z += term(j, wa, indices, values);
-    const g = 1.0 / (1.0 + jsExp(-z)) - <f64>load<u8>(LABELS + <usize>r);
+    const g = 1.0 / (1.0 + jsExp(-z)) - <f64>load<u8>(labels + <usize>r);
     gBias += g;
     used = accumulate(j0, e, g, used, wa, indices, values, touched);
   }

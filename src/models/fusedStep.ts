@@ -7,6 +7,7 @@
  * one 16-byte record.
  */
 import { errorMessage, SisaError } from '../util/errors.js';
+import type { SparseTensor } from './checkpoint.js';
 import { compileKernel, instantiate, newMemory, WASM_PAGE } from '../util/wasm.js';
 
 interface StepExports {
@@ -45,16 +46,10 @@ export interface FusedStepInput {
   base: { w: Float32Array; acc: Float32Array | null } | null;
 }
 
-/** A tensor's coordinates (ascending) that differ from its initial value, and their values (fresh arrays, owned by the caller). */
-export interface ListedTensor {
-  indices: Int32Array;
-  values: Float32Array;
-}
-
-/** A checkpoint's weights and (AdaGrad) accumulators, listed: see FusedStep.listedValues. */
+/** A checkpoint's weights and (AdaGrad) accumulators, listed exactly: see FusedStep.listedValues. */
 export interface ListedValues {
-  w: ListedTensor;
-  acc: ListedTensor | null;
+  w: SparseTensor;
+  acc: SparseTensor | null;
 }
 
 /**
@@ -62,8 +57,9 @@ export interface ListedValues {
  * rows are numbered by falling frequency into a compact space (Davidson's shards use ~53k of 262k
  * buckets; 1M rows at 32 shards ~170k), so that the weights the step touches fit in or near the CPU's L2
  * cache and the hot ones share cache lines; every compact feature starts at its start value; and the
- * coordinates a checkpoint lists are fixed. Every coordinate's arithmetic is the same as in the full
- * space, so the checkpoints are bit for bit those of training over all buckets.
+ * coordinates a checkpoint may list are fixed (each checkpoint lists those of them that differ from their
+ * initial value). Every coordinate's arithmetic is the same as in the full space, so the checkpoints are
+ * bit for bit those of training over all buckets.
  */
 export class FusedStep {
   /** The bias at [0] and its AdaGrad accumulator at [1]. */
@@ -74,8 +70,9 @@ export class FusedStep {
   private readonly l2: number;
   private readonly adagrad: boolean;
   private readonly listedCount: number;
-  /** Views of extract()'s output in the module's memory. */
-  private readonly out: { wi: Int32Array; w: Float32Array; ai?: Int32Array; acc?: Float32Array; counts: Int32Array };
+  /** Views of extract()'s output in the module's memory (the accumulators' with AdaGrad only). */
+  private readonly out: { wi: Int32Array; w: Float32Array; acc: { ai: Int32Array; values: Float32Array } | null; counts: Int32Array };
+  private readonly buckets: number;
   private readonly initialAcc: number;
 
   constructor(k: FusedStepInput) {
@@ -92,7 +89,7 @@ export class FusedStep {
     let end = 16; // offset 0 stays unused
     const take = (bytes: number) => {
       const at = end;
-      end += Math.ceil(bytes / 8) * 8; // 8-byte aligned for the f64 gradient
+      end += Math.ceil(bytes / 16) * 16; // 16-byte aligned: the feature records (first) and every array after them
       return at;
     };
     const at = {
@@ -146,28 +143,34 @@ export class FusedStep {
     this.listedCount = x.listed(D, k.buckets, !!k.base, k.adagrad, k.initialAcc);
     this.bias = new Float32Array(buf, at.bias, 2);
     this.order = new Int32Array(buf, at.order, rows);
-    this.out = { wi: new Int32Array(buf, at.outWI, this.listedCount), w: new Float32Array(buf, at.outW, this.listedCount), counts: new Int32Array(buf, at.outCounts, 3) };
-    if (k.adagrad) Object.assign(this.out, { ai: new Int32Array(buf, at.outAI, this.listedCount), acc: new Float32Array(buf, at.outAcc, this.listedCount) });
+    this.out = {
+      wi: new Int32Array(buf, at.outWI, this.listedCount),
+      w: new Float32Array(buf, at.outW, this.listedCount),
+      acc: k.adagrad ? { ai: new Int32Array(buf, at.outAI, this.listedCount), values: new Float32Array(buf, at.outAcc, this.listedCount) } : null,
+      counts: new Int32Array(buf, at.outCounts, 3),
+    };
+    this.buckets = k.buckets;
     this.initialAcc = k.initialAcc;
     this.l2 = k.l2;
     this.adagrad = k.adagrad;
   }
 
   /**
-   * A checkpoint's tensors as the coordinates that differ from their initial value, ascending, and their
-   * current values: the weights that are not 0 and (withAcc) the AdaGrad accumulators that are not the
-   * initial value. Only the rows' features and, after a start checkpoint, the coordinates where it
-   * differs from the initial tensors can differ, and only those are looked at, so a checkpoint is built
-   * and encoded in time proportional to them, not to the number of buckets. When both tensors list the
-   * same coordinates (the usual case) they share one array.
+   * A checkpoint's tensors as exact sparse lists (SparseTensor.exact): the coordinates that differ from
+   * their initial value, ascending, and their current values; the weights (fill 0) and, withAcc, the
+   * AdaGrad accumulators (fill: the initial accumulator). Only the rows' features and, after a start
+   * checkpoint, the coordinates where it differs from the initial tensors can differ, and only those are
+   * looked at, so a checkpoint is built and encoded in time proportional to them, not to the number of
+   * buckets. When both tensors list the same coordinates (the usual case) they share one array.
    */
   listedValues(withAcc: boolean): ListedValues {
-    const acc = withAcc && this.adagrad;
-    this.exports.extract(this.listedCount, acc, this.initialAcc);
+    const acc = withAcc ? this.out.acc : null;
+    this.exports.extract(this.listedCount, acc !== null, this.initialAcc);
     const [nw, na, same] = this.out.counts;
-    const w = { indices: this.out.wi.slice(0, nw), values: this.out.w.slice(0, nw) };
+    const w: SparseTensor = { length: this.buckets, fill: 0, indices: this.out.wi.slice(0, nw), values: this.out.w.slice(0, nw), exact: true };
     if (!acc) return { w, acc: null };
-    return { w, acc: { indices: same ? w.indices : this.out.ai!.slice(0, na), values: this.out.acc!.slice(0, na) } };
+    const indices = same ? w.indices : acc.ai.slice(0, na);
+    return { w, acc: { length: this.buckets, fill: this.initialAcc, indices, values: acc.values.slice(0, na), exact: true } };
   }
 
   /** One optimiser step over the rows order[s, end) with learning rate lr. */

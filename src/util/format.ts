@@ -6,7 +6,7 @@
  */
 export function groupThousands(n: number): string {
   if (!Number.isInteger(n) || Math.abs(n) >= 1e21) return n.toLocaleString('en-US'); // not what fmt.int passes
-  const digits = Math.abs(n).toFixed(0);
+  const digits = String(Math.abs(n)); // the shortest digits that round-trip, as Intl writes them (toFixed writes the exact binary value's)
   let out = digits.slice(0, ((digits.length - 1) % 3) + 1);
   for (let i = out.length; i < digits.length; i += 3) out += ',' + digits.slice(i, i + 3);
   return (n < 0 || Object.is(n, -0) ? '-' : '') + out;
