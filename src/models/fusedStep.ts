@@ -161,7 +161,9 @@ export class FusedStep {
    * AdaGrad accumulators (fill: the initial accumulator). Only the rows' features and, after a start
    * checkpoint, the coordinates where it differs from the initial tensors can differ, and only those are
    * looked at, so a checkpoint is built and encoded in time proportional to them, not to the number of
-   * buckets. When both tensors list the same coordinates (the usual case) they share one array.
+   * buckets. (An accumulator can keep its initial value where its weight has moved: a gradient whose
+   * square rounds away against it in float32. So the two lists usually differ, and share one array only
+   * when they do not.)
    */
   listedValues(withAcc: boolean): ListedValues {
     const acc = withAcc ? this.out.acc : null;
