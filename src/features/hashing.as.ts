@@ -89,6 +89,7 @@ function computeGrams(start: i32, len: i32, codes: usize, n: i32, mask: u32, sig
 /** The character grams of the word (hash h) at codes[n..], from the memo when it has them; returns how many. */
 function charGrams(start: i32, len: i32, h: u32, codes: usize, n: i32, mask: u32, signBit: u32, maxChar: i32): i32 {
   const units = UNITS;
+  const pool = MEMO_POOL;
   if (mask !== memoMask || signBit !== memoSignBit || maxChar !== memoMaxChar) {
     memoClear();
     memoMask = mask;
@@ -103,11 +104,10 @@ function charGrams(start: i32, len: i32, h: u32, codes: usize, n: i32, mask: u32
     if (load<u32>(at) === h && wordLen === len) {
       const from = load<i32>(at, 4);
       let i = 0;
-      const pool = MEMO_POOL;
       while (i < len && load<i32>(pool + (<usize>(from + i) << 2)) === unit(units, start + i)) i++;
       if (i === len) {
         const count = load<i32>(at, 12);
-        memory.copy(codes + (<usize>n << 2), MEMO_POOL + (<usize>(from + len) << 2), <usize>count << 2);
+        memory.copy(codes + (<usize>n << 2), pool + (<usize>(from + len) << 2), <usize>count << 2);
         return count;
       }
     }
@@ -121,8 +121,8 @@ function charGrams(start: i32, len: i32, h: u32, codes: usize, n: i32, mask: u32
     slot = <i32>h & memoSlotMask;
   }
   const from = memoUsed;
-  for (let i = 0; i < len; i++) store<i32>(MEMO_POOL + (<usize>(from + i) << 2), unit(units, start + i));
-  memory.copy(MEMO_POOL + (<usize>(from + len) << 2), codes + (<usize>n << 2), <usize>count << 2);
+  for (let i = 0; i < len; i++) store<i32>(pool + (<usize>(from + i) << 2), unit(units, start + i));
+  memory.copy(pool + (<usize>(from + len) << 2), codes + (<usize>n << 2), <usize>count << 2);
   memoUsed += need;
   memoEntries++;
   const at = MEMO_SLOTS + (<usize>slot << 4);

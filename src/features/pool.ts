@@ -34,7 +34,6 @@ export class FeaturePool extends PooledWorkers<Omit<FeatureRequest, 'id'>, Featu
     for (let i = 0; i < texts.length; i += batch) parts.push(this.featurize(texts.slice(i, i + batch)));
     return concatCsr(await Promise.all(parts));
   }
-
 }
 
 export function concatCsr(parts: readonly CsrBatch[]): CsrBatch {

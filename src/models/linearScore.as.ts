@@ -33,7 +33,6 @@ let touched: i32 = 0;
  * minus `first` an index into indices i32 and values f32), weights interleaved bucket-major (f32, S per
  * bucket), biases f32 (S). z is scratch for one row's sums (f64, S).
  */
-
 export function score(n: i32, offsets: usize, first: i32, indices: usize, values: usize, weights: usize, S: i32, biases: usize, z: usize, out: usize): void {
   const stride = <usize>S << 2;
   const blocks = S >> 3;
