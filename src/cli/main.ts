@@ -10,7 +10,6 @@ import { readFileSync } from 'node:fs';
 import { yargs } from './yargs.js';
 import { suggestName } from '../util/suggest.js';
 import { errorMessage, exitCodeFor, usageError } from '../util/errors.js';
-import { interruptOperations } from '../state/lock.js';
 import { COMMAND_TEXT, type CommandName } from './commands/text.js';
 
 /** Each command's module, loaded only when its name is on the command line (start-up time is part of every deletion's latency). */
@@ -140,8 +139,13 @@ function handleCtrlC(argv: string[]): void {
   let pressed = 0;
   process.on('SIGINT', () => {
     pressed += 1;
-    if (pressed > 1 || !interruptOperations()) process.exit(130);
-    if (process.stderr.isTTY) process.stderr.write("\nsisa: stopping before the commit (Ctrl-C again to kill now, then run 'sisa recover')\n");
+    if (pressed > 1) process.exit(130);
+    // Imported here, not at start-up: a command that never takes the lock (delete --server) need not
+    // load the lock's modules; one that took it gets the module instance that holds its lease.
+    void import('../state/lock.js').then(({ interruptOperations }) => {
+      if (!interruptOperations()) process.exit(130);
+      if (process.stderr.isTTY) process.stderr.write("\nsisa: stopping before the commit (Ctrl-C again to kill now, then run 'sisa recover')\n");
+    });
   });
 }
 
