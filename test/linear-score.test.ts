@@ -242,6 +242,40 @@ describe('scoring kernels', () => {
     assert.ok(Math.max(...onWorker) <= 1000, 'no batch above the size asked for');
   });
 
+  it('a starting worker is handed one small batch, and more only once it has answered', async () => {
+    const S = 2;
+    const members = newLinearMembers(DEFAULT_FEATURES.buckets, S);
+    members.biases.set([0.25, -0.5]);
+    const texts = Array.from({ length: 12000 }, (_, i) => `row ${i} with words w${i % 97} w${(i * 5) % 131}`);
+    const want = scoreLinear(members, hashTexts(texts, DEFAULT_FEATURES), texts.length);
+    const pool = new ScorePool(DEFAULT_FEATURES, members, 1);
+    // The worker's first answer is held back 300 ms, as a worker that is still starting: meanwhile it must
+    // not be handed a second batch, nor a first one larger than the smallest batch.
+    const events: string[] = [];
+    let requests = 0;
+    const slowStart: BatchScorer = {
+      threads: pool.threads,
+      scoreOn: async (index, batch) => {
+        const k = ++requests;
+        events.push(`request ${k} (${batch.length} rows)`);
+        const probs = await pool.scoreOn(index, batch);
+        if (k === 1) await new Promise((r) => setTimeout(r, 300));
+        events.push(`answer ${k}`);
+        return probs;
+      },
+    };
+    const shares = { own: 0, workers: 0 };
+    try {
+      assertSameProbs(await scoreOnThreads(slowStart, members, DEFAULT_FEATURES, texts, 4096, shares), want, 'this thread and a slow-starting worker');
+    } finally {
+      await pool.close();
+    }
+    assert.match(events[0] ?? '', /^request 1 \((\d+) rows\)$/);
+    assert.ok(Number(/\((\d+) rows\)/.exec(events[0]!)![1]) <= 256, `first batch: ${events[0]}`);
+    assert.equal(events[1], 'answer 1', `a second batch went to the worker before it answered the first: ${events.slice(0, 4).join(', ')}`);
+    assert.equal(shares.own + shares.workers, texts.length);
+  });
+
   it("a worker's failure ends the prediction with the worker's error, and this thread stops scoring", async () => {
     const members = newLinearMembers(DEFAULT_FEATURES.buckets, 2);
     const failing = new RequestPool<Omit<FailRequest, 'id'>, FailReply>(new URL('./fixtures/failingWorker.js', import.meta.url), 2);

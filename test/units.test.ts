@@ -17,6 +17,8 @@ import { termMatcher } from '../src/data/groups.js';
 import { RequestPool } from '../src/util/workerPool.js';
 import { exitCodeFor, SisaError, systemErrorMessage } from '../src/util/errors.js';
 import { groupThousands } from '../src/util/format.js';
+import { adoptKernels, compileKernel, compiledKernels } from '../src/util/wasm.js';
+import { hashingKernel } from '../src/features/hashKernel.js';
 import type { FailReply, FailRequest } from './fixtures/failingWorker.js';
 
 describe('feature hashing', () => {
@@ -209,6 +211,19 @@ describe('checkpoints', () => {
     bytes.set(header, 12);
     bytes.set(new Uint8Array(w.buffer), start);
     assert.deepEqual(decodeCheckpoint(bytes), { meta: { shard: 2, slice: 0, buckets: 4, hidden: 0, step: 9 }, params: [{ name: 'w', data: w }], optimizer: [] });
+  });
+});
+
+describe('compiled kernels', () => {
+  it('are compiled once per thread, listed for workers, and a handed-over module is used without reading its file', () => {
+    const module = hashingKernel();
+    assert.equal(hashingKernel(), module, 'compiled once');
+    const listed = Object.entries(compiledKernels());
+    assert.ok(listed.some(([href, m]) => href.endsWith('/hashing.wasm') && m === module), 'the compiled kernel is listed');
+    const absent = new URL('file:///nowhere/sisa-kernel-that-is-not-there.wasm');
+    assert.throws(() => compileKernel(absent, 'test'), (e: unknown) => e instanceof SisaError && e.code === 'BACKEND' && /missing or damaged/.test(e.message));
+    adoptKernels({ [absent.href]: module });
+    assert.equal(compileKernel(absent, 'test'), module);
   });
 });
 

@@ -46,6 +46,11 @@ const UNITS_AT = MEMO_POOL_AT + 4 * MEMO_POOL_ENTRIES;
 const PLACEHOLDERS = 'xxurl' + 'xxuser'; // units 0..4 and 5..10, as hashing.as.ts expects
 const TEXTS_FROM = PLACEHOLDERS.length; // the first unit of the texts
 
+/** The featurisation kernel, compiled (once per thread; see compileKernel). */
+export function hashingKernel(): object {
+  return compileKernel(new URL('./hashing.wasm', import.meta.url), 'featurisation');
+}
+
 export class HashKernel {
   private readonly memory: WasmMemory;
   private readonly exports: HashExports;
@@ -54,7 +59,7 @@ export class HashKernel {
 
   /** `classify` gives a code point's classes (see hashing.ts); the kernel caches them. */
   constructor(classify: (cp: number) => number) {
-    const module = compileKernel(new URL('./hashing.wasm', import.meta.url), 'featurisation');
+    const module = hashingKernel();
     this.memory = newMemory(Math.ceil((UNITS_AT + 2 * PLACEHOLDERS.length) / WASM_PAGE) + 1);
     this.exports = instantiate<HashExports>(module, { env: { memory: this.memory, classify } });
     this.units().write(PLACEHOLDERS, 0, 'utf16le');

@@ -163,16 +163,18 @@ interface ScoreExports {
   score(n: number, offsets: number, first: number, indices: number, values: number, weights: number, S: number, biases: number, z: number, out: number): void;
 }
 
-let compiled: object | null = null;
-
 /** This thread's scorer of each members object (a worker receives its members once). */
 const scorers = new WeakMap<LinearMembers, WasmScorer>();
+
+/** The scoring kernel, compiled (once per thread; see compileKernel). */
+export function scoringKernel(): object {
+  return compileKernel(new URL('./linearScore.wasm', import.meta.url), 'scoring');
+}
 
 function wasmScorer(members: LinearMembers): WasmScorer {
   let s = scorers.get(members);
   if (!s) {
-    compiled ??= compileKernel(new URL('./linearScore.wasm', import.meta.url), 'scoring');
-    s = new WasmScorer(members, compiled);
+    s = new WasmScorer(members, scoringKernel());
     scorers.set(members, s);
   }
   return s;

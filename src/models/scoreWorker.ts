@@ -6,13 +6,16 @@ import { workerData } from 'node:worker_threads';
 import { answerRequests } from '../util/workerPool.js';
 import { forEachFeatureBatch, type FeatureConfig } from '../features/hashing.js';
 import { scoreLinearInto, type LinearMembers } from './linearScore.js';
+import { adoptKernels, type CompiledKernels } from '../util/wasm.js';
 
-export type ScoreInit = { features: FeatureConfig; members: LinearMembers };
+/** `kernels`: the parent's compiled kernels, whose code this thread shares instead of compiling its own. */
+export type ScoreInit = { features: FeatureConfig; members: LinearMembers; kernels: CompiledKernels };
 export type ScoreRequest = { id: number; texts: string[] };
 /** probs[m·n + r]: member m's probability for row r. */
 export type ScoreReply = { id: number; probs: Float32Array };
 
-const { features, members } = workerData as ScoreInit;
+const { features, members, kernels } = workerData as ScoreInit;
+adoptKernels(kernels);
 
 answerRequests<ScoreRequest, ScoreReply>((msg) => {
   const n = msg.texts.length;
