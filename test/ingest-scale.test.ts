@@ -8,6 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { parse as parseCsvSync } from 'csv-parse/sync';
 import { readCsvRecordBatches } from '../src/data/csvReader.js';
 import { readRecordBatches } from '../src/data/readers.js';
 import { readRowsFile, sliceHashes } from '../src/data/shardFile.js';
@@ -43,6 +44,48 @@ describe('CSV parsed on a worker thread', () => {
     const offThread = await collect(readRecordBatches(file, 'csv'));
     assert.ok(here.length > 8000 && here.some((r) => r.error !== undefined));
     assert.deepEqual(offThread, here);
+  });
+
+  it("parses every row as csv-parse's columns option did (the reader takes arrays and builds the fields itself)", async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'random.csv');
+    // Pieces that make quoted fields, stray quotes, short and long rows, CR LF, a repeated column name.
+    const piece = fc.constantFrom('a', 'b c', ',', '"', '""', '\n', '\r\n', 'é', '', '__proto__', ' x ');
+    await fc.assert(
+      fc.asyncProperty(fc.array(piece, { maxLength: 80 }), async (parts) => {
+        const text = 'id, text ,id\n' + parts.join('');
+        await writeFile(file, text);
+        const got = await collect(readCsvRecordBatches(file));
+        // The reference: csv-parse itself with a columns function, skipping rows with errors.
+        let skippedRows = 0;
+        const want = parseCsvSync(text, {
+          columns: (h: string[]) => h.map((x) => x.trim()),
+          bom: true,
+          skip_empty_lines: true,
+          record_delimiter: ['\r\n', '\n'],
+          skip_records_with_error: true,
+          on_skip: () => void (skippedRows += 1),
+        }) as Record<string, string>[];
+        assert.deepEqual(
+          got.filter((r) => r.error === undefined).map((r) => r.fields),
+          want.map((r) => ({ ...r })),
+          JSON.stringify(text),
+        );
+        assert.ok(got.filter((r) => r.error !== undefined).length <= skippedRows, JSON.stringify(text));
+        assert.deepEqual(got.map((r) => r.row), got.map((_, i) => i + 1), 'rows numbered 1.. in file order');
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a header that does not parse is refused with one line naming it, even with --skip-invalid', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'header.csv');
+    await writeFile(file, 'id,te"xt,label\n1,hello there,0\n2,you idiot,1\n3,fine,0\n');
+    const r = await runCli(['ingest', file, '--workdir', path.join(dir, 'w'), '--skip-invalid']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /header\.csv: the header \(line 1\) does not parse as CSV \(Invalid Opening Quote: a quote is found on field 1, value is "te"\); the first line must name the columns/);
   });
 
   it('stops the worker when the consumer stops early, and the process can exit', async () => {

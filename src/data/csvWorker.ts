@@ -1,7 +1,7 @@
 /** Worker-thread entry point of readCsvOffThread: runs the CSV reader and posts its records in batches. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SisaError } from '../util/errors.js';
-import { readCsvRecordBatches } from './csvReader.js';
+import { readCsvRows } from './csvReader.js';
 import { CSV_AHEAD, CSV_BATCH, type CsvBatch, type CsvWorkerMessage } from './csvThread.js';
 
 const port = parentPort!;
@@ -34,20 +34,20 @@ async function run(file: string): Promise<void> {
     while (ahead >= CSV_AHEAD) await new Promise<void>((resolve) => (resume = resolve));
     resume = null;
   };
-  for await (const ready of readCsvRecordBatches(file))
-    for (const rec of ready) {
+  for await (const ready of readCsvRows(file)) {
+    names ??= ready.columns?.names ?? null;
+    for (const rec of ready.rows) {
       rows.push(rec.row);
-      lines.push(rec.line ?? 0);
+      lines.push(rec.line);
       if (rec.error !== undefined) {
         errors.push(rec.error);
       } else {
-        // csv-parse gives every record the header's keys, in the header's order.
-        names ??= Object.keys(rec.fields);
-        for (const n of names) values.push(rec.fields[n] as string);
+        for (const v of rec.values) values.push(v);
         errors.push(null);
       }
       if (rows.length >= CSV_BATCH) await flush();
     }
+  }
   await flush();
 }
 
