@@ -86,6 +86,11 @@ describe('CSV parsed on a worker thread', () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /header\.csv: the header \(line 1\) does not parse as CSV \(Invalid Opening Quote: a quote is found on field 1, value is "te"\); the first line must name the columns/);
+    // A quote opened in the header and never closed: csv-parse finds it at the end of the file.
+    await writeFile(file, '"id,text,label\n1,hello there,0\n2,you idiot,1\n');
+    const open = await runCli(['ingest', file, '--workdir', path.join(dir, 'w2')]);
+    assert.equal(open.code, 1);
+    assert.match(open.stderr, /header\.csv: the header does not parse as CSV \(a quoted field that starts in it is never closed\); the first line must name the columns/);
   });
 
   it('stops the worker when the consumer stops early, and the process can exit', async () => {

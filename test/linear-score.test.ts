@@ -276,6 +276,21 @@ describe('scoring kernels', () => {
     assert.equal(shares.own + shares.workers, texts.length);
   });
 
+  it('a worker that has answered before (a resident pool) gets full batches from the first request', async () => {
+    const members = newLinearMembers(DEFAULT_FEATURES.buckets, 2);
+    const texts = Array.from({ length: 12000 }, (_, i) => `row ${i} with words w${i % 97}`);
+    const want = scoreLinear(members, hashTexts(texts, DEFAULT_FEATURES), texts.length);
+    const pool = new ScorePool(DEFAULT_FEATURES, members, 1);
+    const sizes: number[] = [];
+    const started: BatchScorer = { threads: pool.threads, answered: () => true, scoreOn: (index, batch) => (sizes.push(batch.length), pool.scoreOn(index, batch)) };
+    try {
+      assertSameProbs(await scoreOnThreads(started, members, DEFAULT_FEATURES, texts, 4096), want, 'this thread and a started worker');
+    } finally {
+      await pool.close();
+    }
+    assert.ok(sizes.length >= 2 && sizes[0]! > 256 && sizes[1]! > 256, `batches handed to a started worker: ${sizes.join(', ')}`);
+  });
+
   it("a worker's failure ends the prediction with the worker's error, and this thread stops scoring", async () => {
     const members = newLinearMembers(DEFAULT_FEATURES.buckets, 2);
     const failing = new RequestPool<Omit<FailRequest, 'id'>, FailReply>(new URL('./fixtures/failingWorker.js', import.meta.url), 2);

@@ -145,7 +145,12 @@ export async function* readCsvRows(file: string): AsyncGenerator<{ columns: CsvC
       // A header that does not parse names no columns: the file is refused, whatever --skip-invalid says.
       // (With csv-parse's columns option it became row 1's error, its fields the names all the same, and
       // the first data row after it was dropped without a word.)
-      if (columns === null) throw inputError(`${file}: the header (line ${err.lines ?? 1}) does not parse as CSV (${err.message.replace(/,? (at|on) line \d+/, '')}); the first line must name the columns`);
+      if (columns === null) {
+        // An unclosed quote is found at the end of the file, whose line csv-parse then gives.
+        const where = err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'the header' : `the header (line ${err.lines ?? 1})`;
+        const reason = err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'a quoted field that starts in it is never closed' : err.message.replace(/,? (at|on) line \d+/, '');
+        throw inputError(`${file}: ${where} does not parse as CSV (${reason}); the first line must name the columns`);
+      }
       failedRecord = record;
       dataRows += 1;
       const reason = asWithColumns(err, (columns as CsvColumns).header).replace(/,? (at|on) line \d+/, '');

@@ -16,6 +16,8 @@ export interface BatchScorer {
   readonly threads: number;
   /** Member probabilities of a batch, probs[m·n + r], computed on worker `index` (0 ≤ index < threads). */
   scoreOn(index: number, texts: string[]): Promise<Float32Array>;
+  /** Whether worker `index` has answered a request before (it has started); absent: taken as not. */
+  answered?(index: number): boolean;
 }
 
 export class ScorePool extends PooledWorkers<Omit<ScoreRequest, 'id'>, ScoreReply> implements BatchScorer {
@@ -35,8 +37,17 @@ export class ScorePool extends PooledWorkers<Omit<ScoreRequest, 'id'>, ScoreRepl
 
   /** Member probabilities of a batch, probs[m·n + r], computed on worker `index` (0 ≤ index < threads). */
   async scoreOn(index: number, texts: string[]): Promise<Float32Array> {
-    return (await this.pool.requestOn(index, { texts })).probs;
+    const { probs } = await this.pool.requestOn(index, { texts });
+    this.started[index] = true;
+    return probs;
   }
+
+  /** Whether worker `index` has answered a request before. */
+  answered(index: number): boolean {
+    return this.started[index] === true;
+  }
+
+  private readonly started: boolean[] = [];
 
   /** Stops the workers, and frees the scoring regions of any that was stopped in the middle of a batch. */
   override async close(): Promise<void> {
@@ -74,7 +85,7 @@ export interface ThreadShares {
  * close together.
  *
  * A worker's first request is one small batch, and its second goes out only once that one is answered;
- * then its batches double up to `batch`. A worker that is still starting (or whose kernels are still
+ * then its batches double up to `batch` (a worker that answered in an earlier call gets full batches). A worker that is still starting (or whose kernels are still
  * cold) would otherwise hold two full batches that this thread, already running, could have scored: in a
  * one-call prediction of Davidson's 24,783 texts the worker took 8,192 rows before it had started, and
  * this thread, done with the rest, waited for them (the call took as long as on one thread).
@@ -108,7 +119,9 @@ export async function scoreOnThreads(
     return { at, k: cursor - at };
   };
   // Per worker: its batch size, doubled at each reply, and its first reply (which lets its second lane start).
-  const size = Array.from({ length: pool.threads }, () => MIN_BATCH);
+  // A worker that has answered before (a resident pool's, from an earlier call) is started: full batches.
+  const warm = Array.from({ length: pool.threads }, (_, w) => pool.answered?.(w) === true);
+  const size = warm.map((started) => (started ? batch : MIN_BATCH));
   const answered = Array.from({ length: pool.threads }, () => {
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
@@ -116,7 +129,7 @@ export async function scoreOnThreads(
   });
   const lane = async (worker: number, second: boolean) => {
     try {
-      if (second) await answered[worker]!.promise;
+      if (second && !warm[worker]) await answered[worker]!.promise;
       for (;;) {
         if (failed) return; // another thread failed: the prediction is over
         const { at, k } = take(Math.min(batch, size[worker]!));
