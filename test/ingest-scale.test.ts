@@ -93,6 +93,17 @@ describe('CSV parsed on a worker thread', () => {
     assert.match(open.stderr, /header\.csv: the header does not parse as CSV \(a quoted field that starts in it is never closed\); the first line must name the columns/);
   });
 
+  it('keeps a column named __proto__ on the worker thread too, as an own field', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'proto.csv');
+    await writeFile(file, 'id,__proto__,text\n1,x,hello\n2,y,world\n');
+    const here = await collect(readCsvRecordBatches(file));
+    const offThread = await collect(readRecordBatches(file, 'csv'));
+    assert.equal(Object.getOwnPropertyDescriptor(here[0]!.fields, '__proto__')?.value, 'x');
+    assert.deepEqual(offThread.map((r) => Object.getOwnPropertyDescriptor(r.fields, '__proto__')?.value), ['x', 'y']);
+    assert.deepEqual(offThread, here);
+  });
+
   it('stops the worker when the consumer stops early, and the process can exit', async () => {
     const dir = await tempDir();
     const corpus = await makeCorpus(dir, { rows: 20000 });

@@ -59,6 +59,9 @@ export async function* readCsvOffThread(file: string): AsyncGenerator<RawRecord[
       worker.postMessage({ type: 'ack' } satisfies CsvWorkerAck);
       const { names, rows, lines, values, errors } = m;
       const width = names.length;
+      // A column named __proto__ would set the object's prototype by assignment (and a string is ignored
+      // there): then every field is defined as an own property, as the reader on the calling thread does.
+      const define = names.includes('__proto__');
       let at = 0;
       const records: RawRecord[] = new Array(rows.length);
       for (let i = 0; i < rows.length; i++) {
@@ -68,7 +71,8 @@ export async function* readCsvOffThread(file: string): AsyncGenerator<RawRecord[
           continue;
         }
         const fields: Record<string, unknown> = {};
-        for (let c = 0; c < width; c++) fields[names[c]!] = values[at++];
+        if (define) for (let c = 0; c < width; c++) Object.defineProperty(fields, names[c]!, { value: values[at++], enumerable: true, writable: true, configurable: true });
+        else for (let c = 0; c < width; c++) fields[names[c]!] = values[at++];
         records[i] = { row: rows[i]!, line: lines[i]!, fields };
       }
       yield records;
