@@ -6,7 +6,7 @@
 export { ingest, type IngestOptions, type IngestResult } from './app/ingest.js';
 export { train, type TrainOptions, type TrainResult } from './app/train.js';
 export { deleteRecords, planDeletion, type DeleteOptions, type DeleteResult, type DeletionPlan } from './app/delete.js';
-export { serve, type ServeOptions, type DeletionService, type DeleteRequest } from './app/serve.js';
+export { serve, type ServeOptions, type DeletionService, type DeleteRequest, type PredictRequest, type PredictResponse } from './app/serve.js';
 export { deleteViaService } from './app/deleteClient.js';
 export { evaluate, type EvaluateOptions, type EvaluateResult } from './app/evaluate.js';
 export { predictFile, type PredictOptions, type Prediction, type FairPrediction } from './app/predictFile.js';

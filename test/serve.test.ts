@@ -12,6 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cliJson, makeCorpus, readState, repoRoot, runCli, sisaBin, snapshot, tempDir } from './helpers.js';
+import { readRowsFile } from '../src/data/shardFile.js';
 
 interface Service {
   url: string;
@@ -241,5 +242,97 @@ describe('sisa serve: refused at start', () => {
     const port = await runCli(['serve', '--workdir', ws, '--port', '70000']);
     assert.equal(port.code, 2);
     assert.match(port.stderr, /--port must be a whole number in 0\.\.65535, got 70000/);
+  });
+});
+
+describe('sisa serve: predictions from a resident process', () => {
+  let dir: string;
+  let ws: string;
+  let service: Service;
+  let texts: string[];
+  let ids: string[];
+  let file: string;
+
+  /** What a one-shot `sisa predict` says for the same texts, now. */
+  async function oneShot(aggregate = 'vote'): Promise<{ scores: number[]; labels: number[] }> {
+    const r = await cliJson<{ predictions: { score: number; label: number }[] }>(['predict', file, '--workdir', ws, '--aggregate', aggregate, '--quiet']);
+    return { scores: r.predictions.map((p) => p.score), labels: r.predictions.map((p) => p.label) };
+  }
+
+  async function committedModels() {
+    return (await readState(ws)).models.map((m: any) => ({ shard: m.shard, version: m.version, modelHash: m.modelHash }));
+  }
+
+  before(async () => {
+    dir = await tempDir();
+    const corpus = await makeCorpus(dir, { rows: 1500, seed: 8 });
+    ws = path.join(dir, 'ws');
+    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '3', '--slices', '3', '--test', '0.2', '--seed', '8', '--quiet']);
+    await cliJson(['train', '--workdir', ws, '--epochs', '2', '--quiet']);
+    const lines = (await fsp.readFile(corpus, 'utf8')).trim().split('\n').slice(1);
+    // Training rows (the held-out splits' rows retrain nothing), from the shard files.
+    ids = [];
+    for (const shard of (await readState(ws)).shards) ids.push(...(await readRowsFile(path.join(ws, 'shards', shard.file), undefined, { skipFeatures: true })).ids);
+    // More texts than two batches of 4,096, so that the service predicts on its worker threads too; each
+    // made distinct by a number, so that a row scored at another row's place shows.
+    const base = lines.map((l) => l.slice(l.indexOf(',') + 1, l.lastIndexOf(',')).replace(/"/g, ''));
+    texts = Array.from({ length: 9000 }, (_, i) => `${base[i % base.length]} n${i}`);
+    file = path.join(dir, 'texts.csv');
+    await fsp.writeFile(file, 'id,text\n' + texts.map((t, i) => `p${i},"${t}"`).join('\n') + '\n');
+    service = await startService(ws);
+  });
+  after(async () => {
+    if (service.child.exitCode === null) service.child.kill('SIGKILL');
+  });
+
+  it("answers sisa predict's scores and labels, bit for bit, and names the models that gave them", async () => {
+    const served = await post(`${service.url}/predict`, JSON.stringify({ texts }));
+    assert.equal(served.status, 200, JSON.stringify(served.json).slice(0, 300));
+    const want = await oneShot();
+    assert.equal(served.json.aggregate, 'vote');
+    assert.deepEqual(served.json.scores, want.scores);
+    assert.deepEqual(served.json.labels, want.labels);
+    assert.deepEqual(served.json.models, await committedModels());
+    const mean = await post(`${service.url}/predict`, JSON.stringify({ texts, aggregate: 'mean' }));
+    const wantMean = await oneShot('mean');
+    assert.deepEqual(mean.json.scores, wantMean.scores);
+    assert.deepEqual(mean.json.labels, wantMean.labels);
+  });
+
+  it('after a deletion, through the service or by another process, predicts with the models it committed', async () => {
+    const before = (await post(`${service.url}/predict`, JSON.stringify({ texts }))).json;
+    // Through the service; the prediction sent while it runs waits for its commit.
+    const [deleted, during] = await Promise.all([
+      post(`${service.url}/delete`, JSON.stringify({ ids: [ids[0]] })),
+      new Promise((r) => setTimeout(r, 150)).then(() => post(`${service.url}/predict`, JSON.stringify({ texts }))),
+    ]);
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.json));
+    const afterService = await committedModels();
+    assert.notDeepEqual(afterService, before.models, 'the deletion retrained a model');
+    assert.deepEqual(during.json.models, afterService, 'the prediction sent after the deletion used its models');
+    assert.deepEqual(during.json.scores, (await oneShot()).scores);
+    // By a one-shot sisa delete, which the service learns of from the manifest.
+    await cliJson(['delete', '--id', ids.at(-1)!, '--workdir', ws, '--quiet']);
+    const afterCli = await committedModels();
+    const next = await post(`${service.url}/predict`, JSON.stringify({ texts }));
+    assert.deepEqual(next.json.models, afterCli);
+    assert.notDeepEqual(afterCli, afterService);
+    const want = await oneShot();
+    assert.deepEqual(next.json.scores, want.scores);
+    assert.deepEqual(next.json.labels, want.labels);
+  });
+
+  it('refuses malformed requests with a reason, and never writes a text to its log', async () => {
+    assert.deepEqual(await post(`${service.url}/predict`, '{"texts": []}'), { status: 400, json: { error: { code: 'USAGE', message: "field 'texts' must be a non-empty array of strings" } } });
+    assert.equal((await post(`${service.url}/predict`, '{"texts": ["a", 3]}')).json.error.message, "field 'texts': item 1 is not a string");
+    assert.equal((await post(`${service.url}/predict`, '{"texts": ["a"], "aggregate": "max"}')).json.error.message, "field 'aggregate' must be 'vote' or 'mean'");
+    assert.equal((await post(`${service.url}/predict`, '{"texts": ["a"], "fair": "ensemble"}')).json.error.message, "unknown field 'fair' (allowed: texts, aggregate)");
+    const res = await fetch(`${service.url}/predict`, { method: 'POST', body: '{"texts": ["a"]}', headers: { 'content-type': 'text/plain' } });
+    assert.equal(res.status, 415);
+    const secret = 'a very particular text zq9x';
+    assert.equal((await post(`${service.url}/predict`, JSON.stringify({ texts: [secret] }))).status, 200);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.match(service.stderr(), /POST \/predict 200 1 text\(s\) scored/);
+    assert.ok(!service.stderr().includes('zq9x'), 'a text reached the log');
   });
 });

@@ -1,5 +1,5 @@
 /**
- * `sisa serve`: a resident deletion service for one workspace, over HTTP.
+ * `sisa serve`: a resident deletion and prediction service for one workspace, over HTTP.
  *
  * A one-shot `sisa delete` pays Node's start, its module loading and cold code on every request: about
  * 0.3 s of a 0.6 s Davidson deletion. A service that honours deletion requests all day pays them once.
@@ -9,7 +9,17 @@
  *
  *   POST /delete   {"ids": ["1234", …], "strict"?: bool, "hashIds"?: bool, "fullRetrain"?: bool, "workdir"?: path}
  *                  → 200 and the DeleteResult as JSON, or an error status and {"error": {"code", "message"}}
+ *   POST /predict  {"texts": ["…", …], "aggregate"?: "vote" | "mean"}
+ *                  → 200 {"aggregate", "scores", "labels", "models": [{"shard", "version", "modelHash"}]}:
+ *                  sisa predict's scores and labels for the texts, and the models that gave them
  *   GET  /health   → 200 {"workdir", "pid", "version"}
+ *
+ * Predictions keep their worker threads and the models' weights from one request to the next (the
+ * library's Predictor): a one-shot `sisa predict` starts Node, loads the models and starts a worker for
+ * every file. Before scoring, a request checks the committed models (the manifest) and loads them again
+ * when they changed: a deletion through this service, or any other sisa process's commit. That check takes
+ * its turn with the deletions: a prediction asked for after a deletion was accepted is scored by the
+ * models the deletion committed, never by the ones it replaced.
  *
  * `workdir`, when sent, must be the served workspace (a client that meant another one is refused, not
  * served the wrong one). The server never logs ids: they are the personal data being forgotten.
@@ -17,13 +27,15 @@
  * Deletions cannot be undone, so requests a web page could make are refused: POST /delete needs
  * `content-type: application/json` (which a browser does not send cross-site without a preflight, which
  * this service never answers), a request with an `Origin` header is refused, and on a loopback address the
- * `Host` header must name loopback (a DNS-rebound name does not).
+ * `Host` header must name loopback (a DNS-rebound name does not). The same holds for POST /predict. Neither
+ * ids nor texts are ever logged.
  */
 import http from 'node:http';
 import { readFile, realpath } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { deleteRecords, type DeleteResult } from './delete.js';
-import { loadState, requireTrained } from '../state/manifest.js';
+import { loadEnsemble, Predictor, type Aggregate } from '../models/ensemble.js';
+import { loadState, requireTrained, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { errorMessage, SisaError, systemErrorMessage, usageError, type ErrorCode } from '../util/errors.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
@@ -65,7 +77,38 @@ export interface DeleteRequest {
   workdir?: string;
 }
 
-/** The most bytes a request body may have (an ids list of a few hundred thousand ids). */
+/** What a client sends to POST /predict. */
+export interface PredictRequest {
+  texts: string[];
+  /** 'vote' (majority of the shard models, ties toxic; default) or 'mean' probability, as sisa predict. */
+  aggregate?: Aggregate;
+}
+
+/** What POST /predict answers: row i's score and label, and the models that scored them. */
+export interface PredictResponse {
+  aggregate: Aggregate;
+  scores: number[];
+  labels: number[];
+  models: { shard: number; version: number; modelHash: string }[];
+}
+
+/** The models a service predicts with, its worker threads, and the calls running on them. */
+interface Scoring {
+  /** The committed models it was loaded from (see modelsKey). */
+  key: string;
+  predictor: Predictor;
+  models: PredictResponse['models'];
+  calls: number;
+  /** Replaced by newer models: closed when its last call ends. */
+  retired: boolean;
+}
+
+/** What identifies the models a workspace predicts with: each shard's model hash and the features. */
+function modelsKey(state: State): string {
+  return JSON.stringify([state.config.features, state.models.map((m) => [m.shard, m.version, m.modelHash])]);
+}
+
+/** The most bytes a request body may have (a few hundred thousand ids, or tens of thousands of texts). */
 const MAX_BODY = 16 * 2 ** 20;
 
 /** HTTP status for each error code: the client's fault (400), the workspace's state (409), the server's (500). */
@@ -99,7 +142,7 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
   let chain: Promise<unknown> = Promise.resolve();
   // Set by close(): requests not started yet are refused, and every response closes its connection.
   let closing = false;
-  const stopping = () => new HttpError(503, 'STATE', 'the service is stopping; nothing was deleted for this request; send it to a running service');
+  const stopping = () => new HttpError(503, 'STATE', 'the service is stopping; this request was not carried out (nothing was deleted for it); send it to a running service');
   const inOrder = <T>(work: () => Promise<T>): Promise<T> => {
     const guarded = () => {
       if (closing) throw stopping();
@@ -109,6 +152,46 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
     chain = run.catch(() => undefined);
     return run;
   };
+  // The models predictions use; checked against the manifest in turn with the deletions (see the top).
+  let scoring: Scoring | null = null;
+  const retire = (s: Scoring) => {
+    s.retired = true;
+    if (s.calls === 0) void s.predictor.close();
+  };
+  const currentScoring = () =>
+    inOrder(async () => {
+      for (let attempt = 1; ; attempt++) {
+        const state = await loadState(ws);
+        requireTrained(state);
+        const key = modelsKey(state);
+        if (scoring?.key === key) return scoring;
+        try {
+          const ens = await loadEnsemble(ws, state);
+          const next: Scoring = { key, predictor: new Predictor(ens), models: state.models.map((m) => ({ shard: m.shard, version: m.version, modelHash: m.modelHash })), calls: 0, retired: false };
+          if (scoring) retire(scoring);
+          scoring = next;
+          return next;
+        } catch (err) {
+          // Another process may have committed new models (and collected the old ones' checkpoints) between
+          // the manifest read and the models' load: read it again.
+          if (attempt < 3 && modelsKey(await loadState(ws)) !== key) continue;
+          throw err;
+        }
+      }
+    });
+  const predict = async (request: PredictRequest): Promise<PredictResponse> => {
+    const s = await currentScoring();
+    s.calls++;
+    try {
+      const how = request.aggregate ?? 'vote';
+      const r = await s.predictor.predict(request.texts, how);
+      return { aggregate: how, scores: Array.from(r.score), labels: Array.from(r.label), models: s.models };
+    } finally {
+      s.calls--;
+      if (s.retired && s.calls === 0) void s.predictor.close();
+    }
+  };
+
   const host = o.host ?? '127.0.0.1';
   const listenHost = host.replace(/^\[(.*)\]$/, '$1'); // [::1] as in a URL is ::1 to listen on
   const loopbackOnly = LOOPBACK_HOSTS.has(host);
@@ -152,9 +235,13 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
     if (req.headers.origin !== undefined) throw new HttpError(403, 'USAGE', 'requests from web pages (with an Origin header) are refused: a deletion cannot be undone');
     if (loopbackOnly && !LOOPBACK_HOSTS.has(hostName(req.headers.host))) throw new HttpError(403, 'USAGE', `Host '${req.headers.host ?? ''}' is not this machine's loopback address`);
     if (route === 'GET /health') return { body: { workdir: served, pid: process.pid, version }, summary: 'ok' };
-    if (route !== 'POST /delete') throw new HttpError(404, 'USAGE', `no such endpoint: ${route} (this service answers ${KNOWN_ROUTES.join(' and ')})`);
+    if (route !== 'POST /delete' && route !== 'POST /predict') throw new HttpError(404, 'USAGE', `no such endpoint: ${route} (this service answers ${KNOWN_ROUTES.join(', ')})`);
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') throw new HttpError(415, 'USAGE', `POST /delete needs content-type: application/json, got '${type || 'none'}'`);
+    if (type !== 'application/json') throw new HttpError(415, 'USAGE', `${route} needs content-type: application/json, got '${type || 'none'}'`);
+    if (route === 'POST /predict') {
+      const r = await predict(parsePredictRequest(await readBody(req)));
+      return { body: r, summary: `${r.scores.length} text(s) scored` };
+    }
     const request = parseDeleteRequest(await readBody(req));
     if (request.workdir !== undefined) {
       const asked = await realpath(request.workdir).catch(() => request.workdir!);
@@ -187,6 +274,7 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
       server.closeIdleConnections();
       // The request in progress finishes and is answered (with connection: close); queued ones are refused.
       await chain;
+      if (scoring) retire(scoring); // its workers stop once the predictions in progress are answered
       // Answers go out at once; a client that stalls (stops reading, or never sends its body) is not waited
       // for more than a few seconds: its connection is closed with the rest.
       let timer: NodeJS.Timeout | undefined;
@@ -198,7 +286,7 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
   };
 }
 
-const KNOWN_ROUTES = ['GET /health', 'POST /delete'];
+const KNOWN_ROUTES = ['GET /health', 'POST /delete', 'POST /predict'];
 
 /** How long close() waits for answers still being sent before it closes their connections. */
 const CLOSE_GRACE_MS = 5000;
@@ -224,7 +312,7 @@ async function readBody(req: http.IncomingMessage): Promise<string> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new HttpError(413, 'USAGE', `request body over ${MAX_BODY / 2 ** 20} MiB; send the ids in several requests`);
+    if (size > MAX_BODY) throw new HttpError(413, 'USAGE', `request body over ${MAX_BODY / 2 ** 20} MiB; split it into several requests`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -249,6 +337,26 @@ export function parseDeleteRequest(text: string): DeleteRequest {
     if (b[k] !== undefined && typeof b[k] !== 'boolean') throw new HttpError(400, 'USAGE', `field '${k}' must be true or false`);
   if (b.workdir !== undefined && typeof b.workdir !== 'string') throw new HttpError(400, 'USAGE', "field 'workdir' must be a string");
   return b as unknown as DeleteRequest;
+}
+
+/** Checks a POST /predict body: one-line errors naming the field. */
+export function parsePredictRequest(text: string): PredictRequest {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw new HttpError(400, 'USAGE', `request body is not JSON (${errorMessage(err)}); send {"texts": ["…"]}`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'USAGE', 'request body must be a JSON object: {"texts": ["…"]}');
+  const b = body as Record<string, unknown>;
+  const allowed = ['texts', 'aggregate'];
+  const unknown = Object.keys(b).filter((k) => !allowed.includes(k));
+  if (unknown.length) throw new HttpError(400, 'USAGE', `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (allowed: ${allowed.join(', ')})`);
+  if (!Array.isArray(b.texts) || b.texts.length === 0) throw new HttpError(400, 'USAGE', "field 'texts' must be a non-empty array of strings");
+  const bad = b.texts.findIndex((x) => typeof x !== 'string');
+  if (bad >= 0) throw new HttpError(400, 'USAGE', `field 'texts': item ${bad} is not a string`);
+  if (b.aggregate !== undefined && b.aggregate !== 'vote' && b.aggregate !== 'mean') throw new HttpError(400, 'USAGE', "field 'aggregate' must be 'vote' or 'mean'");
+  return b as unknown as PredictRequest;
 }
 
 /** sisa's version, for /health. */

@@ -14,13 +14,13 @@ export function serveCommand(y: Argv): Argv {
         .option('json', { type: 'boolean', default: false, describe: 'Print {"url", "workdir"} as one JSON line when listening' })
         .option('quiet', { type: 'boolean', default: false, describe: 'No log line per request on stderr' })
         .example('$0 serve --workdir dv --port 7457', 'Serve deletions for dv at http://127.0.0.1:7457')
-        .example('$0 serve --workdir dv --json', 'Any free port; prints {"url", "workdir"} for a script, which then POSTs {"ids": [...]} to URL/delete'),
+        .example('$0 serve --workdir dv --json', 'Any free port; prints {"url", "workdir"} for a script, which then POSTs {"ids": [...]} to URL/delete or {"texts": [...]} to URL/predict'),
     async (a) => {
       const { serve } = await import('../../app/serve.js');
       const service = await serve({ workdir: a.workdir, host: a.host, port: a.port, onRequest: (line) => note(a, `[${new Date().toISOString()}] ${line}`) });
       // The first line on stdout is where to send requests; scripts read it (with --port 0, it is the only way to know).
       if (a.json) process.stdout.write(JSON.stringify({ url: service.url, workdir: service.workdir }) + '\n');
-      else emit(a, null, () => `${service.url} serving deletions for ${service.workdir} (POST /delete, GET /health; Ctrl-C stops)`);
+      else emit(a, null, () => `${service.url} serving deletions and predictions for ${service.workdir} (POST /delete, POST /predict, GET /health; Ctrl-C stops)`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

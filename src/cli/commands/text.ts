@@ -11,7 +11,7 @@ export const COMMAND_TEXT = {
   delete: { command: 'delete', describe: 'Forget records exactly: retrain only the affected shards from the checkpoint before the affected slice' },
   fairness: { command: 'fairness <action>', describe: 'Fit the fairness post-processors on the calibration split (done automatically after train and delete)' },
   report: { command: 'report', describe: 'Fairness report: a verdict, group sizes, each FairSISA method against the plain ensemble, charts (JSON, Markdown, HTML)' },
-  serve: { command: 'serve', describe: "Serve deletion requests for a workspace over HTTP (POST /delete), from a resident process: no start-up cost per request" },
+  serve: { command: 'serve', describe: "Serve deletions (POST /delete) and predictions (POST /predict) for a workspace over HTTP, from a resident process: no start-up cost per request" },
   worker: { command: 'worker', describe: 'Process shard jobs from a BullMQ queue (on any machine that sees the workspaces at the same path, or, with --cache, that reaches their object store)' },
   recover: { command: 'recover', describe: 'Finish or roll back an operation that was interrupted (kill -9, power loss, full disk)' },
   verify: { command: 'verify', describe: 'Check hashes, receipts, that no deleted id remains anywhere and that every model excludes them; --deep retrains and compares' },
