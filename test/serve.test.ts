@@ -252,6 +252,7 @@ describe('sisa serve: predictions from a resident process', () => {
   let texts: string[];
   let ids: string[];
   let file: string;
+  let pauses: string;
 
   /** What a one-shot `sisa predict` says for the same texts, now. */
   async function oneShot(aggregate = 'vote'): Promise<{ scores: number[]; labels: number[] }> {
@@ -279,7 +280,10 @@ describe('sisa serve: predictions from a resident process', () => {
     texts = Array.from({ length: 9000 }, (_, i) => `${base[i % base.length]} n${i}`);
     file = path.join(dir, 'texts.csv');
     await fsp.writeFile(file, 'id,text\n' + texts.map((t, i) => `p${i},"${t}"`).join('\n') + '\n');
-    service = await startService(ws);
+    // The service's first deletion stops after its retrain, before its commit, until the test lets it go.
+    pauses = path.join(dir, 'pauses');
+    await fsp.mkdir(pauses);
+    service = await startService(ws, { SISA_PAUSE_AT: 'delete:retrained@1', SISA_PAUSE_DIR: pauses });
   });
   after(async () => {
     if (service.child.exitCode === null) service.child.kill('SIGKILL');
@@ -300,21 +304,33 @@ describe('sisa serve: predictions from a resident process', () => {
   });
 
   it('after a deletion, through the service or by another process, predicts with the models it committed', async () => {
-    const before = (await post(`${service.url}/predict`, JSON.stringify({ texts }))).json;
-    // Through the service; the prediction sent while it runs waits for its commit.
-    const [deleted, during] = await Promise.all([
-      post(`${service.url}/delete`, JSON.stringify({ ids: [ids[0]] })),
-      new Promise((r) => setTimeout(r, 150)).then(() => post(`${service.url}/predict`, JSON.stringify({ texts }))),
-    ]);
+    const before = await post(`${service.url}/predict`, JSON.stringify({ texts }));
+    assert.equal(before.status, 200, JSON.stringify(before.json).slice(0, 300));
+    assert.deepEqual(before.json.models, await committedModels());
+    // Through the service: the deletion is held after its retrain, before its commit; a prediction sent
+    // meanwhile is not answered until the deletion has committed, and then with the new models.
+    const deleting = post(`${service.url}/delete`, JSON.stringify({ ids: [ids[0]] }));
+    const paused = path.join(pauses, 'delete_retrained.paused');
+    for (let t = 0; t < 600 && !(await fsp.access(paused).then(() => true, () => false)); t++) await new Promise((r) => setTimeout(r, 50));
+    let answered = false;
+    const during = post(`${service.url}/predict`, JSON.stringify({ texts })).then((r) => ((answered = true), r));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(answered, false, 'a prediction was answered while a deletion sent before it had not committed');
+    assert.deepEqual(await committedModels(), before.json.models, 'nothing committed yet');
+    await fsp.writeFile(path.join(pauses, 'delete_retrained.go'), '');
+    const deleted = await deleting;
     assert.equal(deleted.status, 200, JSON.stringify(deleted.json));
     const afterService = await committedModels();
-    assert.notDeepEqual(afterService, before.models, 'the deletion retrained a model');
-    assert.deepEqual(during.json.models, afterService, 'the prediction sent after the deletion used its models');
-    assert.deepEqual(during.json.scores, (await oneShot()).scores);
+    assert.notDeepEqual(afterService, before.json.models, 'the deletion retrained a model');
+    const duringDeletion = await during;
+    assert.equal(duringDeletion.status, 200);
+    assert.deepEqual(duringDeletion.json.models, afterService, 'the prediction waited for the deletion and used its models');
+    assert.deepEqual(duringDeletion.json.scores, (await oneShot()).scores);
     // By a one-shot sisa delete, which the service learns of from the manifest.
     await cliJson(['delete', '--id', ids.at(-1)!, '--workdir', ws, '--quiet']);
     const afterCli = await committedModels();
     const next = await post(`${service.url}/predict`, JSON.stringify({ texts }));
+    assert.equal(next.status, 200);
     assert.deepEqual(next.json.models, afterCli);
     assert.notDeepEqual(afterCli, afterService);
     const want = await oneShot();
@@ -329,9 +345,11 @@ describe('sisa serve: predictions from a resident process', () => {
     assert.equal((await post(`${service.url}/predict`, '{"texts": ["a"], "fair": "ensemble"}')).json.error.message, "unknown field 'fair' (allowed: texts, aggregate)");
     const res = await fetch(`${service.url}/predict`, { method: 'POST', body: '{"texts": ["a"]}', headers: { 'content-type': 'text/plain' } });
     assert.equal(res.status, 415);
+    const fromPage = await fetch(`${service.url}/predict`, { method: 'POST', body: '{"texts": ["a"]}', headers: { 'content-type': 'application/json', origin: 'https://example.com' } });
+    assert.equal(fromPage.status, 403);
     const secret = 'a very particular text zq9x';
     assert.equal((await post(`${service.url}/predict`, JSON.stringify({ texts: [secret] }))).status, 200);
-    await new Promise((r) => setTimeout(r, 50));
+    for (let t = 0; t < 100 && !/POST \/predict 200 1 text\(s\) scored/.test(service.stderr()); t++) await new Promise((r) => setTimeout(r, 50));
     assert.match(service.stderr(), /POST \/predict 200 1 text\(s\) scored/);
     assert.ok(!service.stderr().includes('zq9x'), 'a text reached the log');
   });

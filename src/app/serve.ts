@@ -18,8 +18,8 @@
  * library's Predictor): a one-shot `sisa predict` starts Node, loads the models and starts a worker for
  * every file. Before scoring, a request checks the committed models (the manifest) and loads them again
  * when they changed: a deletion through this service, or any other sisa process's commit. That check takes
- * its turn with the deletions: a prediction asked for after a deletion was accepted is scored by the
- * models the deletion committed, never by the ones it replaced.
+ * its turn with the deletions: a prediction that arrives while a deletion is under way (or queued) waits
+ * for its commit and is scored by the models it committed, never by the ones it replaced.
  *
  * `workdir`, when sent, must be the served workspace (a client that meant another one is refused, not
  * served the wrong one). The server never logs ids: they are the personal data being forgotten.
@@ -174,7 +174,8 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
         } catch (err) {
           // Another process may have committed new models (and collected the old ones' checkpoints) between
           // the manifest read and the models' load: read it again.
-          if (attempt < 3 && modelsKey(await loadState(ws)) !== key) continue;
+          const now = await loadState(ws).catch(() => null);
+          if (attempt < 3 && now && modelsKey(now) !== key) continue;
           throw err;
         }
       }
@@ -232,7 +233,7 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
 
   const handle = async (req: http.IncomingMessage, route: string): Promise<{ body: unknown; summary: string }> => {
     if (closing) throw stopping();
-    if (req.headers.origin !== undefined) throw new HttpError(403, 'USAGE', 'requests from web pages (with an Origin header) are refused: a deletion cannot be undone');
+    if (req.headers.origin !== undefined) throw new HttpError(403, 'USAGE', 'requests from web pages (with an Origin header) are refused: this service deletes records, which cannot be undone');
     if (loopbackOnly && !LOOPBACK_HOSTS.has(hostName(req.headers.host))) throw new HttpError(403, 'USAGE', `Host '${req.headers.host ?? ''}' is not this machine's loopback address`);
     if (route === 'GET /health') return { body: { workdir: served, pid: process.pid, version }, summary: 'ok' };
     if (route !== 'POST /delete' && route !== 'POST /predict') throw new HttpError(404, 'USAGE', `no such endpoint: ${route} (this service answers ${KNOWN_ROUTES.join(', ')})`);
