@@ -319,19 +319,27 @@ async function readBody(req: http.IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Checks a POST /delete body: one-line errors naming the field. */
-export function parseDeleteRequest(text: string): DeleteRequest {
+/**
+ * A request body as a JSON object with only the `allowed` fields, or a one-line 400 naming what is wrong;
+ * `example` is the smallest body that would do, for the message.
+ */
+function jsonObjectBody(text: string, allowed: readonly string[], example: string): Record<string, unknown> {
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch (err) {
-    throw new HttpError(400, 'USAGE', `request body is not JSON (${errorMessage(err)}); send {"ids": ["…"]}`);
+    throw new HttpError(400, 'USAGE', `request body is not JSON (${errorMessage(err)}); send ${example}`);
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'USAGE', 'request body must be a JSON object: {"ids": ["…"]}');
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'USAGE', `request body must be a JSON object: ${example}`);
   const b = body as Record<string, unknown>;
-  const allowed = ['ids', 'strict', 'hashIds', 'fullRetrain', 'workdir'];
   const unknown = Object.keys(b).filter((k) => !allowed.includes(k));
   if (unknown.length) throw new HttpError(400, 'USAGE', `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (allowed: ${allowed.join(', ')})`);
+  return b;
+}
+
+/** Checks a POST /delete body: one-line errors naming the field. */
+export function parseDeleteRequest(text: string): DeleteRequest {
+  const b = jsonObjectBody(text, ['ids', 'strict', 'hashIds', 'fullRetrain', 'workdir'], '{"ids": ["…"]}');
   if (!Array.isArray(b.ids) || b.ids.length === 0 || !b.ids.every((x) => typeof x === 'string'))
     throw new HttpError(400, 'USAGE', "field 'ids' must be a non-empty array of strings");
   for (const k of ['strict', 'hashIds', 'fullRetrain'] as const)
@@ -342,17 +350,7 @@ export function parseDeleteRequest(text: string): DeleteRequest {
 
 /** Checks a POST /predict body: one-line errors naming the field. */
 export function parsePredictRequest(text: string): PredictRequest {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch (err) {
-    throw new HttpError(400, 'USAGE', `request body is not JSON (${errorMessage(err)}); send {"texts": ["…"]}`);
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'USAGE', 'request body must be a JSON object: {"texts": ["…"]}');
-  const b = body as Record<string, unknown>;
-  const allowed = ['texts', 'aggregate'];
-  const unknown = Object.keys(b).filter((k) => !allowed.includes(k));
-  if (unknown.length) throw new HttpError(400, 'USAGE', `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (allowed: ${allowed.join(', ')})`);
+  const b = jsonObjectBody(text, ['texts', 'aggregate'], '{"texts": ["…"]}');
   if (!Array.isArray(b.texts) || b.texts.length === 0) throw new HttpError(400, 'USAGE', "field 'texts' must be a non-empty array of strings");
   const bad = b.texts.findIndex((x) => typeof x !== 'string');
   if (bad >= 0) throw new HttpError(400, 'USAGE', `field 'texts': item ${bad} is not a string`);
