@@ -21,6 +21,9 @@ export interface BatchScorer {
 }
 
 export class ScorePool extends PooledWorkers<Omit<ScoreRequest, 'id'>, ScoreReply> implements BatchScorer {
+  /** Per worker: whether it has answered a request (it has started). */
+  private readonly started: boolean[] = [];
+
   /** `members` from newLinearMembers: its memory is shared with the workers, not copied to each. */
   constructor(
     features: FeatureConfig,
@@ -46,8 +49,6 @@ export class ScorePool extends PooledWorkers<Omit<ScoreRequest, 'id'>, ScoreRepl
   answered(index: number): boolean {
     return this.started[index] === true;
   }
-
-  private readonly started: boolean[] = [];
 
   /** Stops the workers, and frees the scoring regions of any that was stopped in the middle of a batch. */
   override async close(): Promise<void> {
@@ -85,10 +86,11 @@ export interface ThreadShares {
  * close together.
  *
  * A worker's first request is one small batch, and its second goes out only once that one is answered;
- * then its batches double up to `batch` (a worker that answered in an earlier call gets full batches). A worker that is still starting (or whose kernels are still
- * cold) would otherwise hold two full batches that this thread, already running, could have scored: in a
- * one-call prediction of Davidson's 24,783 texts the worker took 8,192 rows before it had started, and
- * this thread, done with the rest, waited for them (the call took as long as on one thread).
+ * then its batches double up to `batch` (a worker that answered in an earlier call gets full batches). A
+ * worker that is still starting (or whose kernels are still cold) would otherwise hold two full batches
+ * that this thread, already running, could have scored: in a one-call prediction of Davidson's 24,783
+ * texts the worker took 8,192 rows before it had started, and this thread, done with the rest, waited for
+ * them (the call took as long as on one thread).
  *
  * Why this thread scores too, with one worker fewer than the cores: it would otherwise sit idle while
  * the workers work, and a worker costs more than it adds at first: it takes tens of milliseconds to start
