@@ -44,6 +44,14 @@ async function post(url: string, body: string): Promise<{ status: number; json: 
   return { status: res.status, json: await res.json() };
 }
 
+/** A corpus of `rows` generated rows and a workspace trained on it (3 shards × 3 slices): the corpus file. */
+async function trainSmall(dir: string, workdir: string, rows: number, seed: number): Promise<string> {
+  const corpus = await makeCorpus(dir, { rows, seed });
+  await cliJson(['ingest', corpus, '--workdir', workdir, '--shards', '3', '--slices', '3', '--test', '0.2', '--seed', String(seed), '--quiet']);
+  await cliJson(['train', '--workdir', workdir, '--epochs', '2', '--quiet']);
+  return corpus;
+}
+
 /** The manifest's models and deletion log, without times: what a deletion commits. */
 async function committed(workdir: string) {
   const s = await readState(workdir);
@@ -62,10 +70,8 @@ describe('sisa serve: deletions from a resident process', () => {
 
   before(async () => {
     dir = await tempDir();
-    const corpus = await makeCorpus(dir, { rows: 1200, seed: 4 });
     served = path.join(dir, 'served');
-    await cliJson(['ingest', corpus, '--workdir', served, '--shards', '3', '--slices', '3', '--test', '0.2', '--seed', '4', '--quiet']);
-    await cliJson(['train', '--workdir', served, '--epochs', '2', '--quiet']);
+    const corpus = await trainSmall(dir, served, 1200, 4);
     // A twin of the workspace, for the same deletions in one-shot processes.
     local = path.join(dir, 'local');
     await fsp.cp(served, local, { recursive: true });
@@ -266,10 +272,8 @@ describe('sisa serve: predictions from a resident process', () => {
 
   before(async () => {
     dir = await tempDir();
-    const corpus = await makeCorpus(dir, { rows: 1500, seed: 8 });
     ws = path.join(dir, 'ws');
-    await cliJson(['ingest', corpus, '--workdir', ws, '--shards', '3', '--slices', '3', '--test', '0.2', '--seed', '8', '--quiet']);
-    await cliJson(['train', '--workdir', ws, '--epochs', '2', '--quiet']);
+    const corpus = await trainSmall(dir, ws, 1500, 8);
     const lines = (await fsp.readFile(corpus, 'utf8')).trim().split('\n').slice(1);
     // Training rows (the held-out splits' rows retrain nothing), from the shard files.
     ids = [];

@@ -154,9 +154,13 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
   };
   // The models predictions use; checked against the manifest in turn with the deletions (see the top).
   let scoring: Scoring | null = null;
+  // A retired scoring's workers stop when its last call ends (or at once, with none running).
+  const closeIfDone = (s: Scoring) => {
+    if (s.retired && s.calls === 0) void s.predictor.close();
+  };
   const retire = (s: Scoring) => {
     s.retired = true;
-    if (s.calls === 0) void s.predictor.close();
+    closeIfDone(s);
   };
   const currentScoring = () =>
     inOrder(async () => {
@@ -189,7 +193,7 @@ export async function serve(o: ServeOptions): Promise<DeletionService> {
       return { aggregate: how, scores: Array.from(r.score), labels: Array.from(r.label), models: s.models };
     } finally {
       s.calls--;
-      if (s.retired && s.calls === 0) void s.predictor.close();
+      closeIfDone(s);
     }
   };
 

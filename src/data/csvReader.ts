@@ -9,6 +9,7 @@ import { parse as parseCsv } from 'csv-parse';
 import { Transform, type Readable } from 'node:stream';
 import { inputError, errorMessage, SisaError } from '../util/errors.js';
 import type { RawRecord } from './readers.js';
+import { fieldsBuilder } from './fields.js';
 
 /**
  * Passes bytes through unchanged while checking they are valid UTF-8: Node would otherwise replace
@@ -104,16 +105,11 @@ function asWithColumns(err: Error & { code?: string }, header: readonly string[]
  * `readRecordBatches` runs it on a worker thread.
  */
 export async function* readCsvRecordBatches(file: string): AsyncGenerator<RawRecord[]> {
+  let build: ReturnType<typeof fieldsBuilder> | null = null;
   for await (const { columns, rows } of readCsvRows(file))
-    yield rows.map((r): RawRecord => {
-      if (r.error !== undefined) return { row: r.row, line: r.line, error: r.error };
-      // As csv-parse's own records with a `columns` option were: the header's names in order, a repeated
-      // name holding its last column's value, each an own property (a column named __proto__ included).
-      const fields: Record<string, unknown> = {};
-      for (let c = 0; c < columns!.names.length; c++)
-        Object.defineProperty(fields, columns!.names[c]!, { value: r.values[c], enumerable: true, writable: true, configurable: true });
-      return { row: r.row, line: r.line, fields };
-    });
+    // As csv-parse's own records with a `columns` option were: the header's names in order, a repeated
+    // name holding its last column's value (see CsvColumns), each an own property.
+    yield rows.map((r): RawRecord => (r.error !== undefined ? { row: r.row, line: r.line, error: r.error } : { row: r.row, line: r.line, fields: (build ??= fieldsBuilder(columns!.names))(r.values) }));
 }
 
 /**

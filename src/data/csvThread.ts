@@ -12,6 +12,7 @@
 import { Worker } from 'node:worker_threads';
 import { SisaError, type ErrorCode } from '../util/errors.js';
 import type { RawRecord } from './readers.js';
+import { fieldsBuilder } from './fields.js';
 
 /** One batch of records, in file order. Record i is an error when `errors[i]` is a string. */
 export interface CsvBatch {
@@ -59,9 +60,7 @@ export async function* readCsvOffThread(file: string): AsyncGenerator<RawRecord[
       worker.postMessage({ type: 'ack' } satisfies CsvWorkerAck);
       const { names, rows, lines, values, errors } = m;
       const width = names.length;
-      // A column named __proto__ would set the object's prototype by assignment (and a string is ignored
-      // there): then every field is defined as an own property, as the reader on the calling thread does.
-      const define = names.includes('__proto__');
+      const build = fieldsBuilder(names); // the fields as the reader on the calling thread builds them
       let at = 0;
       const records: RawRecord[] = new Array(rows.length);
       for (let i = 0; i < rows.length; i++) {
@@ -70,10 +69,8 @@ export async function* readCsvOffThread(file: string): AsyncGenerator<RawRecord[
           records[i] = { row: rows[i]!, line: lines[i]!, error };
           continue;
         }
-        const fields: Record<string, unknown> = {};
-        if (define) for (let c = 0; c < width; c++) Object.defineProperty(fields, names[c]!, { value: values[at++], enumerable: true, writable: true, configurable: true });
-        else for (let c = 0; c < width; c++) fields[names[c]!] = values[at++];
-        records[i] = { row: rows[i]!, line: lines[i]!, fields };
+        records[i] = { row: rows[i]!, line: lines[i]!, fields: build(values, at) };
+        at += width;
       }
       yield records;
     }

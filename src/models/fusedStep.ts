@@ -20,11 +20,9 @@ interface StepExports {
   step(s: number, end: number, lr: number, l2: number, adagrad: boolean): void;
 }
 
-let compiled: object | null = null;
-
-/** The compiled module, once per thread (a few KB: compiling it takes about a millisecond). */
+/** The compiled module, once per thread (see compileKernel; a few KB: compiling it takes about a millisecond). */
 function stepModule(): object {
-  return (compiled ??= compileKernel(new URL('./fusedStep.wasm', import.meta.url), 'training'));
+  return compileKernel(new URL('./fusedStep.wasm', import.meta.url), 'training');
 }
 
 export interface FusedStepInput {
