@@ -54,6 +54,12 @@ describe('sisa bench', () => {
     const predictVerdicts = (r.verdicts as { target: string }[]).filter((v) => v.target.startsWith('ensemble prediction ≥ 250k rows/s'));
     assert.equal(predictVerdicts.length, 2, 'one verdict for a one-shot call, one for a resident predictor');
     for (const k of ['featuriseRowsPerSecOneCore', 'scoreRowsPerSecOneCore', 'scoreRowsPerSecOneCoreS32']) assert.ok(r.predict[k] > 0, `predict.${k}`);
+    // `sisa predict` end to end on the input file (every row), and Node's own start beside the deletion's.
+    assert.deepEqual({ rows: r.predict.cli.rows, runs: r.predict.cli.runs }, { rows: 1500, runs: 1 });
+    assert.ok(r.predict.cli.seconds > 0);
+    assert.ok(r.unlearning.nodeStartSeconds > 0 && r.unlearning.nodeStartSeconds < r.unlearning.breakdown.processStartAndExit + 1, 'node -e 0 is timed');
+    if (process.env.NODE_EXTRA_CA_CERTS === undefined) assert.equal(r.unlearning.nodeStartWithoutExtraCaCertsSeconds, null);
+    else assert.ok(r.unlearning.nodeStartWithoutExtraCaCertsSeconds > 0);
     assert.ok(Array.isArray(r.verdicts) && r.verdicts.length >= 4);
     // The hidden-layer model is benched by default: it trains, is evaluated and deletes.
     assert.ok(r.hidden16.examplesPerSec > 0 && r.hidden16.deleteSeconds > 0 && r.hidden16.auc > 0);
@@ -75,5 +81,7 @@ describe('sisa bench', () => {
     const r = await runCli(['bench', '--synthetic', '800', '--shards', '2', '--slices', '1', '--repeat', '1', '--quiet', '--no-hidden-layer']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /sisa hidden 16: not run \(--no-hidden-layer\)/);
+    assert.match(r.stdout, /sisa predict on the input file, end to end \(start, models, reading, scoring, output\) at S = 2: \d+\.\d\d s for 800 rows = [\d,]+ rows\/s \(median of 1\)/);
+    assert.match(r.stdout, /of processStartAndExit, Node's own start and exit \(node -e 0, here\): \d\.\d{3} s/);
   });
 });

@@ -19,7 +19,7 @@ import { scoreLinearJs } from '../src/models/linearScore.js';
 import { loadState } from '../src/state/manifest.js';
 import { workspace } from '../src/state/workspace.js';
 import { referenceDecodeEntities, referenceHashText, referenceTokenize } from './featureReference.js';
-import { cliJson, makeCorpus, sharedData, tempDir } from './helpers.js';
+import { cliJson, makeCorpus, runCli, sharedData, tempDir } from './helpers.js';
 
 const CONFIGS: FeatureConfig[] = [
   DEFAULT_FEATURES,
@@ -208,17 +208,30 @@ describe('prediction on worker threads = prediction on this thread = the referen
         }
         assert.deepEqual(await predictor.threadIds(), [], 'close() stopped them');
         await assert.rejects(predictor.predict(texts), /this predictor is closed/);
-        // `sisa predict` on a file of these texts (hashed and scored on workers beyond 8,192 rows).
-        const file = path.join(dir, 'score.csv');
-        await fsp.writeFile(file, 'id,text\n' + texts.map((t, i) => `q${i},"${t.replaceAll('"', '""')}"`).join('\n') + '\n');
-        const cli = (await cliJson(['predict', file, '--workdir', ws, '--aggregate', 'mean'])) as { predictions: { id: string; score: number; label: number }[] };
-        const expected = aggregate(want, 'mean');
-        assert.equal(cli.predictions.length, texts.length);
-        cli.predictions.forEach((p, i) => {
-          assert.equal(p.id, `q${i}`);
-          assert.equal(p.score, expected.score[i], `row ${i}: score`);
-          assert.equal(p.label, expected.label[i], `row ${i}: label`);
-        });
+        // `sisa predict` on a file of these texts: a CSV file is scored on this thread batch by batch as its
+        // reader's thread parses it (five batches of 2,048 rows), JSON Lines on all cores once read.
+        const csv = path.join(dir, 'score.csv');
+        await fsp.writeFile(csv, 'id,text\n' + texts.map((t, i) => `q${i},"${t.replaceAll('"', '""')}"`).join('\n') + '\n');
+        const jsonl = path.join(dir, 'score.jsonl');
+        await fsp.writeFile(jsonl, texts.map((t, i) => JSON.stringify({ id: `q${i}`, text: t })).join('\n') + '\n');
+        for (const file of [csv, jsonl])
+          for (const how of ['vote', 'mean'] as const) {
+            const cli = (await cliJson(['predict', file, '--workdir', ws, '--aggregate', how])) as { predictions: { id: string; score: number; label: number }[] };
+            const expected = aggregate(want, how);
+            assert.equal(cli.predictions.length, texts.length);
+            cli.predictions.forEach((p, i) => {
+              assert.equal(p.id, `q${i}`);
+              assert.equal(p.score, expected.score[i], `${path.basename(file)}, ${how}, row ${i}: score`);
+              assert.equal(p.label, expected.label[i], `${path.basename(file)}, ${how}, row ${i}: label`);
+            });
+          }
+        // A bad row in the last batch, after four batches were scored: one line naming it, and no predictions.
+        const bad = path.join(dir, 'bad.csv');
+        await fsp.writeFile(bad, 'id,text\n' + texts.map((t, i) => `q${i},"${t.replaceAll('"', '""')}"`).join('\n') + '\nq-last,"a text",extra\n');
+        const r = await runCli(['predict', bad, '--workdir', ws]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /^sisa: error: .*bad\.csv: row 9001 \(line 9002\).*\n$/);
+        assert.equal(r.stdout, '');
       } finally {
         await fsp.rm(dir, { recursive: true, force: true });
       }

@@ -66,6 +66,17 @@ export interface InputRecord {
 
 /** A file's rows as readInputRows reads and checks them, without hashing their texts (for a caller that hashes them elsewhere). */
 export async function readInputRecords(state: State, file: string, cols: FileColumns, labelled: boolean, requireGroupColumns = false): Promise<InputRecord[]> {
+  const records: InputRecord[] = [];
+  for await (const batch of readInputRecordBatches(state, file, cols, labelled, requireGroupColumns)) for (const r of batch) records.push(r);
+  return records;
+}
+
+/**
+ * The same records, a batch at a time in file order, as the reader yields them: a caller can work on a
+ * batch while the reader, on its own thread for CSV (see readsOnItsOwnThread), parses the next ones. A bad
+ * row throws when its batch is reached, after the batches before it were yielded.
+ */
+export async function* readInputRecordBatches(state: State, file: string, cols: FileColumns, labelled: boolean, requireGroupColumns = false): AsyncGenerator<InputRecord[]> {
   const cfg = state.config;
   const rule: LabelRule = cols.positiveValues
     ? { kind: 'positive-values', values: cols.positiveValues }
@@ -77,8 +88,8 @@ export async function readInputRecords(state: State, file: string, cols: FileCol
   // Without fairness, many-valued attributes are not computed (an unseen value or topic combination would be refused).
   const flag = groupFlagger(requireGroupColumns ? cfg.groups : cfg.groups.filter((g) => g.kind !== 'values'));
   let names: { id: string | null; text: string; label: string | null } | null = null;
-  const records: InputRecord[] = [];
-  for await (const batch of readRecordBatches(file, detectFormat(file, cols.format)))
+  for await (const batch of readRecordBatches(file, detectFormat(file, cols.format))) {
+    const records: InputRecord[] = [];
     for (const rec of batch) {
       if (rec.error !== undefined) throw inputError(`${file}: ${rowRef(rec)} ${rec.error}`);
       if (!names) {
@@ -110,8 +121,9 @@ export async function readInputRecords(state: State, file: string, cols: FileCol
       }
       records.push({ id, text, label, groups });
     }
+    yield records;
+  }
   if (!names) throw inputError(`${file}: no data rows`);
-  return records;
 }
 
 /** Hashes texts inline when few, on all cores when many (hashing bounds prediction throughput). */

@@ -1,10 +1,11 @@
 /** `sisa predict`: scores every row of a file with the ensemble, optionally through a fair post-processor. */
-import { aggregate, loadEnsemble, memberProbabilities, predictTextsParallel, voteCounts, type Aggregate } from '../models/ensemble.js';
+import { aggregate, loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, voteCounts, type Aggregate, type Ensemble, type Scored } from '../models/ensemble.js';
 import { expectedPositive, FAIR_METHODS, type FairMethod } from '../fairness/postprocess.js';
-import { loadState, requireTrained } from '../state/manifest.js';
+import { loadState, requireTrained, type State } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
 import { stateError } from '../util/errors.js';
-import { readInputRecords, readInputRows, type FileColumns } from './inputFile.js';
+import { detectFormat, readsOnItsOwnThread } from '../data/readers.js';
+import { readInputRecordBatches, readInputRows, type FileColumns, type InputRecord } from './inputFile.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
 export interface Prediction {
@@ -77,13 +78,8 @@ export async function predictFile(o: PredictOptions): Promise<Prediction[] | Fai
     if (!fit) throw stateError("no fitted fairness post-processor; run 'sisa fairness fit' (needs a calibration split and sensitive groups)");
     if (fairness.isStale(fit, state)) throw stateError(fairness.staleFitMessage(fit));
   }
+  if (!fair || !fairness) return scoreFile(loadEnsemble(ws, state), state, file, cols, how);
   const ens = await loadEnsemble(ws, state);
-  if (!fair || !fairness) {
-    // Hashed and scored on several threads (for a file of more than a few thousand rows).
-    const records = await readInputRecords(state, file, cols, false);
-    const scored = await predictTextsParallel(ens, records.map((r) => r.text), how);
-    return records.map((r, i) => ({ id: r.id, score: scored.score[i]!, label: scored.label[i]! }));
-  }
   const rows = await readInputRows(state, file, cols, false, true);
   const probs = memberProbabilities(ens, { ...rows, n: rows.ids.length });
   const agg = aggregate(probs, how);
@@ -93,4 +89,42 @@ export async function predictFile(o: PredictOptions): Promise<Prediction[] | Fai
   const votes = voteCounts(probs);
   const names = fit!.groups?.map((g) => g.name) ?? fairness.groupNames(fit!.attribute, state);
   return rows.ids.map((id, i) => ({ id, score: agg.score[i]!, votes: votes[i]!, group: names[group[i]!]!, flagProbability: flag[i]!, label: labels[i]!, method: fair }));
+}
+
+/**
+ * Scores a file's records as they are read. The models load while the reader starts on the file. When the
+ * reader parses on a thread of its own (CSV), this thread, which would otherwise wait for it, hashes and
+ * scores each batch of an all-linear ensemble as it arrives; when this thread falls behind, the parser
+ * waits (it keeps only a few batches ahead), so the two never need more than two cores. Rows not scored
+ * that way (other formats, a hidden-layer ensemble) are scored on all cores once read. `sisa predict` on
+ * Davidson's CSV, old and new alternated: median 1.15 s → 1.06 s (README, Performance). Every row gets
+ * the same bits either way: rows are hashed and scored one by one by the same kernels, and aggregated row
+ * by row.
+ */
+async function scoreFile(loading: Promise<Ensemble>, state: State, file: string, cols: FileColumns, how: Aggregate): Promise<Prediction[]> {
+  loading.catch(() => undefined); // awaited below in every case
+  const records: InputRecord[] = [];
+  const parts: Scored[] = [];
+  let scored = 0;
+  try {
+    const inline = readsOnItsOwnThread(detectFormat(file, cols.format));
+    for await (const batch of readInputRecordBatches(state, file, cols, false)) {
+      const ens = await loading;
+      for (const r of batch) records.push(r);
+      if (inline && ens.linear) {
+        parts.push(predictTexts(ens, batch.map((r) => r.text), how));
+        scored = records.length;
+      }
+    }
+  } catch (err) {
+    await loading; // a workspace that cannot load its models says so first, as when they loaded before reading
+    throw err;
+  }
+  const ens = await loading;
+  if (scored < records.length) parts.push(await predictTextsParallel(ens, records.slice(scored).map((r) => r.text), how));
+  const out: Prediction[] = new Array(records.length);
+  let i = 0;
+  for (const part of parts)
+    for (let k = 0; k < part.score.length; k++, i++) out[i] = { id: records[i]!.id, score: part.score[k]!, label: part.label[k]! };
+  return out;
 }

@@ -69,6 +69,38 @@ async function sisa(args: string[]): Promise<Cli> {
   });
 }
 
+/** Wall seconds of a process run with this Node (its output discarded); it must exit 0. */
+async function timeProcess(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new SisaError('TRAIN', `bench: node ${args.join(' ')} failed: ${err.trim()}`));
+      else resolve((performance.now() - t0) / 1000);
+    });
+  });
+}
+
+/**
+ * Node's own start and exit (node -e 0), median of `runs`, in this process's environment; and, where
+ * NODE_EXTRA_CA_CERTS is set, without it: Node reads and parses that certificate file at every start,
+ * which every one-shot sisa command (a deletion too) pays before its first line runs.
+ */
+async function nodeStart(runs: number): Promise<{ seconds: number; withoutExtraCaCertsSeconds: number | null }> {
+  const bare = async (env: NodeJS.ProcessEnv) => {
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) times.push(await timeProcess(['-e', '0'], env));
+    return median(times);
+  };
+  const seconds = await bare(process.env);
+  if (process.env.NODE_EXTRA_CA_CERTS === undefined) return { seconds, withoutExtraCaCertsSeconds: null };
+  const { NODE_EXTRA_CA_CERTS: _, ...env } = process.env;
+  return { seconds, withoutExtraCaCertsSeconds: await bare(env) };
+}
+
 /** A `sisa serve` child on a workspace: its URL (read from its first stdout line) and how to stop it. */
 async function startService(workdir: string): Promise<{ url: string; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, [SISA_BIN, 'serve', '--workdir', workdir, '--port', '0', '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -192,8 +224,10 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         ? await runLiblinear(hashedTrain, testData, path.join(root, 'peers'))
         : { absent: true, reason: `skipped above ${LIBLINEAR_MAX_ROWS.toLocaleString('en-US')} training rows (its input file alone would be ${Math.round((trainRows.length * 6.2e3) / 1e9)} GB)` };
 
-    // Prediction throughput, in-process, as `sisa predict` does it: hash the texts (on all cores) and
-    // score them with the ensemble, on the test texts repeated to ≥ 100k rows.
+    // Prediction throughput, in-process, through the library: hash the texts and score them with the
+    // ensemble on all cores, on the test texts repeated to ≥ 100k rows. (`sisa predict` does the same for
+    // a file it reads on this thread; a CSV file it scores batch by batch while the reader's thread parses
+    // it: its end-to-end time is measured below.)
     log('predict…');
     const texts: string[] = [];
     // (a loop, not push(...xs): a spread of a large array overflows the call stack)
@@ -202,7 +236,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       const wsp = workspace(workdir);
       const ens = await loadEnsemble(wsp, await loadState(wsp));
       predictTexts(ens, texts.slice(0, 2000), 'vote'); // warm-up
-      // Several calls, each starting and stopping its workers as `sisa predict` does, and their median: the
+      // Several calls, each starting and stopping its workers (predictTextsParallel), and their median: the
       // host's speed drifts within seconds, and one call of half a second lands anywhere in that drift. This
       // thread, which scores too, is warm here (the warm-up, the earlier calls), as in a library caller that
       // predicts again; in a one-shot `sisa predict` it starts cold (README, Performance).
@@ -259,6 +293,11 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     };
     const predict8 = await predictAt(8);
     const predict32 = await predictAt(32);
+    // `sisa predict` on the input file, end to end as a person runs it: Node's start, the models, reading
+    // and parsing the file, scoring, writing the predictions (to nowhere). At the bench's S.
+    const predictCliRuns: number[] = [];
+    for (let i = 0; i < Math.min(3, o.repeat); i++) predictCliRuns.push(await timeProcess([SISA_BIN, 'predict', input, ...common, '--quiet']));
+    const predictCli = { seconds: median(predictCliRuns), runs: predictCliRuns.length, rows };
 
     // Unlearning: single random training ids, one CLI call each, then one batch of 100.
     log('unlearning…');
@@ -326,6 +365,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     // The rest of a CLI call's wall time: Node's start, loading modules, parsing flags, taking the lock
     // and loading the state before the deletion starts, and exiting after it (the refit is timed apart).
     breakdown.processStartAndExit = median(singles.map((s) => s.seconds - s.inProcess - (s.timings.refit ?? 0)));
+    const node = await nodeStart(o.repeat);
     const fixedCost = deleteMedian - (breakdown.retrain ?? 0) - (breakdown.restore ?? 0) - (breakdown.save ?? 0);
     const servedMedian = median(servedHttp.map((s) => s.seconds));
     const servedFixedCost = median(servedHttp.map((s) => s.seconds - s.timings.restore! - s.timings.retrain! - s.timings.save!));
@@ -364,7 +404,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     verdicts.push({ target: 'delete median ≤ 0.4 s, through sisa serve (HTTP)', measured: `${servedMedian.toFixed(3)} s`, pass: servedMedian <= 0.4 });
     verdicts.push({ target: `ingest ≥ 100k rows/s${rows >= 1_000_000 ? '' : ' (target set for 1M rows)'}`, measured: `${Math.round(rows / ing.seconds)} rows/s`, pass: rows / ing.seconds >= 100000 });
     verdicts.push({ target: `ingest peak RSS ≤ 1 GiB${rows >= 1_000_000 ? '' : ' (target set for 1M rows)'}`, measured: `${(ing.json.peakRssBytes / 2 ** 20).toFixed(0)} MiB`, pass: ing.json.peakRssBytes <= 2 ** 30 });
-    verdicts.push({ target: 'ensemble prediction ≥ 250k rows/s at S = 8, one call (its workers started with it, as sisa predict)', measured: `${Math.round(predict8.rowsPerSec)} rows/s (median of ${PREDICT_CALLS} calls)`, pass: predict8.rowsPerSec >= 250000 });
+    verdicts.push({ target: 'ensemble prediction ≥ 250k rows/s at S = 8, one call (its workers started with it)', measured: `${Math.round(predict8.rowsPerSec)} rows/s (median of ${PREDICT_CALLS} calls)`, pass: predict8.rowsPerSec >= 250000 });
     const residentRate = predict8.residentRowsPerSec!; // measured at S = 8
     verdicts.push({ target: 'ensemble prediction ≥ 250k rows/s at S = 8, resident Predictor (workers kept between calls)', measured: `${Math.round(residentRate)} rows/s (median of ${PREDICT_CALLS} calls)`, pass: residentRate >= 250000 });
     verdicts.push({ target: `workspace ≤ 4 × the input (S=${S}, R=${R})`, measured: `${(workspaceBytes / 2 ** 20).toFixed(1)} MiB = ${(workspaceBytes / inputBytes).toFixed(2)} × ${(inputBytes / 2 ** 20).toFixed(1)} MiB`, pass: workspaceBytes <= 4 * inputBytes });
@@ -412,6 +452,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         ratioOneCoreUnion: speedupOneCore / idealUnion,
         fixedCostSeconds: fixedCost,
         breakdown,
+        nodeStartSeconds: node.seconds,
+        nodeStartWithoutExtraCaCertsSeconds: node.withoutExtraCaCertsSeconds,
         batch100: { seconds: batch.seconds, shardsRetrained: batch.json.retrained.length, speedup: tr.seconds / batch.seconds },
         served: {
           httpMedianSeconds: servedMedian,
@@ -428,6 +470,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         residentRowsPerSec: predict8.residentRowsPerSec,
         residentCallsRowsPerSec: predict8.resident,
         rowsPerSecS32: predict32.rowsPerSec,
+        cli: predictCli,
         featuriseRowsPerSecOneCore: predict8.featuriseOneCore,
         scoreRowsPerSecOneCore: predict8.scoreOneCore,
         scoreRowsPerSecOneCoreS32: predict32.scoreOneCore,
@@ -459,12 +502,14 @@ export function benchTable(r: any): string {
     `           vs a one-core train (${f(r.unlearning.trainOneCoreSeconds, 2)} s): speed-up ${f(r.unlearning.speedupVsOneCoreTrain, 2)}; ideal for the union schedule S/E[cost] ${f(r.unlearning.idealForUnionSchedule, 2)}, ratio ${f(r.unlearning.ratioOneCoreUnion, 2)}`,
     `           fixed cost per deletion (outside restore/retrain/save) ${f(r.unlearning.fixedCostSeconds, 2)} s; batch of 100 ids ${f(r.unlearning.batch100.seconds, 2)} s (${r.unlearning.batch100.shardsRetrained} shards)`,
     `           breakdown (median s): ${Object.entries(r.unlearning.breakdown).map(([k, v]) => `${k} ${f(v as number, 3)}`).join(', ')}`,
+    `           of processStartAndExit, Node's own start and exit (node -e 0, here): ${f(r.unlearning.nodeStartSeconds, 3)} s${r.unlearning.nodeStartWithoutExtraCaCertsSeconds === null ? '' : `; ${f(r.unlearning.nodeStartWithoutExtraCaCertsSeconds, 3)} s without NODE_EXTRA_CA_CERTS, which is set here (Node parses that file at every start)`}`,
     `           through sisa serve (resident): POST /delete median ${f(r.unlearning.served.httpMedianSeconds, 2)} s, fixed cost ${f(r.unlearning.served.fixedCostSeconds, 3)} s; sisa delete --server median ${f(r.unlearning.served.cliMedianSeconds, 2)} s`,
     `ingest     ${f(r.ingest.rowsPerSec)} rows/s, peak RSS ${f(r.ingest.peakRssBytes / 2 ** 20)} MiB`,
     `predict    ${f(r.predict.rowsPerSec)} rows/s at S = 8, ${f(r.predict.rowsPerSecS32)} rows/s at S = 32 (median of ${PREDICT_CALLS} calls at S = 8: ${r.predict.callsRowsPerSec.map((x: number) => f(x)).join(', ')})`,
-    `           hashed and scored on this thread and a worker per other core, each call starting its workers`,
+    `           hashed and scored on this thread and a worker per other core, each call starting its workers (predictTextsParallel)`,
     `           resident Predictor (workers kept between calls): ${f(r.predict.residentRowsPerSec)} rows/s (median of ${PREDICT_CALLS} calls after the first: ${r.predict.residentCallsRowsPerSec.map((x: number) => f(x)).join(', ')})`,
     `           one core: featurise ${f(r.predict.featuriseRowsPerSecOneCore)} rows/s; score ${f(r.predict.scoreRowsPerSecOneCore)} rows/s at S = 8, ${f(r.predict.scoreRowsPerSecOneCoreS32)} at S = 32`,
+    `           sisa predict on the input file, end to end (start, models, reading, scoring, output) at S = ${r.shards}: ${f(r.predict.cli.seconds, 2)} s for ${f(r.predict.cli.rows)} rows = ${f(r.predict.cli.rows / r.predict.cli.seconds)} rows/s (median of ${r.predict.cli.runs})`,
     ...(r.scale ? [`scale      ${r.scale.map((s: any) => `${f(s.rows)} rows: ${f(s.trainSeconds, 1)} s (${f(s.secondsPerMillionRows, 1)} s per 1M rows)`).join('; ')}`] : []),
     '',
     ...r.verdicts.map((v: Verdict) => `${v.pass === null ? '  -  ' : v.pass ? 'PASS ' : 'FAIL '} ${v.target}: ${v.measured}`),

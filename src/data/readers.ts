@@ -42,6 +42,14 @@ export function detectFormat(file: string, explicit?: string): InputFormat {
 
 
 /**
+ * Whether readRecordBatches parses this format on a thread of its own (CSV: csvThread.ts), so that the
+ * calling thread is free, between batches, for work on the records already read.
+ */
+export function readsOnItsOwnThread(format: InputFormat): boolean {
+  return format === 'csv';
+}
+
+/**
  * Reads a file's records in batches, in file order. Batches, because a million-row ingest paid more
  * for a million async-iteration steps (a promise and a result object each) than for some of its work.
  */
