@@ -57,7 +57,7 @@ describe('sisa bench', () => {
     // `sisa predict` end to end on the input file (every row), and Node's own start beside the deletion's.
     assert.deepEqual({ rows: r.predict.cli.rows, runs: r.predict.cli.runs }, { rows: 1500, runs: 1 });
     assert.ok(r.predict.cli.seconds > 0);
-    assert.ok(r.unlearning.nodeStartSeconds > 0 && r.unlearning.nodeStartSeconds < r.unlearning.breakdown.processStartAndExit + 1, 'node -e 0 is timed');
+    assert.ok(r.unlearning.nodeStartSeconds > 0, 'node -e 0 is timed');
     if (process.env.NODE_EXTRA_CA_CERTS === undefined) assert.equal(r.unlearning.nodeStartWithoutExtraCaCertsSeconds, null);
     else assert.ok(r.unlearning.nodeStartWithoutExtraCaCertsSeconds > 0);
     assert.ok(Array.isArray(r.verdicts) && r.verdicts.length >= 4);
@@ -68,13 +68,14 @@ describe('sisa bench', () => {
     else assert.equal(typeof r.peers.liblinear.reason, 'string');
   });
 
-  it('--train-rounds must be a whole number of at least 1: a one-line usage error naming the flag', async () => {
-    for (const bad of ['0', '1.5', '-2']) {
-      const r = await runCli(['bench', '--synthetic', '800', '--train-rounds', bad]);
-      assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, new RegExp(`--train-rounds must be a whole number ≥ 1, got ${bad.replace('.', '\\.')}`));
-      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-    }
+  it('--train-rounds and --repeat must be whole numbers of at least 1: a one-line usage error naming the flag', async () => {
+    for (const flag of ['--train-rounds', '--repeat'])
+      for (const bad of ['0', '1.5', '-2']) {
+        const r = await runCli(['bench', '--synthetic', '800', flag, bad]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, new RegExp(`${flag} must be a whole number ≥ 1, got ${bad.replace('.', '\\.')}`));
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      }
   });
 
   it('--no-hidden-layer leaves the hidden-layer model out and says so', async () => {

@@ -208,8 +208,9 @@ describe('prediction on worker threads = prediction on this thread = the referen
         }
         assert.deepEqual(await predictor.threadIds(), [], 'close() stopped them');
         await assert.rejects(predictor.predict(texts), /this predictor is closed/);
-        // `sisa predict` on a file of these texts: a CSV file is scored on this thread batch by batch as its
-        // reader's thread parses it (five batches of 2,048 rows), JSON Lines on all cores once read.
+        // `sisa predict` on a file of these texts: at S = 3 a CSV file is scored on this thread batch by batch
+        // as its reader's thread parses it (five batches of 2,048 rows); at S = 17 (more models than
+        // SCORE_WHILE_READING_MAX_MODELS), and for JSON Lines, on all cores once read.
         const csv = path.join(dir, 'score.csv');
         await fsp.writeFile(csv, 'id,text\n' + texts.map((t, i) => `q${i},"${t.replaceAll('"', '""')}"`).join('\n') + '\n');
         const jsonl = path.join(dir, 'score.jsonl');
@@ -225,7 +226,7 @@ describe('prediction on worker threads = prediction on this thread = the referen
               assert.equal(p.label, expected.label[i], `${path.basename(file)}, ${how}, row ${i}: label`);
             });
           }
-        // A bad row in the last batch, after four batches were scored: one line naming it, and no predictions.
+        // A bad row in the last batch (at S = 3, after four batches were scored): one line naming it, and no predictions.
         const bad = path.join(dir, 'bad.csv');
         await fsp.writeFile(bad, 'id,text\n' + texts.map((t, i) => `q${i},"${t.replaceAll('"', '""')}"`).join('\n') + '\nq-last,"a text",extra\n');
         const r = await runCli(['predict', bad, '--workdir', ws]);
@@ -262,6 +263,16 @@ describe('a resident Predictor', () => {
       } finally {
         await predictor.close();
       }
+      // `sisa predict` on a CSV file of these texts: read on the reader's thread, then scored on all cores.
+      const file = path.join(dir, 'score.csv');
+      await fsp.writeFile(file, 'id,text\n' + texts.map((t, i) => `q${i},${t}`).join('\n') + '\n');
+      const cli = (await cliJson(['predict', file, '--workdir', ws, '--aggregate', 'mean'])) as { predictions: { id: string; score: number; label: number }[] };
+      assert.equal(cli.predictions.length, texts.length);
+      cli.predictions.forEach((p, i) => {
+        assert.equal(p.id, `q${i}`);
+        assert.equal(p.score, want.score[i], `row ${i}: score`);
+        assert.equal(p.label, want.label[i], `row ${i}: label`);
+      });
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

@@ -91,16 +91,20 @@ describe('locking and audit', () => {
     assert.equal(v3.code, 1);
     assert.match(v3.stdout, /content does not match its name/);
     // sisa predict reads the file while the models load: the damaged model is still what it reports, also
-    // when the file is bad too (a row that does not parse, a format it cannot tell, no file at all).
+    // when the file is bad too (a row that does not parse, a format it cannot tell from the extension, no
+    // file at all); with the models intact, each of these files gets its own error.
     const badRow = path.join(dir, 'bad-row.csv');
     await fsp.writeFile(badRow, 'id,text\n1,"fine"\n2,"never closed\n');
-    const badExt = path.join(dir, 'scores.txt');
+    const badExt = path.join(dir, 'scores.xyz');
     await fsp.writeFile(badExt, 'x');
     for (const file of [badRow, badExt, path.join(dir, 'absent.csv')]) {
       const p = await runCli(['predict', file, '--workdir', edited]);
       assert.equal(p.code, 1, p.stderr);
       assert.match(p.stderr, /^sisa: error: .*\.ckpt: checkpoint content does not match its hash; it was modified or truncated\n$/, path.basename(file));
       assert.equal(p.stdout, '');
+      const intact = await runCli(['predict', file, '--workdir', ws]);
+      assert.equal(intact.code, 1, intact.stderr);
+      assert.match(intact.stderr, /^sisa: error: .*(row 2 \(line 3\)|cannot tell the format from the extension|cannot read input file).*\n$/, path.basename(file));
     }
   });
 

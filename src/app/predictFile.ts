@@ -92,14 +92,22 @@ export async function predictFile(o: PredictOptions): Promise<Prediction[] | Fai
 }
 
 /**
+ * Up to this many models, a batch is hashed and scored on one thread in less time than the CSV parser
+ * takes to read it, so scoring while reading hides it behind the parse. Measured with old and new code
+ * alternated: `sisa predict` at S = 8, median 1.15 s → 1.06 s on Davidson, 1.96 s → 1.75 s on 100k generated
+ * rows; at S = 32 on 300k generated rows, 4.9 s → 6.0 s (one thread scoring fell behind the parser, where
+ * scoring after the read uses every core), so larger ensembles keep that.
+ */
+const SCORE_WHILE_READING_MAX_MODELS = 8;
+
+/**
  * Scores a file's records as they are read. The models load while the reader starts on the file. When the
- * reader parses on a thread of its own (CSV), this thread, which would otherwise wait for it, hashes and
- * scores each batch of an all-linear ensemble as it arrives; when this thread falls behind, the parser
- * waits (it keeps only a few batches ahead), so the two never need more than two cores. Rows not scored
- * that way (other formats, a hidden-layer ensemble) are scored on all cores once read. `sisa predict` on
- * Davidson's CSV, old and new alternated: median 1.15 s → 1.06 s (README, Performance). Every row gets
- * the same bits either way: rows are hashed and scored one by one by the same kernels, and aggregated row
- * by row.
+ * reader parses on a thread of its own (CSV) and the ensemble is linear with at most
+ * SCORE_WHILE_READING_MAX_MODELS models, this thread, which would otherwise wait for the parser, hashes and
+ * scores each batch as it arrives; when it falls behind, the parser waits (it keeps only a few batches
+ * ahead), so the two never need more than two cores. Otherwise (other formats, larger or hidden-layer
+ * ensembles) the rows are scored on all cores once read. Every row gets the same bits either way: rows are
+ * hashed and scored one by one by the same kernels, and aggregated row by row.
  */
 async function scoreFile(loading: Promise<Ensemble>, state: State, file: string, cols: FileColumns, how: Aggregate): Promise<Prediction[]> {
   loading.catch(() => undefined); // awaited below in every case
@@ -111,7 +119,7 @@ async function scoreFile(loading: Promise<Ensemble>, state: State, file: string,
     for await (const batch of readInputRecordBatches(state, file, cols, false)) {
       const ens = await loading;
       for (const r of batch) records.push(r);
-      if (inline && ens.linear) {
+      if (inline && ens.linear && ens.models.length <= SCORE_WHILE_READING_MAX_MODELS) {
         parts.push(predictTexts(ens, batch.map((r) => r.text), how));
         scored = records.length;
       }

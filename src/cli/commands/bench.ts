@@ -28,6 +28,8 @@ export function benchCommand(y: Argv): Argv {
         if (!a.data && !a.synthetic) throw usageError('bench needs --data FILE or --synthetic N');
         const rounds = a['train-rounds'];
         if (!Number.isInteger(rounds) || rounds < 1) throw usageError(`--train-rounds must be a whole number ≥ 1, got ${rounds}`);
+        // Every timing is a median of --repeat runs: none would leave nothing to report.
+        if (!Number.isInteger(a.repeat) || a.repeat < 1) throw usageError(`--repeat must be a whole number ≥ 1, got ${a.repeat}`);
         const r = await runBench({
           data: a.data,
           synthetic: a.synthetic,
