@@ -52,34 +52,30 @@ const LIBLINEAR_MAX_ROWS = 400_000;
 /** Prediction calls timed per ensemble size; the rate reported is their median. */
 const PREDICT_CALLS = 5;
 
+/** A sisa command with --json, its wall seconds and its JSON output; it must exit 0. */
 async function sisa(args: string[]): Promise<Cli> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SISA_BIN, ...args, '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const seconds = (performance.now() - t0) / 1000;
-      if (code !== 0) reject(new SisaError('TRAIN', `bench: sisa ${args[0]} failed: ${err.trim()}`));
-      else resolve({ seconds, json: JSON.parse(out) });
-    });
-  });
+  const r = await runNode([SISA_BIN, ...args, '--json', '--quiet'], { stdout: true, what: `sisa ${args[0]}` });
+  return { seconds: r.seconds, json: JSON.parse(r.stdout) };
 }
 
 /** Wall seconds of a process run with this Node (its output discarded); it must exit 0. */
 async function timeProcess(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return (await runNode(args, { env, what: `node ${args.join(' ')}` })).seconds;
+}
+
+/** Runs this Node with `args`: its wall seconds, and its stdout when asked for; a failure names `what`. */
+async function runNode(args: string[], o: { env?: NodeJS.ProcessEnv; stdout?: boolean; what: string }): Promise<{ seconds: number; stdout: string }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', o.stdout ? 'pipe' : 'ignore', 'pipe'], env: o.env ?? process.env });
+    let out = '';
     let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) reject(new SisaError('TRAIN', `bench: node ${args.join(' ')} failed: ${err.trim()}`));
-      else resolve((performance.now() - t0) / 1000);
+      if (code !== 0) reject(new SisaError('TRAIN', `bench: ${o.what} failed: ${err.trim()}`));
+      else resolve({ seconds: (performance.now() - t0) / 1000, stdout: out });
     });
   });
 }
