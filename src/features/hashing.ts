@@ -180,30 +180,44 @@ export interface FeatureBatch {
  */
 export function forEachFeatureBatch(texts: readonly string[], cfg: FeatureConfig, use: (batch: FeatureBatch) => void): void {
   const params: HashParams = { mask: cfg.buckets - 1, signBit: cfg.signed ? 1 : 0, ngrams: cfg.ngrams, maxChar: cfg.chars ?? 0 };
-  let first = 0; // the text of batch[0]
-  let batch: string[] = [];
+  const batch: string[] = [];
+  for (let first = 0; first < texts.length; first += batch.length) {
+    batch.length = 0;
+    prepareBatch(texts, first, params, batch);
+    featuriseBatch(batch, first, params, use);
+  }
+}
+
+/*
+ * Why the loop over texts and the kernel call are two plain functions, not one loop that calls a closure
+ * when a batch fills: a thread that starts cold (a prediction worker, which lives for one call) compiled
+ * that loop again and again as its first batches ran (optimised on the stack before its batch-flushing
+ * branch had run, then dropped when it did; a new closure per call, a call target that changed), and those
+ * compilations run on background threads that take the cores the prediction is using. Each function
+ * here sees one kind of value from its first call on.
+ */
+
+/** Prepares texts from `from` into `batch`, up to a batch's rows or code bound (at least one text). */
+function prepareBatch(texts: readonly string[], from: number, params: HashParams, batch: string[]): void {
   let bound = 0;
-  const flush = () => {
-    const k = hashKernel();
-    try {
-      const rows = k.featurise(batch, params);
-      lending = true;
-      use({ first, rows: batch.length, ...rows });
-    } finally {
-      lending = false;
-      releaseIfLarge(k);
-    }
-    first += batch.length;
-    batch = [];
-    bound = 0;
-  };
-  for (let r = 0; r < texts.length; r++) {
+  for (let r = from; r < texts.length && batch.length < BATCH_ROWS && bound < BATCH_CODES; r++) {
     const s = prepared(texts[r]!);
     batch.push(s);
     bound += codeBound(s.length, params);
-    if (batch.length >= BATCH_ROWS || bound >= BATCH_CODES) flush();
   }
-  if (batch.length > 0) flush();
+}
+
+/** Featurises one batch of prepared texts and lends its rows to `use`. */
+function featuriseBatch(batch: readonly string[], first: number, params: HashParams, use: (batch: FeatureBatch) => void): void {
+  const k = hashKernel();
+  try {
+    const rows = k.featurise(batch, params);
+    lending = true;
+    use({ first, rows: batch.length, offsets: rows.offsets, indices: rows.indices, values: rows.values });
+  } finally {
+    lending = false;
+    releaseIfLarge(k);
+  }
 }
 
 /**

@@ -222,14 +222,18 @@ class WasmScorer {
       const count = r1 - r0;
       const first = rows.offsets[r0]!;
       const nnz = rows.offsets[r1]! - first;
-      const sizes = [4 * (count + 1), 4 * nnz, 4 * nnz, 8 * S, 4 * S * count];
-      let next = this.region(slot, sizes.reduce((a, b) => a + align(b), 0));
-      if (next < 0) return false;
-      const [offsetsAt, indicesAt, valuesAt, zAt, outAt] = sizes.map((size) => {
-        const here = next;
-        next += align(size);
-        return here;
-      }) as [number, number, number, number, number];
+      // The region holds, in turn: offsets, indices, values, z and out (plain sums, not an array of sizes
+      // mapped by a closure: a worker that lives for one call recompiled that, on cores it was using).
+      const indicesFrom = align(4 * (count + 1));
+      const valuesFrom = indicesFrom + align(4 * nnz);
+      const zFrom = valuesFrom + align(4 * nnz);
+      const outFrom = zFrom + align(8 * S);
+      const offsetsAt = this.region(slot, outFrom + align(4 * S * count));
+      if (offsetsAt < 0) return false;
+      const indicesAt = offsetsAt + indicesFrom;
+      const valuesAt = offsetsAt + valuesFrom;
+      const zAt = offsetsAt + zFrom;
+      const outAt = offsetsAt + outFrom;
       const buf = memory!.buffer;
       new Int32Array(buf, offsetsAt, count + 1).set(rows.offsets.subarray(r0, r1 + 1));
       new Int32Array(buf, indicesAt, nnz).set(rows.indices.subarray(first, first + nnz));
