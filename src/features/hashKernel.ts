@@ -127,37 +127,32 @@ export class HashKernel {
    */
   featurise(texts: readonly string[], p: HashParams): { offsets: Int32Array; indices: Int32Array; values: Float32Array } {
     const starts = this.writeTexts(texts);
+    const rows = texts.length;
     const longest = this.longest;
     let total = 0;
     let maxCodes = 0;
-    for (const t of texts) {
-      const codes = codeBound(t.length, p);
-      maxCodes = Math.max(maxCodes, codes);
+    for (let r = 0; r < rows; r++) {
+      const codes = codeBound(texts[r]!.length, p);
+      if (codes > maxCodes) maxCodes = codes;
       total += codes;
     }
-    let end = align(UNITS_AT + 2 * starts[texts.length]!);
-    const take = (bytes: number) => {
-      const at = end;
-      end = align(end + bytes);
-      return at;
-    };
-    const at = {
-      tokens: take(8 * (longest + 1)),
-      textStarts: take(4 * (texts.length + 1)),
-      codes: take(4 * maxCodes),
-      sorted: take(4 * maxCodes),
-      bins: take(4 * 4098),
-      tokenHash: take(4 * (longest + 1)),
-      offsets: take(4 * (texts.length + 1)),
-      indices: take(4 * total),
-      values: take(4 * total),
-    };
-    this.reserve(end);
+    // The call's regions, one after the other past the texts, each 8-aligned (plain sums: in a worker that
+    // lives for one prediction, every function compiled is compiled on the cores the prediction is using).
+    const tokensAt = align(UNITS_AT + 2 * starts[rows]!);
+    const textStartsAt = align(tokensAt + 8 * (longest + 1));
+    const codesAt = align(textStartsAt + 4 * (rows + 1));
+    const sortedAt = align(codesAt + 4 * maxCodes);
+    const binsAt = align(sortedAt + 4 * maxCodes);
+    const tokenHashAt = align(binsAt + 4 * 4098);
+    const offsetsAt = align(tokenHashAt + 4 * (longest + 1));
+    const indicesAt = align(offsetsAt + 4 * (rows + 1));
+    const valuesAt = align(indicesAt + 4 * total);
+    this.reserve(align(valuesAt + 4 * total));
     const buf = this.memory.buffer;
-    new Int32Array(buf, at.textStarts, texts.length + 1).set(starts);
-    this.exports.init(CLASSES_AT, UNITS_AT, at.tokens, MEMO_SLOTS_AT, MEMO_SLOT_COUNT, MEMO_POOL_AT, MEMO_POOL_ENTRIES);
-    const nnz = this.exports.featurise(texts.length, at.textStarts, at.codes, at.sorted, at.bins, at.tokenHash, at.offsets, at.indices, at.values, p.mask, p.signBit, p.ngrams, p.maxChar);
-    return { offsets: new Int32Array(buf, at.offsets, texts.length + 1), indices: new Int32Array(buf, at.indices, nnz), values: new Float32Array(buf, at.values, nnz) };
+    new Int32Array(buf, textStartsAt, rows + 1).set(starts);
+    this.exports.init(CLASSES_AT, UNITS_AT, tokensAt, MEMO_SLOTS_AT, MEMO_SLOT_COUNT, MEMO_POOL_AT, MEMO_POOL_ENTRIES);
+    const nnz = this.exports.featurise(rows, textStartsAt, codesAt, sortedAt, binsAt, tokenHashAt, offsetsAt, indicesAt, valuesAt, p.mask, p.signBit, p.ngrams, p.maxChar);
+    return { offsets: new Int32Array(buf, offsetsAt, rows + 1), indices: new Int32Array(buf, indicesAt, nnz), values: new Float32Array(buf, valuesAt, nnz) };
   }
 }
 

@@ -67,10 +67,10 @@ export function decodeEntities(text: string): string {
     if (decoded !== null) {
       out += text.slice(copied, amp) + decoded;
       copied = i;
-      amp = text.indexOf('&', i);
-    } else {
-      amp = text.indexOf('&', amp + 1);
     }
+    // Past the entity, or past this '&' when none was read (i is then amp + 1). One call site for both: a
+    // worker thread that compiled this function before it met a bare '&' compiled it again when it did.
+    amp = text.indexOf('&', i);
   }
   return copied === 0 ? text : out + text.slice(copied);
 }
@@ -180,11 +180,10 @@ export interface FeatureBatch {
  */
 export function forEachFeatureBatch(texts: readonly string[], cfg: FeatureConfig, use: (batch: FeatureBatch) => void): void {
   const params: HashParams = { mask: cfg.buckets - 1, signBit: cfg.signed ? 1 : 0, ngrams: cfg.ngrams, maxChar: cfg.chars ?? 0 };
-  const batch: string[] = [];
-  for (let first = 0; first < texts.length; first += batch.length) {
-    batch.length = 0;
-    prepareBatch(texts, first, params, batch);
+  for (let first = 0; first < texts.length; ) {
+    const batch = prepareBatch(texts, first, params);
     featuriseBatch(batch, first, params, use);
+    first += batch.length;
   }
 }
 
@@ -197,14 +196,16 @@ export function forEachFeatureBatch(texts: readonly string[], cfg: FeatureConfig
  * here sees one kind of value from its first call on.
  */
 
-/** Prepares texts from `from` into `batch`, up to a batch's rows or code bound (at least one text). */
-function prepareBatch(texts: readonly string[], from: number, params: HashParams, batch: string[]): void {
+/** The texts from `from` on, prepared, up to a batch's rows or code bound (at least one text). */
+function prepareBatch(texts: readonly string[], from: number, params: HashParams): string[] {
+  const batch: string[] = [];
   let bound = 0;
   for (let r = from; r < texts.length && batch.length < BATCH_ROWS && bound < BATCH_CODES; r++) {
     const s = prepared(texts[r]!);
     batch.push(s);
     bound += codeBound(s.length, params);
   }
+  return batch;
 }
 
 /** Featurises one batch of prepared texts and lends its rows to `use`. */
