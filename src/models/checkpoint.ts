@@ -308,6 +308,40 @@ function readFloats(bytes: Uint8Array, at: number, n: number): Float32Array {
   return data;
 }
 
+/*
+ * Why the loops over a tensor's indices are functions of their own, not inlined in decodeCheckpoint: a
+ * process decodes a few checkpoints when it starts (`sisa predict` loads S of them), with its code still
+ * cold, and V8 compiled the one large function again at each of its loops' first surprises (six times in
+ * one `sisa predict` on Davidson, about 140 ms of compilation on cores the prediction was using).
+ */
+
+/** `count` indices below `length`, stored as LEB128 gaps (index − previous − 1) in bytes[at, end). */
+function readIndices(bytes: Uint8Array, at: number, end: number, count: number, length: number, name: string): Int32Array {
+  const idx = new Int32Array(count);
+  let prev = -1;
+  let p = at;
+  for (let k = 0; k < count; k++) {
+    let d = 0;
+    let scale = 1; // 128^(bytes read): exact powers of two, as 2 ** shift
+    let byte: number;
+    do {
+      if (p >= end) throw new Error(`tensor ${name}: index data ends early`);
+      byte = bytes[p++]!;
+      d += (byte & 0x7f) * scale;
+      scale *= 128;
+    } while (byte & 0x80);
+    prev = prev + d + 1;
+    if (prev >= length) throw new Error(`tensor ${name}: index ${prev} out of range`);
+    idx[k] = prev;
+  }
+  return idx;
+}
+
+/** data[idx[k]] = values[k], as bits. */
+function scatterBits(data: Uint32Array, idx: Int32Array, values: Uint32Array): void {
+  for (let k = 0; k < idx.length; k++) data[idx[k]!] = values[k]!;
+}
+
 export function decodeCheckpoint(stored: Uint8Array): Checkpoint {
   const magic = stored.length >= 12 ? new TextDecoder().decode(stored.subarray(0, 8)) : '';
   if (magic !== MAGIC && magic !== MAGIC_V2 && magic !== MAGIC_V1) throw new Error('not a sisa checkpoint');
@@ -340,31 +374,13 @@ export function decodeCheckpoint(stored: Uint8Array): Checkpoint {
       } else {
         const end = at + t.indexBytes!;
         if (end > bytes.length) throw new Error('truncated checkpoint');
-        idx = new Int32Array(t.count);
-        let prev = -1;
-        let p = at;
-        for (let k = 0; k < t.count; k++) {
-          let d = 0;
-          let shift = 0;
-          let byte: number;
-          do {
-            if (p >= end) throw new Error(`tensor ${t.name}: index data ends early`);
-            byte = bytes[p++]!;
-            d += (byte & 0x7f) * 2 ** shift;
-            shift += 7;
-          } while (byte & 0x80);
-          prev = prev + d + 1;
-          if (prev >= t.length) throw new Error(`tensor ${t.name}: index ${prev} out of range`);
-          idx[k] = prev;
-        }
+        idx = readIndices(bytes, at, end, t.count, t.length, t.name);
         at += pad4(t.indexBytes!);
       }
       const vals = readFloats(bytes, at, t.count);
       at += t.count * 4;
       data = new Float32Array(t.length).fill(t.fill!);
-      const dataBits = new Uint32Array(data.buffer);
-      const valBits = new Uint32Array(vals.buffer);
-      for (let k = 0; k < idx.length; k++) dataBits[idx[k]!] = valBits[k]!; // bits, so NaN payloads survive
+      scatterBits(new Uint32Array(data.buffer), idx, new Uint32Array(vals.buffer)); // bits, so NaN payloads survive
 
       prevIdx = idx;
     }
