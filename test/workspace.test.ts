@@ -74,9 +74,12 @@ describe('shard files without stored features', () => {
 });
 
 describe('checkpoints', () => {
-  it('still reads v2 (sparse, not deflated) checkpoints', () => {
-    // v2 layout: magic, header length, header JSON, padding to 4; per sparse tensor LEB128 index deltas
-    // (minus one) padded to 4 bytes, then the float32 values of the listed coordinates.
+  /**
+   * A v2 checkpoint (sparse, not deflated) built by hand: magic, header length, header JSON, padding to 4;
+   * per sparse tensor LEB128 index deltas (minus one) padded to 4 bytes, then the float32 values of the
+   * listed coordinates. `idx`: the 4 index bytes of both sparse tensors.
+   */
+  function v2Checkpoint(idx: Uint8Array): { bytes: Uint8Array; wv: Float32Array; av: Float32Array } {
     const tensors = [
       { name: 'w', kind: 'param', length: 300, fill: 0, count: 3, indexBytes: 4 },
       { name: 'b', kind: 'param', length: 1 },
@@ -84,8 +87,6 @@ describe('checkpoints', () => {
     ];
     const header = new TextEncoder().encode(JSON.stringify({ shard: 1, slice: 0, buckets: 300, hidden: 0, step: 4, kernel: { name: 'fused-linear', version: 1 }, tensors }));
     const start = Math.ceil((12 + header.length) / 4) * 4;
-    // indices 2, 3, 257: deltas-minus-one 2, 0, 253 (253 = 0xfd: two LEB128 bytes 0xfd 0x01)
-    const idx = Uint8Array.from([2, 0, 0xfd, 0x01]);
     const wv = Float32Array.from([0.5, -1.25, 3]);
     const bv = Float32Array.from([0.75]);
     const av = Float32Array.from([0.2, 0.3, 0.4]);
@@ -98,6 +99,12 @@ describe('checkpoints', () => {
       bytes.set(part, at);
       at += part.length;
     }
+    return { bytes, wv, av };
+  }
+
+  it('still reads v2 (sparse, not deflated) checkpoints', () => {
+    // indices 2, 3, 257: deltas-minus-one 2, 0, 253 (253 = 0xfd: two LEB128 bytes 0xfd 0x01)
+    const { bytes, wv, av } = v2Checkpoint(Uint8Array.from([2, 0, 0xfd, 0x01]));
     const d = decodeCheckpoint(bytes);
     const w = new Float32Array(300);
     const acc = new Float32Array(300).fill(0.1);
@@ -109,6 +116,15 @@ describe('checkpoints', () => {
     assert.deepEqual([...d.params[1]!.data], [0.75]);
     assert.ok(bits(d.optimizer[0]!.data).equals(bits(acc)));
     assert.deepEqual(d.meta.kernel, { name: 'fused-linear', version: 1 });
+  });
+
+  it('refuses index data that runs past its end or beyond the tensor, naming the tensor', () => {
+    // The last index byte says "more follows" (0x81), but the tensor's 4 index bytes end there.
+    assert.throws(() => decodeCheckpoint(v2Checkpoint(Uint8Array.from([2, 0, 0xfd, 0x81])).bytes), /^Error: tensor w: index data ends early$/);
+    // Third gap 0xfd 0x03 = 125 + 3·128 = 509: index 3 + 509 + 1 = 513, past the tensor's 300 coordinates.
+    assert.throws(() => decodeCheckpoint(v2Checkpoint(Uint8Array.from([2, 0, 0xfd, 0x03])).bytes), /^Error: tensor w: index 513 out of range$/);
+    // A four-byte gap, read exactly: 0xff 0xff 0xff 0x7f = 2^28 − 1, the first index, far out of range.
+    assert.throws(() => decodeCheckpoint(v2Checkpoint(Uint8Array.from([0xff, 0xff, 0xff, 0x7f])).bytes), /^Error: tensor w: index 268435455 out of range$/);
   });
 
   it('a trained workspace: checkpoints deflated (v3), the last of each shard without optimiser state, a damaged body refused naming the file', async () => {
