@@ -77,27 +77,34 @@ describe('checkpoints', () => {
   /**
    * A v2 checkpoint (sparse, not deflated) built by hand: magic, header length, header JSON, padding to 4;
    * per sparse tensor LEB128 index deltas (minus one) padded to 4 bytes, then the float32 values of the
-   * listed coordinates. `idx`: the 4 index bytes of both sparse tensors.
+   * listed coordinates. `idxW`, `idxA`: the index bytes of the two sparse tensors (three indices each).
    */
-  function v2Checkpoint(idx: Uint8Array): { bytes: Uint8Array; wv: Float32Array; av: Float32Array } {
+  function v2Checkpoint(idxW: Uint8Array, idxA = idxW): { bytes: Uint8Array; wv: Float32Array; av: Float32Array } {
+    const pad = (n: number) => Math.ceil(n / 4) * 4;
     const tensors = [
-      { name: 'w', kind: 'param', length: 300, fill: 0, count: 3, indexBytes: 4 },
+      { name: 'w', kind: 'param', length: 300, fill: 0, count: 3, indexBytes: idxW.length },
       { name: 'b', kind: 'param', length: 1 },
-      { name: 'acc:w', kind: 'opt', length: 300, fill: Math.fround(0.1), count: 3, indexBytes: 4 },
+      { name: 'acc:w', kind: 'opt', length: 300, fill: Math.fround(0.1), count: 3, indexBytes: idxA.length },
     ];
     const header = new TextEncoder().encode(JSON.stringify({ shard: 1, slice: 0, buckets: 300, hidden: 0, step: 4, kernel: { name: 'fused-linear', version: 1 }, tensors }));
-    const start = Math.ceil((12 + header.length) / 4) * 4;
+    const start = pad(12 + header.length);
     const wv = Float32Array.from([0.5, -1.25, 3]);
     const bv = Float32Array.from([0.75]);
     const av = Float32Array.from([0.2, 0.3, 0.4]);
-    const bytes = new Uint8Array(start + 4 + 12 + 4 + 4 + 12);
+    const bytes = new Uint8Array(start + pad(idxW.length) + 12 + 4 + pad(idxA.length) + 12);
     bytes.set(new TextEncoder().encode('SISACKP2'));
     new DataView(bytes.buffer).setUint32(8, header.length, true);
     bytes.set(header, 12);
     let at = start;
-    for (const part of [idx, new Uint8Array(wv.buffer), new Uint8Array(bv.buffer), idx, new Uint8Array(av.buffer)]) {
+    for (const [part, padded] of [
+      [idxW, true],
+      [new Uint8Array(wv.buffer), false],
+      [new Uint8Array(bv.buffer), false],
+      [idxA, true],
+      [new Uint8Array(av.buffer), false],
+    ] as const) {
       bytes.set(part, at);
-      at += part.length;
+      at += padded ? pad(part.length) : part.length;
     }
     return { bytes, wv, av };
   }
@@ -119,12 +126,20 @@ describe('checkpoints', () => {
   });
 
   it('refuses index data that runs past its end or beyond the tensor, naming the tensor', () => {
+    const decode = (idxW: number[], idxA?: number[]) => decodeCheckpoint(v2Checkpoint(Uint8Array.from(idxW), idxA && Uint8Array.from(idxA)).bytes);
     // The last index byte says "more follows" (0x81), but the tensor's 4 index bytes end there.
-    assert.throws(() => decodeCheckpoint(v2Checkpoint(Uint8Array.from([2, 0, 0xfd, 0x81])).bytes), /^Error: tensor w: index data ends early$/);
-    // Third gap 0xfd 0x03 = 125 + 3·128 = 509: index 3 + 509 + 1 = 513, past the tensor's 300 coordinates.
-    assert.throws(() => decodeCheckpoint(v2Checkpoint(Uint8Array.from([2, 0, 0xfd, 0x03])).bytes), /^Error: tensor w: index 513 out of range$/);
+    assert.throws(() => decode([2, 0, 0xfd, 0x81]), /^Error: tensor w: index data ends early$/);
+    // The same in the second sparse tensor, after a sound first one: the error names it.
+    assert.throws(() => decode([2, 0, 0xfd, 0x01], [2, 0, 0xfd, 0x81]), /^Error: tensor acc:w: index data ends early$/);
+    // At the boundary: third gap 0xa7 0x02 = 39 + 2·128 = 295 gives index 3 + 295 + 1 = 299, the last of the
+    // tensor's 300 coordinates; one more (0xa8 0x02) gives 300, which is past it.
+    assert.equal(decode([2, 0, 0xa7, 0x02]).params[0]!.data[299], 3);
+    assert.throws(() => decode([2, 0, 0xa8, 0x02]), /^Error: tensor w: index 300 out of range$/);
     // A four-byte gap, read exactly: 0xff 0xff 0xff 0x7f = 2^28 − 1, the first index, far out of range.
-    assert.throws(() => decodeCheckpoint(v2Checkpoint(Uint8Array.from([0xff, 0xff, 0xff, 0x7f])).bytes), /^Error: tensor w: index 268435455 out of range$/);
+    assert.throws(() => decode([0xff, 0xff, 0xff, 0x7f]), /^Error: tensor w: index 268435455 out of range$/);
+    // No index of a tensor needs more than 5 bytes; a longer run of continuation bytes is damage. (150 of
+    // them used to make the gap NaN, which passed the range check and was stored as index 0.)
+    assert.throws(() => decode([...Array<number>(150).fill(0x80), 0, 0, 0]), /^Error: tensor w: index data is damaged \(a gap of more than 5 bytes\)$/);
   });
 
   it('a trained workspace: checkpoints deflated (v3), the last of each shard without optimiser state, a damaged body refused naming the file', async () => {

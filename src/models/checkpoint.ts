@@ -315,6 +315,9 @@ function readFloats(bytes: Uint8Array, at: number, n: number): Float32Array {
  * one `sisa predict` on Davidson, about 140 ms of compilation on cores the prediction was using).
  */
 
+/** The scale of a gap's fifth byte, its last: 128^4. */
+const MAX_GAP_SCALE = 128 ** 4;
+
 /** `count` indices below `length`, stored as LEB128 gaps (index − previous − 1) in bytes[at, end). */
 function readIndices(bytes: Uint8Array, at: number, end: number, count: number, length: number, name: string): Int32Array {
   const idx = new Int32Array(count);
@@ -326,6 +329,9 @@ function readIndices(bytes: Uint8Array, at: number, end: number, count: number, 
     let byte: number;
     do {
       if (p >= end) throw new Error(`tensor ${name}: index data ends early`);
+      // Every index fits in 31 bits, so in 5 bytes. A longer run is damage, and past 147 bytes its scale
+      // would overflow to Infinity, the gap become NaN, and NaN pass the range check below.
+      if (scale > MAX_GAP_SCALE) throw new Error(`tensor ${name}: index data is damaged (a gap of more than 5 bytes)`);
       byte = bytes[p++]!;
       d += (byte & 0x7f) * scale;
       scale *= 128;
