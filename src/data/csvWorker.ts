@@ -30,8 +30,8 @@ const emptyBatch = (): Pending => ({ count: 0, rows: new Int32Array(CSV_BATCH), 
 /**
  * Moves records from `from` on into the batch, until the records end or the batch is full; returns where it
  * stopped. A plain function, not a loop in run(): this thread lives for one file, with its code cold, and
- * V8 compiled run()'s loop again at each of its first surprises (four times on Davidson's file, with a
- * flush closure in it), on the cores that the reading and the scoring share.
+ * V8 compiled run()'s loop again at each of its first surprises (three or four times on Davidson's file,
+ * with a flush closure in it), on the cores that the reading and the scoring share.
  */
 function gather(batch: Pending, records: readonly CsvRow[], from: number): number {
   let i = from;
@@ -55,6 +55,7 @@ function gather(batch: Pending, records: readonly CsvRow[], from: number): numbe
 /** Posts the batch, then waits while the consumer has CSV_AHEAD batches it has not acknowledged. */
 async function send(names: string[] | null, batch: Pending): Promise<void> {
   const { count } = batch;
+  // A posted subarray carries its whole buffer (CSV_BATCH entries); the reader uses only its length and entries.
   post({ type: 'batch', names: names ?? [], rows: batch.rows.subarray(0, count), lines: batch.lines.subarray(0, count), values: batch.values, errors: batch.errors });
   ahead += 1;
   while (ahead >= CSV_AHEAD) await new Promise<void>((resolve) => (resume = resolve));

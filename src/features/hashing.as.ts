@@ -134,9 +134,10 @@ function charGrams(start: i32, len: i32, h: u32, codes: usize, n: i32, mask: u32
 }
 
 /**
- * Copies `count` i32 between regions that do not overlap, eight bytes at a time. Not memory.copy: in V8 that
- * is a call out of the module, which cost more than this loop for a word's few dozen codes (the memo copies
- * a word's codes out for nearly every word of every text).
+ * Copies `count` i32 between regions that do not overlap (the memo pool lies below UNITS, the codes past the
+ * texts), eight bytes at a time. Not memory.copy: in V8 that is a call out of the module, made here for
+ * nearly every word of every text, for a few dozen codes each; this loop measured no slower (new/old
+ * 0.94-1.09, median 1.04, within the host's noise).
  */
 // @ts-ignore: decorator
 @inline
