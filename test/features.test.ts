@@ -14,7 +14,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { decodeEntities, DEFAULT_FEATURES, featuriserMemoryBytes, forEachFeatureBatch, hashText, hashTexts, tokenize, type FeatureConfig } from '../src/features/hashing.js';
-import { aggregate, loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, Predictor, type Ensemble } from '../src/models/ensemble.js';
+import { aggregate, loadEnsemble, memberProbabilities, predictTexts, predictTextsParallel, Predictor, type Ensemble, type Scored } from '../src/models/ensemble.js';
 import { scoreLinearJs } from '../src/models/linearScore.js';
 import { loadState } from '../src/state/manifest.js';
 import { workspace } from '../src/state/workspace.js';
@@ -145,6 +145,22 @@ describe('fast featuriser = reference featuriser', () => {
   });
 });
 
+/** A CSV file of the texts, with ids q0, q1, …; `extra` lines are appended as they are. */
+async function writeTextsCsv(file: string, texts: readonly string[], extra = ''): Promise<void> {
+  await fsp.writeFile(file, 'id,text\n' + texts.map((t, i) => `q${i},"${t.replaceAll('"', '""')}"`).join('\n') + '\n' + extra);
+}
+
+/** `sisa predict` on a file of texts with ids q0, q1, … gives `expected` for every row, bit for bit. */
+async function assertPredictsFile(ws: string, file: string, how: 'vote' | 'mean', expected: Scored, what: string): Promise<void> {
+  const cli = (await cliJson(['predict', file, '--workdir', ws, '--aggregate', how])) as { predictions: { id: string; score: number; label: number }[] };
+  assert.equal(cli.predictions.length, expected.score.length);
+  cli.predictions.forEach((p, i) => {
+    assert.equal(p.id, `q${i}`);
+    assert.equal(p.score, expected.score[i], `${what}, row ${i}: score`);
+    assert.equal(p.label, expected.label[i], `${what}, row ${i}: label`);
+  });
+}
+
 /** The ensemble's scoring loop as it was before the register-blocked kernel: the reference for its bits. */
 function referenceProbabilities(ens: Ensemble, texts: readonly string[]): Float32Array[] {
   const S = ens.models.length;
@@ -212,23 +228,13 @@ describe('prediction on worker threads = prediction on this thread = the referen
         // as its reader's thread parses it (five batches of 2,048 rows); at S = 17 (more models than
         // SCORE_WHILE_READING_MAX_MODELS), and for JSON Lines, on all cores once read.
         const csv = path.join(dir, 'score.csv');
-        await fsp.writeFile(csv, 'id,text\n' + texts.map((t, i) => `q${i},"${t.replaceAll('"', '""')}"`).join('\n') + '\n');
+        await writeTextsCsv(csv, texts);
         const jsonl = path.join(dir, 'score.jsonl');
         await fsp.writeFile(jsonl, texts.map((t, i) => JSON.stringify({ id: `q${i}`, text: t })).join('\n') + '\n');
-        for (const file of [csv, jsonl])
-          for (const how of ['vote', 'mean'] as const) {
-            const cli = (await cliJson(['predict', file, '--workdir', ws, '--aggregate', how])) as { predictions: { id: string; score: number; label: number }[] };
-            const expected = aggregate(want, how);
-            assert.equal(cli.predictions.length, texts.length);
-            cli.predictions.forEach((p, i) => {
-              assert.equal(p.id, `q${i}`);
-              assert.equal(p.score, expected.score[i], `${path.basename(file)}, ${how}, row ${i}: score`);
-              assert.equal(p.label, expected.label[i], `${path.basename(file)}, ${how}, row ${i}: label`);
-            });
-          }
+        for (const file of [csv, jsonl]) for (const how of ['vote', 'mean'] as const) await assertPredictsFile(ws, file, how, aggregate(want, how), `${path.basename(file)}, ${how}`);
         // A bad row in the last batch (at S = 3, after four batches were scored): one line naming it, and no predictions.
         const bad = path.join(dir, 'bad.csv');
-        await fsp.writeFile(bad, 'id,text\n' + texts.map((t, i) => `q${i},"${t.replaceAll('"', '""')}"`).join('\n') + '\nq-last,"a text",extra\n');
+        await writeTextsCsv(bad, texts, 'q-last,"a text",extra\n');
         const r = await runCli(['predict', bad, '--workdir', ws]);
         assert.equal(r.code, 1, r.stderr);
         assert.match(r.stderr, /^sisa: error: .*bad\.csv: row 9001 \(line 9002\).*\n$/);
@@ -265,14 +271,8 @@ describe('a resident Predictor', () => {
       }
       // `sisa predict` on a CSV file of these texts: read on the reader's thread, then scored on all cores.
       const file = path.join(dir, 'score.csv');
-      await fsp.writeFile(file, 'id,text\n' + texts.map((t, i) => `q${i},${t}`).join('\n') + '\n');
-      const cli = (await cliJson(['predict', file, '--workdir', ws, '--aggregate', 'mean'])) as { predictions: { id: string; score: number; label: number }[] };
-      assert.equal(cli.predictions.length, texts.length);
-      cli.predictions.forEach((p, i) => {
-        assert.equal(p.id, `q${i}`);
-        assert.equal(p.score, want.score[i], `row ${i}: score`);
-        assert.equal(p.label, want.label[i], `row ${i}: label`);
-      });
+      await writeTextsCsv(file, texts);
+      await assertPredictsFile(ws, file, 'mean', want, 'score.csv');
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
