@@ -30,6 +30,14 @@ export interface FileColumns {
   format?: string;
 }
 
+/**
+ * Columns as a use case reads them: `flagPrefix` is the prefix of the options its messages name ('eval-'
+ * for report's --eval file, whose columns are --eval-text-col, …), so that a hint names a flag that exists.
+ */
+export interface ReadColumns extends FileColumns {
+  flagPrefix?: string;
+}
+
 /** The rule for a `FileColumns` value, for use cases that take one. */
 export const FILE_COLUMNS: OptionSpec<FileColumns> = {
   idCol: rule.opt('string'),
@@ -44,7 +52,7 @@ export const FILE_COLUMNS: OptionSpec<FileColumns> = {
  * `requireGroupColumns`: the caller needs the sensitive attributes (fair prediction, a fairness report), so
  * a group defined by a column that this file lacks is an error rather than "nobody is in the group".
  */
-export async function readInputRows(state: State, file: string, cols: FileColumns, labelled: boolean, requireGroupColumns = false): Promise<Rows> {
+export async function readInputRows(state: State, file: string, cols: ReadColumns, labelled: boolean, requireGroupColumns = false): Promise<Rows> {
   const records = await readInputRecords(state, file, cols, labelled, requireGroupColumns);
   const features = await featurizeTexts(records.map((r) => r.text), state.config.features);
   const b = new RowsBuilder(state.config.groups.map((g) => g.name));
@@ -65,7 +73,7 @@ export interface InputRecord {
 }
 
 /** A file's rows as readInputRows reads and checks them, without hashing their texts (for a caller that hashes them elsewhere). */
-export async function readInputRecords(state: State, file: string, cols: FileColumns, labelled: boolean, requireGroupColumns = false): Promise<InputRecord[]> {
+export async function readInputRecords(state: State, file: string, cols: ReadColumns, labelled: boolean, requireGroupColumns = false): Promise<InputRecord[]> {
   const records: InputRecord[] = [];
   for await (const batch of readInputRecordBatches(state, file, cols, labelled, requireGroupColumns)) for (const r of batch) records.push(r);
   return records;
@@ -76,7 +84,7 @@ export async function readInputRecords(state: State, file: string, cols: FileCol
  * batch while the reader, on its own thread for CSV (see readsOnItsOwnThread), parses the next ones. A bad
  * row throws when its batch is reached, after the batches before it were yielded.
  */
-export async function* readInputRecordBatches(state: State, file: string, cols: FileColumns, labelled: boolean, requireGroupColumns = false): AsyncGenerator<InputRecord[]> {
+export async function* readInputRecordBatches(state: State, file: string, cols: ReadColumns, labelled: boolean, requireGroupColumns = false): AsyncGenerator<InputRecord[]> {
   const cfg = state.config;
   const rule: LabelRule = cols.positiveValues
     ? { kind: 'positive-values', values: cols.positiveValues }
@@ -85,6 +93,8 @@ export async function* readInputRecordBatches(state: State, file: string, cols: 
       : cols.labelCol !== undefined
         ? { kind: 'auto' }
         : cfg.labelRule;
+  const prefix = `--${cols.flagPrefix ?? ''}`;
+  const labelFlags = { positiveValues: `${prefix}positive-values`, labelThreshold: `${prefix}label-threshold` };
   // Without fairness, many-valued attributes are not computed (an unseen value or topic combination would be refused).
   const flag = groupFlagger(requireGroupColumns ? cfg.groups : cfg.groups.filter((g) => g.kind !== 'values'));
   let names: { id: string | null; text: string; label: string | null } | null = null;
@@ -100,15 +110,15 @@ export async function* readInputRecordBatches(state: State, file: string, cols: 
         // The workspace's own column names first, then the usual ones.
         names = {
           id: findColumn(keys, cols.idCol, [cfg.idCol, ...ID_CANDIDATES], 'id', file),
-          text: requireColumn(keys, cols.textCol, [cfg.textCol, ...TEXT_CANDIDATES], 'text', file),
-          label: labelled ? requireColumn(keys, cols.labelCol, [cfg.labelCol, ...LABEL_CANDIDATES], 'label', file) : null,
+          text: requireColumn(keys, cols.textCol, [cfg.textCol, ...TEXT_CANDIDATES], 'text', file, `${prefix}text-col`),
+          label: labelled ? requireColumn(keys, cols.labelCol, [cfg.labelCol, ...LABEL_CANDIDATES], 'label', file, `${prefix}label-col`) : null,
         };
       }
       const rawText = rec.fields[names.text];
       const text = rawText === null || rawText === undefined ? '' : String(rawText);
       let label = 0;
       if (names.label !== null) {
-        const parsed = parseLabel(rec.fields[names.label], rule);
+        const parsed = parseLabel(rec.fields[names.label], rule, labelFlags);
         if (!parsed.ok) throw inputError(`${file}: ${rowRef(rec)}: ${parsed.reason}`);
         label = parsed.label;
       }
@@ -139,6 +149,6 @@ export async function featurizeTexts(texts: readonly string[], cfg: State['confi
 
 const PARALLEL_FROM = 8192;
 
-export function loadLabelledFile(state: State, file: string, cols: FileColumns, requireGroupColumns = false): Promise<Rows> {
+export function loadLabelledFile(state: State, file: string, cols: ReadColumns, requireGroupColumns = false): Promise<Rows> {
   return readInputRows(state, file, cols, true, requireGroupColumns);
 }

@@ -297,7 +297,7 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
     return { name, rows, probs: memberProbabilities(ens, { ...rows, n: rows.ids.length }), group: g.codes, mono: mono ? predictProba(mono, rows, rows.ids.length) : null };
   };
   const splits: Split[] = [load('calibration', await heldoutRows(ws, state, 'calibration')), load('test', await heldoutRows(ws, state, 'test'))];
-  if (o.evalFile) splits.push(load(`eval:${path.basename(o.evalFile)}`, await loadLabelledFile(state, o.evalFile, o.evalColumns ?? {}, true)));
+  if (o.evalFile) splits.push(load(`eval:${path.basename(o.evalFile)}`, await loadLabelledFile(state, o.evalFile, { ...o.evalColumns, flagPrefix: 'eval-' }, true)));
 
   const names: MethodName[] = [...(mono ? (['monolithic'] as const) : []), 'sisa', ...FAIR_METHODS];
   const methods: MethodEntry[] = [];
@@ -420,7 +420,7 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
       backend: state.training.backend,
       revision: state.revision,
       models: state.models.map((m) => ({ shard: m.shard, version: m.version, modelHash: m.modelHash })),
-      command: `sisa report --attribute ${attribute} --eo-tolerance ${tolerance}${count ? ` --resplits ${count}` : ''}${o.baseline ? ' --baseline' : ''}${o.evalFile ? ` --eval ${o.evalFile}` : ''}`,
+      command: reproduceCommand(o, { attribute, tolerance, resplits: count, resamples }),
     },
     methods,
     calibrationError: fit.methods.map((m) => ({ name: m.method, lpError: m.lpError })),
@@ -428,6 +428,32 @@ export async function buildReport(o: ReportOptions): Promise<Report> {
     perShard,
     history: await loadHistory(ws),
   };
+}
+
+/**
+ * The `sisa report` command line that gives this report again (run in the workspace with --workdir):
+ * every setting that changes a number, values quoted for a POSIX shell. Library-only settings without a
+ * flag (the --eval file's id column or format) cannot be written; the reader detects them as before.
+ */
+function reproduceCommand(o: ReportOptions, s: { attribute: string; tolerance: number; resplits: number; resamples: number }): string {
+  const args = ['sisa', 'report', '--attribute', s.attribute, '--eo-tolerance', String(s.tolerance)];
+  if (s.resplits) args.push('--resplits', String(s.resplits));
+  if (o.baseline) args.push('--baseline');
+  if (s.resamples !== 500) args.push('--resamples', String(s.resamples));
+  if (o.evalFile) {
+    const c = o.evalColumns ?? {};
+    args.push('--eval', o.evalFile);
+    if (c.textCol !== undefined) args.push('--eval-text-col', c.textCol);
+    if (c.labelCol !== undefined) args.push('--eval-label-col', c.labelCol);
+    if (c.positiveValues !== undefined) args.push('--eval-positive-values', c.positiveValues.join(','));
+    if (c.labelThreshold !== undefined) args.push('--eval-label-threshold', String(c.labelThreshold));
+  }
+  return args.map(shellWord).join(' ');
+}
+
+/** A word as a POSIX shell reads it back: as is when it holds no character the shell treats specially. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 const f3 = (x: number | null) => (x !== null && Number.isFinite(x) ? x.toFixed(3) : 'n/a');

@@ -16,8 +16,9 @@ export function findColumn(names: string[], explicit: string | undefined, candid
   return candidates.find((c): c is string => c !== null && names.includes(c)) ?? null;
 }
 
-export function requireColumn(names: string[], explicit: string | undefined, candidates: readonly (string | null)[], what: string, file: string): string {
+/** `flag` is the option that names this column, for the message when none is found (default --WHAT-col). */
+export function requireColumn(names: string[], explicit: string | undefined, candidates: readonly (string | null)[], what: string, file: string, flag = `--${what}-col`): string {
   const found = findColumn(names, explicit, candidates, what, file);
-  if (found === null) throw inputError(`${file}: no ${what} column found; pass --${what}-col (columns: ${list(names)})`);
+  if (found === null) throw inputError(`${file}: no ${what} column found; pass ${flag} (columns: ${list(names)})`);
   return found;
 }

@@ -14,14 +14,21 @@ function asText(v: unknown): string {
   return typeof v === 'string' ? v.trim() : String(v);
 }
 
-export function parseLabel(value: unknown, rule: LabelRule): LabelResult {
+/** The options a message names to map labels: the command's own (report's --eval file has its own). */
+export interface LabelFlags {
+  positiveValues: string;
+  labelThreshold: string;
+}
+const LABEL_FLAGS: LabelFlags = { positiveValues: '--positive-values', labelThreshold: '--label-threshold' };
+
+export function parseLabel(value: unknown, rule: LabelRule, flags: LabelFlags = LABEL_FLAGS): LabelResult {
   if (isMissing(value)) return { ok: false, reason: 'missing label' };
   switch (rule.kind) {
     case 'positive-values':
       return { ok: true, label: rule.values.includes(asText(value)) ? 1 : 0 };
     case 'threshold': {
       const x = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : Number(asText(value));
-      if (!Number.isFinite(x)) return { ok: false, reason: `label '${asText(value)}' is not a number (--label-threshold needs numeric labels)` };
+      if (!Number.isFinite(x)) return { ok: false, reason: `label '${asText(value)}' is not a number (${flags.labelThreshold} needs numeric labels)` };
       return { ok: true, label: x >= rule.threshold ? 1 : 0 };
     }
     case 'auto': {
@@ -31,7 +38,7 @@ export function parseLabel(value: unknown, rule: LabelRule): LabelResult {
       if (NEGATIVE.has(s)) return { ok: true, label: 0 };
       return {
         ok: false,
-        reason: `non-binary label '${asText(value).slice(0, 40)}' (use --positive-values or --label-threshold to map it)`,
+        reason: `non-binary label '${asText(value).slice(0, 40)}' (use ${flags.positiveValues} or ${flags.labelThreshold} to map it)`,
       };
     }
   }
