@@ -36,9 +36,9 @@ describe('bad input', () => {
     await expectFailure(['status', '--workdir', empty], empty, /no sisa workspace/);
   });
 
-  it('--chars beyond 16 (its character grams grow with the square of a word\'s length): a usage error, the workspace as it was', async () => {
-    for (const bad of ['100000', '17', '2.5', '-1'])
-      await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--chars', bad], ws, new RegExp(`--chars must be a whole number from 0 to 16, got ${bad.replace('.', '\\.')}`));
+  it('--chars beyond 16 (its character grams grow with the square of a word\'s length), or 1 or 2 (character grams start at 3: they would silently be none): a usage error, the workspace as it was', async () => {
+    for (const bad of ['100000', '17', '2.5', '-1', '1', '2'])
+      await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--chars', bad], ws, new RegExp(`--chars must be 0 \\(no character grams\\) or a whole number from 3 to 16, got ${bad.replace('.', '\\.')}`));
   });
 
   it('a missing column', async () => {

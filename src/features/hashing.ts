@@ -269,6 +269,8 @@ export function validateFeatureConfig(cfg: FeatureConfig): string | null {
   if (!Number.isInteger(cfg.ngrams) || cfg.ngrams < 1 || cfg.ngrams > 4) return `--ngrams must be 1..4, got ${cfg.ngrams}`;
   // Longer character grams add little over 16 and their count grows with the square of a word's length.
   const chars = cfg.chars ?? 0;
-  if (!Number.isInteger(chars) || chars < 0 || chars > MAX_CHARS) return `--chars must be a whole number from 0 to ${MAX_CHARS}, got ${chars}`;
+  // Character grams start at length 3, so 1 and 2 would give none without a word.
+  if (!Number.isInteger(chars) || chars < 0 || chars > MAX_CHARS || (chars > 0 && chars < 3))
+    return `--chars must be 0 (no character grams) or a whole number from 3 to ${MAX_CHARS}, got ${chars}`;
   return null;
 }
