@@ -37,6 +37,14 @@ describe("fairness fit: the user's constraint, objective and minimum group", () 
     for (const m of fit.methods) assert.equal(typeof m.calibrationGap, 'number');
   });
 
+  it('a fit by hand keeps each choice it is not given, as the refit does (README: sisa fairness fit)', async () => {
+    await cliJson(['fairness', 'fit', '--workdir', ws, '--eo-tolerance', '0.05', '--decision', 'threshold']);
+    const fit = await cliJson(['fairness', 'show', '--workdir', ws]);
+    // From the fit of the test before: fpr-parity, cost 5 / 1, --min-group 1000.
+    assert.deepEqual([fit.constraint, fit.objective, fit.fnCost, fit.fpCost, fit.minGroup], ['fpr-parity', 'cost', 5, 1, 1000]);
+    assert.deepEqual([fit.tolerance, fit.decision], [0.05, 'threshold']);
+  });
+
   it('the refit after a deletion keeps the choices; older fits without them read as equalized odds for accuracy', async () => {
     await cliJson(['fairness', 'fit', '--workdir', ws, '--constraint', 'equal-opportunity', '--objective', 'balanced-accuracy', '--min-group', '5']);
     const del = await cliJson(['delete', '--workdir', ws, '--id', 'd11', '--id', 'd12', '--id', 'd13', '--quiet']);

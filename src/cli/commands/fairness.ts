@@ -13,7 +13,7 @@ export function fairnessCommand(y: Argv): Argv {
         common(y)
           .positional('action', { choices: ['fit', 'show'] as const, demandOption: true, describe: 'fit: fit the post-processors now; show: print the fitted ones' })
           .option('attribute', { type: 'string', describe: "Sensitive attribute (default 'any')" })
-          .option('constraint', { choices: FAIR_CONSTRAINTS, describe: 'Rates held equal between groups: TPR and FPR, TPR, FPR, or selection rate (default equalized-odds; a refit keeps the last fit\'s)' })
+          .option('constraint', { choices: FAIR_CONSTRAINTS, describe: 'Rates held equal between groups: TPR and FPR, TPR, FPR, or selection rate (default equalized-odds)' })
           .option('eo-tolerance', { type: 'string', describe: "Allowed max - min of each constrained rate between groups (default 0), or 'auto': the smallest ε of 0, 0.02, 0.05, 0.1 whose out-of-fold violation is within its bootstrap noise" })
           .option('cv', { type: 'number', describe: 'Cross-fit on the calibration split with K folds: out-of-fold accuracy and constraint gap per method and ε (0, 0.02, 0.05, 0.1)' })
           .option('objective', { choices: FAIR_OBJECTIVES, describe: 'What the fit minimises: errors, (FPR + FNR) / 2, or cost with --fn-cost and --fp-cost (default accuracy)' })
@@ -23,7 +23,8 @@ export function fairnessCommand(y: Argv): Argv {
           .option('min-group', { type: 'number', describe: 'Groups with fewer calibration positives or negatives than this are not constrained (default 30)' })
           .example('$0 fairness fit --workdir dv', 'Refit on the calibration split (after ingest --calibration 0.2 --group-terms builtin)')
           .example('$0 fairness fit --constraint fpr-parity --objective cost --fn-cost 5 --fp-cost 1 --workdir dv', 'Equal false-flag rates, a missed toxic comment costing 5 wrongly hidden ones')
-          .example('$0 fairness show --json --workdir dv', 'The fitted tables as JSON'),
+          .example('$0 fairness show --json --workdir dv', 'The fitted tables as JSON')
+          .epilogue("A choice not given keeps the stored fit's (printed by 'sisa fairness show'), as the refit after train and delete does; the defaults above are a first fit's."),
       async (a) => {
         const { fitFairness, isStale, loadFit } = await import('../../app/fairnessFit.js');
         const tol = a['eo-tolerance'];
