@@ -38,12 +38,25 @@ const GroupSpec = z.discriminatedUnion('kind', [
 ]);
 export type GroupSpec = z.infer<typeof GroupSpec>;
 
-const FileRef = z.object({ file: z.string(), sha256: matching(/^[0-9a-f]{64}$/), rows: number().int().nonnegative() });
+const FileRefFields = z.object({ file: z.string(), sha256: matching(/^[0-9a-f]{64}$/), rows: number().int().nonnegative() });
+
+/**
+ * A data file is named by its role and the first 12 hex digits of its content hash (ShardFileWriter). A
+ * name that is not that (a damaged or edited manifest) is refused: it could point outside shards/, and
+ * the real file, named by no entry, would be removed as stray by the next garbage collection.
+ */
+const DATA_FILE_NAME = /^(shard-\d{3,}|test|calibration)-([0-9a-f]{12})\.arrow$/;
+function nameMatchesHash(f: z.infer<typeof FileRefFields>, ctx: z.RefinementCtx): void {
+  if (DATA_FILE_NAME.exec(f.file)?.[2] !== f.sha256.slice(0, 12))
+    ctx.addIssue({ code: 'custom', path: ['file'], message: `Invalid file name: expected shard-NNN, test or calibration, then '-${f.sha256.slice(0, 12)}.arrow' (its hash), got '${f.file}'` });
+}
+
+const FileRef = FileRefFields.superRefine(nameMatchesHash);
 export type FileRef = z.infer<typeof FileRef>;
 
 const SliceInfo = z.object({ slice: number().int().nonnegative(), rows: number().int().nonnegative(), hash: z.string() });
 
-const ShardInfo = FileRef.extend({ shard: number().int().nonnegative(), slices: z.array(SliceInfo) });
+const ShardInfo = FileRefFields.extend({ shard: number().int().nonnegative(), slices: z.array(SliceInfo) }).superRefine(nameMatchesHash);
 export type ShardInfo = z.infer<typeof ShardInfo>;
 
 export const LearnerConfig = z.object({
