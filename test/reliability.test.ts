@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { cliJson, makeCorpus, readState, runCli, tempDir } from './helpers.js';
+import { cliJson, makeCorpus, nothingPending, readState, runCli, snapshot, tempDir } from './helpers.js';
 import { copy, crashSafetySuite } from './crash-suite.js';
 
 crashSafetySuite({ powerLoss: false });
@@ -106,6 +106,58 @@ describe('locking and audit', () => {
       assert.equal(intact.code, 1, intact.stderr);
       assert.match(intact.stderr, /^sisa: error: .*(row 2 \(line 3\)|cannot tell the format from the extension|cannot read input file).*\n$/, path.basename(file));
     }
+  });
+
+  it('the newest receipt is anchored in the manifest: verify catches an edit of it, and delete does not chain onto a damaged or edited one', async () => {
+    const state = await readState(ws);
+    assert.ok(state.deletions >= 2, 'deletions made by the tests before');
+    const newest = (w: string) => path.join(w, 'manifests', 'deletions', String(state.deletions).padStart(6, '0') + '.json');
+    const refused = async (w: string, pattern: RegExp) => {
+      const before = await snapshot(w);
+      const r = await runCli(['delete', '--workdir', w, '--id', 'd60', '--quiet']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^sisa: error: [^\n]+\n$/, 'one line');
+      assert.match(r.stderr, pattern);
+      assert.deepEqual(await snapshot(w), before, 'nothing written (no new receipt, shard or model)');
+      assert.ok(await nothingPending(w), 'the request is refused, not kept pending');
+    };
+
+    // Edited: still valid JSON, so only the hash the manifest recorded with it can tell.
+    const edited = await copy(ws, path.join(dir, 'newest-edited'));
+    await fsp.writeFile(newest(edited), (await fsp.readFile(newest(edited), 'utf8')).replace(/"requested": (\d+)/, (_, n) => `"requested": ${Number(n) + 1}`));
+    const v = await runCli(['verify', '--workdir', edited]);
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, new RegExp(`FAIL receipts: entry ${state.deletions}: changed after its commit \\(its sha256 is not the one the manifest recorded\\)`));
+    await refused(edited, new RegExp(`deletions/0+${state.deletions}\\.json: deletion log entry ${state.deletions} was changed after its commit .*run 'sisa verify'`));
+
+    // Damaged (emptied), and in a manifest written before the anchor existed: the entry itself is checked.
+    const emptied = await copy(ws, path.join(dir, 'newest-emptied'));
+    await fsp.writeFile(newest(emptied), '');
+    const s = JSON.parse(await fsp.readFile(path.join(emptied, 'manifests', 'state.json'), 'utf8'));
+    delete s.lastReceiptSha256;
+    await fsp.writeFile(path.join(emptied, 'manifests', 'state.json'), JSON.stringify(s, null, 2));
+    await refused(emptied, new RegExp(`deletions/0+${state.deletions}\\.json: deletion log entry is missing or damaged`));
+  });
+
+  it('a torn last journal line (a crash mid-append) does not hide the next operation: a deletion killed after it is seen as interrupted and completed by recover', async () => {
+    const w = await copy(ws, path.join(dir, 'torn-journal'));
+    const journal = path.join(w, 'manifests', 'journal.jsonl');
+    await fsp.appendFile(journal, '{"seq":99,"op":"de');
+    const before = (await cliJson(['status', '--workdir', w])).deletions.records;
+    const killed = await runCli(['delete', '--workdir', w, '--id', 'd70', '--quiet'], { env: { SISA_CRASH_AT: 'delete:retrained' } });
+    assert.equal(killed.signal, 'SIGKILL');
+    // Each line of the journal after the torn one is whole; the deletion's begin is one of them.
+    const lines = (await fsp.readFile(journal, 'utf8')).split('\n');
+    const torn = lines.indexOf('{"seq":99,"op":"de');
+    assert.ok(torn >= 0, 'the torn line stays as it was');
+    const after = lines.slice(torn + 1).filter((l) => l !== '').map((l) => JSON.parse(l));
+    assert.ok(after.some((l) => l.op === 'delete' && l.phase === 'begin'), 'the begin line is a line of its own');
+    const blocked = await runCli(['delete', '--workdir', w, '--id', 'd71', '--quiet']);
+    assert.equal(blocked.code, 1);
+    assert.match(blocked.stderr, /an interrupted 'delete' .* must be recovered first: run 'sisa recover'/);
+    assert.equal((await runCli(['recover', '--workdir', w, '--quiet'])).code, 0);
+    assert.equal((await cliJson(['status', '--workdir', w])).deletions.records, before + 1, 'recover completed the accepted deletion');
+    assert.equal((await cliJson(['verify', '--workdir', w])).ok, true);
   });
 
   it('verify --deep retrains every shard and finds the same weights', async () => {

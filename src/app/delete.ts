@@ -163,8 +163,12 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   checkOptions('deleteRecords', o, DELETE_OPTIONS);
   const ids = [...new Set(o.ids.map((s) => s.trim()).filter((s) => s.length > 0))];
   if (ids.length === 0) throw usageError('no ids to delete: pass --id ID or --ids-file FILE');
-  // Refused before it is accepted: a workspace without models cannot apply it (train first).
-  requireTrained(await loadState(workspace(o.workdir)));
+  // Refused before it is accepted: a workspace without models cannot apply it (train first), and a
+  // damaged or edited newest receipt would be chained onto (run verify, restore it).
+  const ws = workspace(o.workdir);
+  const state = await loadState(ws);
+  requireTrained(state);
+  await entrySha256(ws, state.deletions, state.lastReceiptSha256);
   // The request is written to manifests/pending/ before anything else, so it survives a crash.
   const pending: PendingDeletion = { ids, strict: o.strict ?? false, hashIds: o.hashIds ?? false, ...(o.fullRetrain ? { fullRetrain: true } : {}), requestedAt: new Date().toISOString() };
   return runOperation(o.workdir, 'delete', { wait: o.wait, pending, keepPendingOn: (err) => !refusesRequest(err), keptPendingHint: KEPT_PENDING_HINT }, async () => {
@@ -368,7 +372,7 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
   const entry: DeletionEntry = {
     seq,
     time: new Date().toISOString(),
-    prevSha256: await entrySha256(ws, seq - 1),
+    prevSha256: await entrySha256(ws, seq - 1, state.lastReceiptSha256),
     idsHashed: salt !== null,
     startedAt: requestedAt,
     requested: ids.length,
@@ -391,7 +395,7 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
     heldout: heldoutNotes.map((h) => ({ ...h, ids: receiptIds(h.ids) })),
     seconds: result.seconds,
   };
-  await writeEntry(ws, entry);
+  next.lastReceiptSha256 = await writeEntry(ws, entry);
   crashPoint('delete:receipt-written');
   next.deletions = seq;
   next.revision = state.revision + 1;

@@ -412,6 +412,7 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
     models: [],
     // Deletion numbering and model versions continue: the receipts already issued refer to both.
     deletions: previous?.deletions ?? 0,
+    ...(previous?.lastReceiptSha256 !== undefined ? { lastReceiptSha256: previous.lastReceiptSha256 } : {}),
     ...(retiredModelVersion(previous) !== undefined ? { retiredModelVersion: retiredModelVersion(previous) } : {}),
     revision: (previous?.revision ?? 0) + 1,
     ...(store ? { store } : {}),

@@ -124,6 +124,9 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
       prev = null;
     }
   }
+  // The newest entry is proven by the hash the manifest committed with it (the chain proves the others).
+  if (state.deletions > 0 && prev !== null && state.lastReceiptSha256 !== undefined && prev !== state.lastReceiptSha256)
+    chainProblems.push(`entry ${state.deletions}: changed after its commit (its sha256 is not the one the manifest recorded)`);
   check('receipts', chainProblems, `${state.deletions} deletion receipt(s), hash chain intact`);
 
   // No deleted id anywhere: shard files (referenced or not), held-out files, pending requests.

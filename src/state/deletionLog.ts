@@ -47,17 +47,40 @@ export function entryPath(ws: Workspace, seq: number): string {
   return ws.meta.where(entryDoc(seq));
 }
 
-export async function writeEntry(ws: Workspace, entry: DeletionEntry): Promise<void> {
+/** Writes a receipt; returns the sha256 of its file, which the state that commits it records. */
+export async function writeEntry(ws: Workspace, entry: DeletionEntry): Promise<string> {
   await assertMayCommit(ws); // a receipt number belongs to the lock holder; after the receipt, the commit follows
-  await ws.meta.write(entryDoc(entry.seq), JSON.stringify(DeletionEntrySchema.parse(entry), null, 2) + '\n');
+  const text = JSON.stringify(DeletionEntrySchema.parse(entry), null, 2) + '\n';
+  await ws.meta.write(entryDoc(entry.seq), text);
+  return sha256(text);
 }
 
-/** sha256 of an entry's file, the link the next entry carries. */
-export async function entrySha256(ws: Workspace, seq: number): Promise<string | null> {
+/**
+ * sha256 of an entry's file, the link the next entry carries. The entry must be a valid entry with its
+ * own number, and match `recorded` (the state's lastReceiptSha256) when given: a new entry is never
+ * chained onto a damaged or edited one, which would leave the chain broken for good.
+ */
+export async function entrySha256(ws: Workspace, seq: number, recorded?: string): Promise<string | null> {
   if (seq < 1) return null;
   const bytes = await ws.meta.readBytes(entryDoc(seq)).catch(() => null);
   if (!bytes) throw stateError(`${entryPath(ws, seq)}: deletion log entry is missing; the log chain is broken (run 'sisa verify')`);
-  return sha256(bytes);
+  const entry = parseEntry(ws, seq, new TextDecoder().decode(bytes));
+  if (entry.seq !== seq) throw stateError(`${entryPath(ws, seq)}: deletion log entry claims sequence number ${entry.seq}; run 'sisa verify'`);
+  const hash = sha256(bytes);
+  if (recorded !== undefined && hash !== recorded)
+    throw stateError(`${entryPath(ws, seq)}: deletion log entry ${seq} was changed after its commit (its sha256 is not the one the manifest recorded); run 'sisa verify'`);
+  return hash;
+}
+
+/** An entry's text parsed and checked, or a one-line error naming the file and the first problem. */
+function parseEntry(ws: Workspace, seq: number, text: string): DeletionEntry {
+  try {
+    return DeletionEntrySchema.parse(JSON.parse(text));
+  } catch (err) {
+    const issue = err instanceof z.ZodError ? err.issues[0] : undefined;
+    const why = issue ? `invalid entry at '${issue.path.join('.')}': ${issue.message}` : errorMessage(err);
+    throw stateError(`${entryPath(ws, seq)}: deletion log entry is missing or damaged (${why})`, err);
+  }
 }
 
 const SALT_DOC = 'salt';
@@ -103,14 +126,14 @@ export async function receiptModelVersions(ws: Workspace, state: State): Promise
 }
 
 export async function readEntry(ws: Workspace, seq: number): Promise<DeletionEntry> {
-  const p = entryPath(ws, seq);
+  let text: string | null;
   try {
-    const text = await ws.meta.read(entryDoc(seq));
-    if (text === null) throw new Error('no such file');
-    return DeletionEntrySchema.parse(JSON.parse(text));
+    text = await ws.meta.read(entryDoc(seq));
   } catch (err) {
-    throw stateError(`${p}: deletion log entry is missing or damaged (${errorMessage(err)})`, err);
+    throw stateError(`${entryPath(ws, seq)}: deletion log entry is missing or damaged (${errorMessage(err)})`, err);
   }
+  if (text === null) throw stateError(`${entryPath(ws, seq)}: deletion log entry is missing or damaged (no such file)`);
+  return parseEntry(ws, seq, text);
 }
 
 export async function readLog(ws: Workspace, state: State): Promise<DeletionEntry[]> {

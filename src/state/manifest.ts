@@ -125,6 +125,14 @@ export const StateSchema = z.object({
   /** Number of committed deletion log entries (manifests/deletions/000001.json …). */
   deletions: number().int().nonnegative(),
   /**
+   * sha256 of the newest deletion log entry (number `deletions`), committed with it. Each entry carries
+   * its predecessor's hash, so the chain proves every entry but the newest; this proves the newest. A
+   * deletion refuses to chain onto an entry that does not match it, and verify reports one. Absent in
+   * workspaces whose newest entry was written before it existed (then the entry is only checked to be
+   * a valid entry).
+   */
+  lastReceiptSha256: matching(/^[0-9a-f]{64}$/).optional(),
+  /**
    * The highest model version of models a re-ingest (--force) discarded. Deletion receipts name the
    * model version each retrain produced, and verify checks that no model is older than a deletion
    * that touched its shard; numbering new models from 1 again made that audit fail on models that

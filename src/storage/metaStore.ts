@@ -33,6 +33,15 @@ export interface MetaStore {
 
 const absent = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
+/** Whether a file opened for reading is empty or ends with a newline. */
+async function endsWithNewline(fh: fsp.FileHandle): Promise<boolean> {
+  const { size } = await fh.stat();
+  if (size === 0) return true;
+  const last = Buffer.alloc(1);
+  await fh.read(last, 0, 1, size - 1);
+  return last[0] === 0x0a;
+}
+
 export class FsMetaStore implements MetaStore {
   constructor(readonly location: string) {}
 
@@ -68,9 +77,12 @@ export class FsMetaStore implements MetaStore {
     // 'ax' tells whether this append creates the file: then its directory entry must be synced too.
     let fh = await fsp.open(file, 'ax').catch(() => null);
     const created = fh !== null;
-    fh ??= await fsp.open(file, 'a');
+    fh ??= await fsp.open(file, 'a+');
     try {
-      await fh.appendFile(line.endsWith('\n') ? line : `${line}\n`);
+      // A crash during an earlier append can leave a torn last line without its newline: this line must
+      // not be glued onto it (the reader skips a line that does not parse, and would lose this one too).
+      const torn = !created && !(await endsWithNewline(fh));
+      await fh.appendFile(`${torn ? '\n' : ''}${line}${line.endsWith('\n') ? '' : '\n'}`);
       await syncHandle(fh, file);
     } finally {
       await fh.close();
