@@ -160,6 +160,30 @@ describe('locking and audit', () => {
     assert.equal((await cliJson(['verify', '--workdir', w])).ok, true);
   });
 
+  it('a damaged accepted request in manifests/pending/ stops delete and recover with a one-line error naming it, before any work; verify reports it', async () => {
+    for (const [name, content, problem] of [
+      ['garbage', '\u0000\u00ff{not json', /manifests\/pending\/000050\.json: accepted deletion request is damaged \(not valid JSON\)/],
+      ['a field missing', '{"ids":["d80"]}\n', /manifests\/pending\/000050\.json: accepted deletion request is damaged \(invalid request at 'strict': Invalid input: expected boolean, received undefined\)/],
+    ] as const) {
+      const w = await copy(ws, path.join(dir, `pending-${name.replace(/\W+/g, '-')}`));
+      const file = path.join(w, 'manifests', 'pending', '000050.json');
+      await fsp.mkdir(path.dirname(file), { recursive: true });
+      await fsp.writeFile(file, content);
+      const v = await runCli(['verify', '--workdir', w]);
+      assert.equal(v.code, 1, `${name}: ${v.stderr}`);
+      assert.match(v.stdout, new RegExp(`FAIL .*${problem.source}`), name);
+      for (const command of [['delete', '--id', 'd81'], ['recover']]) {
+        const before = await snapshot(w);
+        const r = await runCli([...command, '--workdir', w, '--quiet']);
+        assert.equal(r.code, 1, `${name}, ${command[0]}: ${r.stderr}`);
+        assert.match(r.stderr, /^sisa: error: [^\n]+\n$/, 'one line');
+        assert.match(r.stderr, problem, `${name}, ${command[0]}`);
+        assert.match(r.stderr, /restore it from a backup, or remove the file to drop that request/);
+        assert.deepEqual(await snapshot(w), before, `${name}, ${command[0]}: nothing written, the request file kept`);
+      }
+    }
+  });
+
   it('verify --deep retrains every shard and finds the same weights', async () => {
     const r = await cliJson(['verify', '--workdir', ws, '--deep']);
     assert.equal(r.ok, true);

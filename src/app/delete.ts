@@ -18,12 +18,13 @@ import { garbageCollect } from '../state/gc.js';
 import { pullReferenced, syncBeforeCommit } from '../state/remote.js';
 import { refitLazily } from './refit.js';
 import { canFitFairness, lineageOf, loadState, requireTrained, saveState, type FileRef, type State } from '../state/manifest.js';
-import { workspace } from '../state/workspace.js';
+import { workspace, type Workspace } from '../state/workspace.js';
 import { folderStoreUrl } from '../storage/fsBlobStore.js';
 import { SisaError, usageError } from '../util/errors.js';
 import { deletionReceiptFinder, entrySha256, hashId, idSalt, writeEntry, type DeletionEntry } from '../state/deletionLog.js';
 import { runOperation } from '../state/operation.js';
-import { pendingRequests, readPending, removePendingRequest } from '../state/journal.js';
+import { DAMAGED_REQUEST_HINT, pendingPath, pendingRequests, readPending, removePendingRequest } from '../state/journal.js';
+import { z } from '../state/schema.js';
 import { crashPoint, pausePoint } from '../util/faults.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
@@ -68,13 +69,33 @@ const DELETE_OPTIONS: OptionSpec<DeleteOptions> = {
 };
 
 /** What `manifests/pending/` keeps of an accepted request until it is applied. */
-export interface PendingDeletion {
-  ids: string[];
-  strict: boolean;
-  hashIds: boolean;
+const PendingDeletionSchema = z.object({
+  ids: z.array(z.string()),
+  strict: z.boolean(),
+  hashIds: z.boolean(),
   /** Absent in requests written before the option existed. */
-  fullRetrain?: boolean;
-  requestedAt: string;
+  fullRetrain: z.boolean().optional(),
+  requestedAt: z.string(),
+});
+export type PendingDeletion = z.infer<typeof PendingDeletionSchema>;
+
+/**
+ * An accepted request as `manifests/pending/` keeps it (null when there is no such file). A damaged one is
+ * an error naming the file, raised before any work: applying it half (it failed in the receipt, after the
+ * retrain) or dropping it without a word would both lose what the request said.
+ */
+export async function readDeletionRequest(ws: Workspace, seq: number): Promise<PendingDeletion | null> {
+  const json = await readPending(ws, seq);
+  if (json === null) return null;
+  const parsed = PendingDeletionSchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new SisaError('STATE', `${pendingPath(ws, seq)}: accepted deletion request is damaged (invalid request at '${issue.path.join('.')}': ${issue.message}); ${DAMAGED_REQUEST_HINT}`);
+}
+
+/** Reads every pending request, so that a damaged one stops a command before it changes anything. */
+export async function checkPendingRequests(ws: Workspace): Promise<void> {
+  for (const p of await pendingRequests(ws)) await readDeletionRequest(ws, p.seq);
 }
 
 export interface DeleteResult {
@@ -169,6 +190,7 @@ export async function deleteRecords(o: DeleteOptions): Promise<DeleteResult> {
   const state = await loadState(ws);
   requireTrained(state);
   await entrySha256(ws, state.deletions, state.lastReceiptSha256);
+  await checkPendingRequests(ws);
   // The request is written to manifests/pending/ before anything else, so it survives a crash.
   const pending: PendingDeletion = { ids, strict: o.strict ?? false, hashIds: o.hashIds ?? false, ...(o.fullRetrain ? { fullRetrain: true } : {}), requestedAt: new Date().toISOString() };
   return runOperation(o.workdir, 'delete', { wait: o.wait, pending, keepPendingOn: (err) => !refusesRequest(err), keptPendingHint: KEPT_PENDING_HINT }, async () => {
@@ -189,7 +211,7 @@ export async function applyKeptRequests(o: Pick<DeleteOptions, 'workdir' | 'back
   const applied: DeleteResult[] = [];
   for (const p of await pendingRequests(ws)) {
     if (p.open) continue;
-    const req = await readPending<PendingDeletion>(ws, p.seq);
+    const req = await readDeletionRequest(ws, p.seq);
     if (req) {
       try {
         applied.push(await applyDeletion({ ...o, ids: req.ids, strict: req.strict, hashIds: req.hashIds, fullRetrain: req.fullRetrain ?? false }, req.requestedAt));

@@ -4,11 +4,11 @@
  * operation wrote without committing; an accepted deletion request is never rolled back but applied.
  */
 import { refitIfStale } from './fairnessFit.js';
-import { applyDeletion, applyKeptRequests, refusesRequest, type DeleteResult, type PendingDeletion } from './delete.js';
+import { applyDeletion, applyKeptRequests, checkPendingRequests, readDeletionRequest, refusesRequest, type DeleteResult } from './delete.js';
 import { errorMessage } from '../util/errors.js';
 import { pausePoint } from '../util/faults.js';
 import { garbageCollect } from '../state/gc.js';
-import { closeOperation, pendingOperation, readPending } from '../state/journal.js';
+import { closeOperation, pendingOperation } from '../state/journal.js';
 import { workspaceLease } from '../state/lock.js';
 import { tryLoadState } from '../state/manifest.js';
 import { workspace } from '../state/workspace.js';
@@ -38,9 +38,11 @@ export async function recover(o: RecoverOptions): Promise<RecoverResult> {
   return workspaceLease(ws).hold(o.wait ?? false, async () => {
     await pausePoint('recover:locked');
     const p = await pendingOperation(ws);
+    // A damaged request file stops recover before it changes anything (see readDeletionRequest).
+    await checkPendingRequests(ws);
     const result: RecoverResult = { interrupted: p ? { op: p.op, startedAt: p.time, pid: p.pid } : null, action: 'none', deletion: null, keptRequests: [], removedFiles: [], note: '' };
     if (p?.op === 'delete') {
-      const req = await readPending<PendingDeletion>(ws, p.seq);
+      const req = await readDeletionRequest(ws, p.seq);
       if (req) {
         try {
           // Re-applying is safe: ids the interrupted run already committed are simply not found now.

@@ -163,7 +163,8 @@ export async function interruptedOperationWarning(workdir: string): Promise<stri
 async function describePendingRequests(ws: Workspace): Promise<StatusResult['pendingRequests']> {
   const out: StatusResult['pendingRequests'] = [];
   for (const p of await pendingRequests(ws)) {
-    const req = await readPending<{ ids?: unknown; requestedAt?: unknown }>(ws, p.seq);
+    // status describes what it can: a damaged request is named by verify, and stops delete and recover.
+    const req = (await readPending(ws, p.seq).catch(() => null)) as { ids?: unknown; requestedAt?: unknown } | null;
     out.push({ seq: p.seq, ids: Array.isArray(req?.ids) ? req.ids.length : 0, requestedAt: typeof req?.requestedAt === 'string' ? req.requestedAt : null, interrupted: p.open });
   }
   return out;

@@ -10,7 +10,8 @@ import { choiceFor, usesFusedKernel } from '../models/backendChoice.js';
 import { deletedIdMatcher, entryPath, readEntry } from '../state/deletionLog.js';
 import { errorMessage } from '../util/errors.js';
 import { sha256 } from '../util/fsx.js';
-import { pendingDir, pendingOperation, pendingRequests, readPending } from '../state/journal.js';
+import { pendingDir, pendingOperation, pendingRequests } from '../state/journal.js';
+import { readDeletionRequest } from './delete.js';
 import { lineageOf, loadState, type State } from '../state/manifest.js';
 import { listDir, referencedCheckpoints, referencedShardFiles } from '../state/gc.js';
 import { workspace, type Workspace } from '../state/workspace.js';
@@ -47,9 +48,17 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
   check('journal', pending ? [`an interrupted '${pending.op}' from ${pending.time} is pending (run 'sisa recover')`] : [], 'no interrupted operation');
   // A request kept after a clean failure is accepted but not applied: the records are still here.
   const kept = [];
-  for (const p of await pendingRequests(ws)) if (!p.open) kept.push((await readPending<{ ids?: unknown[] }>(ws, p.seq))?.ids?.length ?? 0);
+  const damagedRequests: string[] = [];
+  for (const p of await pendingRequests(ws)) {
+    try {
+      const req = await readDeletionRequest(ws, p.seq);
+      if (!p.open) kept.push(req?.ids.length ?? 0);
+    } catch (err) {
+      damagedRequests.push(errorMessage(err));
+    }
+  }
   const keptIds = kept.reduce((a, b) => a + b, 0);
-  check('pending', kept.length ? [`${kept.length} accepted deletion request${kept.length === 1 ? '' : 's'} (${keptIds} id${keptIds === 1 ? '' : 's'}) not applied yet; run 'sisa recover'`] : [], 'no accepted deletion request waiting');
+  check('pending', [...damagedRequests, ...(kept.length ? [`${kept.length} accepted deletion request${kept.length === 1 ? '' : 's'} (${keptIds} id${keptIds === 1 ? '' : 's'}) not applied yet; run 'sisa recover'`] : [])], 'no accepted deletion request waiting');
 
   let state: State;
   try {
@@ -146,8 +155,13 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
     }
     if (!pending) {
       for (const f of await listDir(pendingDir(ws))) {
-        const req = JSON.parse(await fsp.readFile(path.join(pendingDir(ws), f), 'utf8').catch(() => '{}')) as { ids?: string[] };
-        if ((req.ids ?? []).some(isDeleted)) leakProblems.push(`manifests/pending/${f}: a finished request still lists deleted ids`);
+        let req: { ids?: unknown } | null;
+        try {
+          req = JSON.parse(await fsp.readFile(path.join(pendingDir(ws), f), 'utf8')) as { ids?: unknown } | null;
+        } catch {
+          continue; // a damaged request file is reported under 'pending' above
+        }
+        if (Array.isArray(req?.ids) && req.ids.some((id) => typeof id === 'string' && isDeleted(id))) leakProblems.push(`manifests/pending/${f}: a finished request still lists deleted ids`);
       }
     }
   }

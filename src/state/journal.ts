@@ -122,11 +122,19 @@ export async function closeOperation(ws: Workspace, line: JournalLine, phase: 'e
   await ws.meta.remove(pendingDoc(line.seq));
 }
 
-export async function readPending<T>(ws: Workspace, seq: number): Promise<T | null> {
+/** What to do about a damaged request file: its ids cannot be read back, so only a person can decide. */
+export const DAMAGED_REQUEST_HINT = 'restore it from a backup, or remove the file to drop that request';
+
+/**
+ * A pending request's JSON (null when there is no such file). A file that is not JSON is an error naming
+ * it: an accepted request is never dropped, nor taken for absent, without a word.
+ */
+export async function readPending(ws: Workspace, seq: number): Promise<unknown> {
+  const text = await ws.meta.read(pendingDoc(seq));
+  if (text === null) return null;
   try {
-    const text = await ws.meta.read(pendingDoc(seq));
-    return text === null ? null : (JSON.parse(text) as T);
+    return JSON.parse(text) as unknown;
   } catch {
-    return null;
+    throw new SisaError('STATE', `${pendingPath(ws, seq)}: accepted deletion request is damaged (not valid JSON); ${DAMAGED_REQUEST_HINT}`);
   }
 }
