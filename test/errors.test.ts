@@ -41,6 +41,21 @@ describe('bad input', () => {
       await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--chars', bad], ws, new RegExp(`--chars must be 0 \\(no character grams\\) or a whole number from 3 to 16, got ${bad.replace('.', '\\.')}`));
   });
 
+  it('a workspace path that is a file, a journal that is a folder, a lock that is a file: one line naming the path, exit 1, not an internal error', async () => {
+    await expectFailure(['ingest', corpus, '--workdir', corpus], ws, new RegExp(`a file where a folder was expected \\(${corpus.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    const journalDir = path.join(dir, 'ws-journal-dir');
+    await fsp.cp(ws, journalDir, { recursive: true });
+    await fsp.rm(path.join(journalDir, 'manifests', 'journal.jsonl'));
+    await fsp.mkdir(path.join(journalDir, 'manifests', 'journal.jsonl'));
+    await expectFailure(['train', '--workdir', journalDir], journalDir, /a folder where a file was expected \(.*manifests\/journal\.jsonl\)/);
+    const lockFile = path.join(dir, 'ws-lock-file');
+    await fsp.cp(ws, lockFile, { recursive: true });
+    await fsp.writeFile(path.join(lockFile, 'manifests', 'lock'), 'x');
+    const old = new Date(Date.now() - 5 * 60_000);
+    await fsp.utimes(path.join(lockFile, 'manifests', 'lock'), old, old);
+    await expectFailure(['train', '--workdir', lockFile], lockFile, /a file where a folder was expected \(.*manifests\/lock\)/);
+  });
+
   it('a missing column', async () => {
     await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--text-col', 'body'], ws, /text column 'body' not found.*'id', 'text', 'label'/);
   });

@@ -81,7 +81,13 @@ export async function beginOperation(ws: Workspace, op: OpKind, pendingRequest?:
   const seq = (lines.at(-1)?.seq ?? 0) + 1;
   if (pendingRequest !== undefined) await ws.meta.write(pendingDoc(seq), JSON.stringify(pendingRequest) + '\n');
   const stamp = () => ({ seq, op, time: new Date().toISOString(), pid: process.pid });
-  await append(ws, { ...stamp(), phase: 'begin' });
+  try {
+    await append(ws, { ...stamp(), phase: 'begin' });
+  } catch (err) {
+    // Not begun, so not accepted: the request must not outlive the failure as a kept one.
+    if (pendingRequest !== undefined) await ws.meta.remove(pendingDoc(seq)).catch(() => undefined);
+    throw err;
+  }
   const finish = async (phase: 'end' | 'abort', note?: string, keepRequest = false) => {
     // The journal line first: a crash between the two leaves a request file for a closed operation,
     // which the next delete or recover re-applies harmlessly (its ids are then already deleted). The

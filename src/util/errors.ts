@@ -38,6 +38,10 @@ const SYSTEM_ERRORS: Record<string, string> = {
   EROFS: 'read-only file system',
   EIO: 'input/output error',
   EMFILE: 'too many open files',
+  // A workspace path taken by the wrong kind of entry (--workdir naming a file; a folder put where the
+  // journal or the lock should be): the file system's to fix, not a bug.
+  ENOTDIR: 'a file where a folder was expected',
+  EISDIR: 'a folder where a file was expected',
 };
 
 /** An operating-system failure (full disk, permissions) is the environment's, not a bug: one line, exit 1. */
