@@ -56,6 +56,15 @@ describe('bad input', () => {
     await expectFailure(['train', '--workdir', lockFile], lockFile, /a file where a folder was expected \(.*manifests\/lock\)/);
   });
 
+  it('a number flag given a word: a usage error naming the flag and the word (yargs reads it as NaN)', async () => {
+    const r = await runCli(['ingest', corpus, '--workdir', ws, '--force', '--label-threshold', 'abc']);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, "sisa: error: --label-threshold must be a number, got 'abc'\n");
+    const r2 = await runCli(['train', '--workdir', ws, '--learning-rate=fast']);
+    assert.equal(r2.code, 2);
+    assert.equal(r2.stderr, "sisa: error: --learning-rate must be a number, got 'fast'\n");
+  });
+
   it('a missing column', async () => {
     await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--text-col', 'body'], ws, /text column 'body' not found.*'id', 'text', 'label'/);
   });

@@ -164,6 +164,7 @@ describe('options at the door', () => {
     ['ingest', () => sisa.ingest({ input: 'missing.csv', workdir: 'W', shards: '8' as never }), /^ingest: option 'shards' must be a number, got a string \("8"\)$/],
     ['ingest', () => sisa.ingest({ input: 'missing.csv', workdir: 'W', labelColumn: 'class' } as never), /^ingest: unknown option 'labelColumn' \(did you mean 'labelCol'\?\)$/],
     ['ingest', () => sisa.ingest({ workdir: 'W' } as never), /^ingest: option 'input' is required \(a string\)$/],
+    ['ingest', () => sisa.ingest({ input: 'missing.csv', workdir: 'W', labelThreshold: Number('abc') }), /^ingest: option 'labelThreshold' must be a number, got NaN$/],
     ['ingest', () => sisa.ingest({ input: 'missing.csv', workdir: 'W', features: { buckets: 1024, ngrams: '2', signed: true } as never }), /^ingest: option 'features\.ngrams' must be a number/],
     ['train', () => sisa.train({ workdir: 'W', learner: { optimiser: 'sgd' } as never }), /^train: unknown option 'learner\.optimiser' \(did you mean 'learner\.optimizer'\?\)$/],
     ['train', () => sisa.train({ workdir: 'W', learner: { optimizer: 'adam' as never } }), /^train: option 'learner\.optimizer' must be one of 'adagrad', 'sgd', got a string \("adam"\)$/],

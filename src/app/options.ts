@@ -34,7 +34,7 @@ function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)})`;
-  if (typeof v === 'number') return `a number (${v})`;
+  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : `a number (${v})`;
   if (typeof v === 'object') return 'an object';
   return `a ${typeof v}`;
 }
@@ -51,6 +51,8 @@ function fits(kind: OptionKind, v: unknown): boolean {
       return Array.isArray(v) && v.every((x) => typeof x === 'string');
     case 'array':
       return Array.isArray(v);
+    case 'number':
+      return typeof v === 'number' && !Number.isNaN(v); // NaN (Number('abc')) only fails later, as something else
     case 'object':
       return typeof v === 'object' && v !== null;
     default:

@@ -54,6 +54,7 @@ export async function buildCli(argv: string[]) {
   const cli: Argv = y
     .example('$0 ingest data.csv --workdir dv && $0 train --workdir dv', 'Shard a labelled file and train the ensemble')
     .example('$0 delete --id 1234 --workdir dv', 'Forget a record exactly, retraining one shard')
+    .middleware(refuseUnparsedNumbers(argv))
     .demandCommand(1, 'name a command; see sisa --help')
     .strict()
     .recommendCommands()
@@ -77,6 +78,22 @@ function packageVersion(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/**
+ * yargs reads a number flag's value that is not a number as NaN and passes it on, where it surfaced
+ * later as another problem ('--label-threshold abc' as "single class (0 positive)"). Refused here,
+ * naming the flag and the word typed.
+ */
+function refuseUnparsedNumbers(argv: string[]) {
+  return (parsed: Record<string, unknown>): void => {
+    for (const [key, value] of Object.entries(parsed)) {
+      if (typeof value !== 'number' || !Number.isNaN(value) || /[A-Z]/.test(key)) continue;
+      const at = argv.findIndex((a) => a === `--${key}` || a.startsWith(`--${key}=`));
+      const typed = at < 0 ? '' : argv[at]!.includes('=') ? argv[at]!.slice(argv[at]!.indexOf('=') + 1) : (argv[at + 1] ?? '');
+      throw usageError(`--${key} must be a number, got '${typed}'`);
+    }
+  };
 }
 
 /** Help wraps at the terminal's width; into a pipe or a file it is not wrapped at all (one line per flag). */
