@@ -65,6 +65,12 @@ describe('bad input', () => {
     assert.equal(r2.stderr, "sisa: error: --learning-rate must be a number, got 'fast'\n");
   });
 
+  it('a learning rate so large that training diverges: refused, naming the shard and the flag, and no model is committed', async () => {
+    const copy = path.join(dir, 'ws-diverge');
+    await fsp.cp(ws, copy, { recursive: true });
+    await expectFailure(['train', '--workdir', copy, '--learning-rate', '1e308'], copy, /shard \d+: training diverged \(the model's weights are not finite numbers\); lower --learning-rate \(1e\+308\)/);
+  });
+
   it('a missing column', async () => {
     await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--text-col', 'body'], ws, /text column 'body' not found.*'id', 'text', 'label'/);
   });

@@ -126,6 +126,7 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
   if (!start && job.fromSlice !== 0) throw new SisaError('STATE', `shard ${job.shard}: no checkpoint to restart slice ${job.fromSlice} from`);
   const checkpoints: string[] = [];
   let modelHash = '';
+  let diverged = false;
   // Each checkpoint's deflate runs on libuv's thread pool while the next slice trains, so a one-shard
   // retrain uses the core its own thread leaves idle; its write, fsync and rename follow when this thread
   // next yields (the fused kernel trains without yielding, so after its last slice). Stores may finish
@@ -146,7 +147,10 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
     store.catch(() => undefined); // awaited below; a failure must not go unhandled while training goes on
     stores.push(store);
     // The model is the last slice's weights; hashing the others' (dense) weights would be wasted work.
-    if (ckpt.meta.slice === job.slices - 1) modelHash = paramsHash(ckpt.params);
+    if (ckpt.meta.slice === job.slices - 1) {
+      modelHash = paramsHash(ckpt.params);
+      diverged ||= !ckpt.params.every((p) => allFinite(p.data));
+    }
     saving += performance.now() - ts;
   };
   const common = { rows, cfg: job.learner, buckets: job.buckets, seed: job.seed, shard: job.shard, slices: job.slices, fromSlice: job.fromSlice, start, onSlice: onCheckpoint };
@@ -162,6 +166,9 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
   const settled = await Promise.allSettled(stores);
   saving += performance.now() - tw;
   if (trainingError) throw trainingError.error;
+  // A model whose weights overflowed predicts nothing: it must not replace a working one.
+  if (diverged)
+    throw new SisaError('TRAIN', `shard ${job.shard}: training diverged (the model's weights are not finite numbers); lower --learning-rate (${job.learner.learningRate}); nothing was committed`);
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   const end = performance.now();
@@ -175,6 +182,11 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
     seconds: (end - t0) / 1000,
     timings: { loadData: (t1 - t0) / 1000, restore: (t2 - t1) / 1000, train: (end - t2 - saving) / 1000, save: saving / 1000 },
   };
+}
+
+function allFinite(data: ArrayLike<number>): boolean {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return false;
+  return true;
 }
 
 async function readShard(job: ShardJob, blobs: FsBlobStore): Promise<Rows> {
