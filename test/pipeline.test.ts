@@ -173,6 +173,22 @@ describe('pipeline through the CLI', () => {
     assert.deepEqual(again.alreadyDeleted, [{ id: ids[0], receipt: del.logEntry }], 'a deleted id is gone, and its receipt named');
     assert.deepEqual(again.notFound, []);
   });
+
+  it('unknown ids with control characters (a binary --ids-file) are shown escaped, on one line, and cut short', async () => {
+    const idsFile = path.join(dir, 'binary-ids.txt');
+    await fsp.writeFile(idsFile, 'bad\u001b[31mred\rover\u0007\n' + 'x'.repeat(500) + '\n');
+    const snap = await snapshot(ws);
+    const strict = await runCli(['delete', '--workdir', ws, '--ids-file', idsFile, '--strict']);
+    assert.equal(strict.code, 1);
+    assert.match(strict.stderr, /^sisa: error: [^\n\r\u0007\u001b]+\n$/, 'one line, no control character');
+    assert.ok(strict.stderr.includes('bad\\u001b[31mred\\u000dover\\u0007'), strict.stderr);
+    assert.ok(strict.stderr.includes(`${'x'.repeat(60)}…`) && !strict.stderr.includes('x'.repeat(61)), 'a long id is cut');
+    assert.deepEqual(await snapshot(ws), snap, 'workspace unchanged');
+    const lax = await runCli(['delete', '--workdir', ws, '--ids-file', idsFile]);
+    assert.equal(lax.code, 0, lax.stderr);
+    assert.match(lax.stderr, /not found: 2 id\(s\), in neither the data set nor any receipt: bad\\u001b\[31mred\\u000dover\\u0007, x{60}…\n/);
+    assert.doesNotMatch(lax.stderr, /[\r\u0007\u001b]/);
+  });
 });
 
 /**

@@ -27,6 +27,7 @@ import { DAMAGED_REQUEST_HINT, pendingPath, pendingRequests, readPending, remove
 import { z } from '../state/schema.js';
 import { crashPoint, pausePoint } from '../util/faults.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
+import { printable } from '../util/format.js';
 
 export interface DeleteOptions {
   /** Workspace folder with trained models. */
@@ -295,7 +296,7 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
   // --strict refuses ids that never existed here. An id a receipt already deleted is not one of them: a
   // retry, or recover completing a --strict delete that died after its commit, finds its ids there.
   if (o.strict && result.notFound.length > 0)
-    throw new SisaError('NOT_FOUND', `${result.notFound.length} id(s) not found (${result.notFound.slice(0, 5).join(', ')}${result.notFound.length > 5 ? ', …' : ''}); nothing was deleted (--strict)`, {
+    throw new SisaError('NOT_FOUND', `${result.notFound.length} id(s) not found (${result.notFound.slice(0, 5).map((id) => printable(id)).join(', ')}${result.notFound.length > 5 ? ', …' : ''}); nothing was deleted (--strict)`, {
       journalNote: `${result.notFound.length} id(s) not found; nothing was deleted (--strict)`,
     });
   if (plan.shards.size === 0 && plan.heldout.size === 0) {

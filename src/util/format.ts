@@ -11,3 +11,13 @@ export function groupThousands(n: number): string {
   for (let i = out.length; i < digits.length; i += 3) out += ',' + digits.slice(i, i + 3);
   return (n < 0 || Object.is(n, -0) ? '-' : '') + out;
 }
+
+/**
+ * A value from the input (a record id) as a message shows it: control characters escaped (\u001b, not the
+ * terminal escape it starts; a line break would split a one-line error) and cut at `max` characters. For
+ * messages only: receipts and JSON output keep the value as it was given.
+ */
+export function printable(s: string, max = 60): string {
+  const cut = s.length > max ? `${s.slice(0, max)}…` : s;
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

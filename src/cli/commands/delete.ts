@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { DeleteResult } from '../../app/delete.js';
 import { errorMessage, SisaError, usageError } from '../../util/errors.js';
 import { emit, fmt, note, progress, table } from '../output.js';
+import { printable } from '../../util/format.js';
 import { common, queueRunner, learnerFlags } from '../flags.js';
 export function deleteCommand(y: Argv): Argv {
   return y.command(
@@ -54,8 +55,8 @@ export function deleteCommand(y: Argv): Argv {
         const some = <T>(xs: T[], show: (x: T) => string) => `${xs.slice(0, 10).map(show).join(', ')}${xs.length > 10 ? ', …' : ''}`;
         for (const e of r.earlierRequests ?? [])
           note(a, `applied first: an earlier request kept pending after a failure (${e.deleted.length} record(s) deleted${e.logEntry ? `, deletion log entry ${e.logEntry}` : ''})`);
-        if (r.alreadyDeleted.length) note(a, `already deleted: ${r.alreadyDeleted.length} id(s): ${some(r.alreadyDeleted, (x) => `${x.id} (receipt ${x.receipt})`)}`);
-        if (r.notFound.length) note(a, `not found: ${r.notFound.length} id(s), in neither the data set nor any receipt: ${some(r.notFound, (x) => x)}`);
+        if (r.alreadyDeleted.length) note(a, `already deleted: ${r.alreadyDeleted.length} id(s): ${some(r.alreadyDeleted, (x) => `${printable(x.id)} (receipt ${x.receipt})`)}`);
+        if (r.notFound.length) note(a, `not found: ${r.notFound.length} id(s), in neither the data set nor any receipt: ${some(r.notFound, (x) => printable(x))}`);
         emit(a, r, () =>
           [
             `deleted ${r.deleted.length} of ${r.requested} requested record(s) in ${fmt.secs(r.seconds)}${r.logEntry ? ` (deletion log entry ${r.logEntry})` : ''}`,
