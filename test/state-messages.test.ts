@@ -59,29 +59,39 @@ describe('damaged manifest messages', () => {
   }
 
   it('a data file name that is not its role and hash (a damaged or edited manifest) is refused: train does not collect the real file as stray', async () => {
-    const copy = path.join(dir, 'ws-renamed');
+    const real: string = state.shards[1].file;
+    const hash12: string = state.shards[1].sha256.slice(0, 12);
+    // The real file is then referenced by no entry, and the garbage collector of train (and recover)
+    // removed it, the only copy of that shard's data: one hex digit of the name changed, or the name of
+    // another role with the same hash.
+    for (const [name, wrong] of [
+      ['a digit of the hash', real.replace(/([0-9a-f])\.arrow$/, (_: string, d: string) => `${d === '0' ? '1' : '0'}.arrow`)],
+      ['another shard', `shard-002-${hash12}.arrow`],
+      ['a held-out role', `test-${hash12}.arrow`],
+    ] as const) {
+      const copy = path.join(dir, `ws-renamed-${name.replace(/\W+/g, '-')}`);
+      await fsp.cp(ws, copy, { recursive: true });
+      const s = structuredClone(state);
+      s.shards[1].file = wrong;
+      await fsp.writeFile(path.join(copy, 'manifests', 'state.json'), JSON.stringify(s, null, 2));
+      const before = await snapshot(copy);
+      for (const command of [['train'], ['recover'], ['delete', '--id', 'd3'], ['verify']]) {
+        const r = await runCli([...command, '--workdir', copy]);
+        assert.equal(r.code, 1, `${name}, ${command[0]}: ${r.stderr}`);
+        // verify lists it among its problems ('verify found 1 problem(s): manifest: …'); the others fail on it.
+        assert.match(r.stderr, /^sisa: error: [^\n]+\n$/, 'one line');
+        assert.ok(
+          r.stderr.endsWith(`${path.join(copy, 'manifests', 'state.json')}: invalid manifest at 'shards.1.file': Invalid file name: expected '${real}' (its role and hash), got '${wrong}'\n`),
+          r.stderr,
+        );
+        assert.deepEqual(await snapshot(copy), before, `${name}: ${command[0]} left the workspace as it was`);
+      }
+    }
+    const copy = path.join(dir, 'ws-renamed-outside');
     await fsp.cp(ws, copy, { recursive: true });
     const s = structuredClone(state);
-    const real: string = s.shards[1].file;
-    // One hex digit of the name changed: the real file is then referenced by no name, and the garbage
-    // collector of train (and recover) removed it, the only copy of that shard's data.
-    s.shards[1].file = real.replace(/([0-9a-f])\.arrow$/, (_: string, d: string) => `${d === '0' ? '1' : '0'}.arrow`);
-    await fsp.writeFile(path.join(copy, 'manifests', 'state.json'), JSON.stringify(s, null, 2));
-    const before = await snapshot(copy);
-    for (const command of [['train'], ['recover'], ['delete', '--id', 'd3'], ['verify']]) {
-      const r = await runCli([...command, '--workdir', copy]);
-      assert.equal(r.code, 1, `${command[0]}: ${r.stderr}`);
-      // verify lists it among its problems ('verify found 1 problem(s): manifest: …'); the others fail on it.
-      assert.match(r.stderr, /^sisa: error: [^\n]+\n$/, 'one line');
-      assert.ok(
-        r.stderr.endsWith(`${path.join(copy, 'manifests', 'state.json')}: invalid manifest at 'shards.1.file': Invalid file name: expected shard-NNN, test or calibration, then '-${s.shards[1].sha256.slice(0, 12)}.arrow' (its hash), got '${s.shards[1].file}'\n`),
-        r.stderr,
-      );
-      assert.deepEqual(await snapshot(copy), before, `${command[0]} left the workspace as it was`);
-    }
     // A name that leaves the shards folder is refused the same way, before any file is read.
     s.heldout.test.file = '../../../../etc/passwd';
-    s.shards[1].file = real;
     await fsp.writeFile(path.join(copy, 'manifests', 'state.json'), JSON.stringify(s, null, 2));
     const r = await runCli(['verify', '--workdir', copy]);
     assert.equal(r.code, 1);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { matching, number, record, z } from './schema.js';
 import { errorMessage, stateError } from '../util/errors.js';
 import { sha256 } from '../util/fsx.js';
+import { printable } from '../util/format.js';
 import type { Workspace } from './workspace.js';
 
 const LabelRule = z.discriminatedUnion('kind', [
@@ -40,23 +41,27 @@ export type GroupSpec = z.infer<typeof GroupSpec>;
 
 const FileRefFields = z.object({ file: z.string(), sha256: matching(/^[0-9a-f]{64}$/), rows: number().int().nonnegative() });
 
-/**
- * A data file is named by its role and the first 12 hex digits of its content hash (ShardFileWriter). A
- * name that is not that (a damaged or edited manifest) is refused: it could point outside shards/, and
- * the real file, named by no entry, would be removed as stray by the next garbage collection.
- */
-const DATA_FILE_NAME = /^(shard-\d{3,}|test|calibration)-([0-9a-f]{12})\.arrow$/;
-function nameMatchesHash(f: z.infer<typeof FileRefFields>, ctx: z.RefinementCtx): void {
-  if (DATA_FILE_NAME.exec(f.file)?.[2] !== f.sha256.slice(0, 12))
-    ctx.addIssue({ code: 'custom', path: ['file'], message: `Invalid file name: expected shard-NNN, test or calibration, then '-${f.sha256.slice(0, 12)}.arrow' (its hash), got '${f.file}'` });
-}
+export type FileRef = z.infer<typeof FileRefFields>;
 
-const FileRef = FileRefFields.superRefine(nameMatchesHash);
-export type FileRef = z.infer<typeof FileRef>;
+/**
+ * A data file is named by its role (shard-007, test, calibration) and the first 12 hex digits of its
+ * content hash, as ShardFileWriter names it. A manifest entry naming anything else (damaged or edited)
+ * is refused: the name could point outside shards/ or at another entry's file, and the real file, then
+ * named by no entry, would be removed as stray by the next garbage collection.
+ */
+function namedFor<T extends FileRef>(role: (f: T) => string) {
+  return (f: T, ctx: z.RefinementCtx): void => {
+    const expected = `${role(f)}-${f.sha256.slice(0, 12)}.arrow`;
+    if (f.file !== expected) ctx.addIssue({ code: 'custom', path: ['file'], message: `Invalid file name: expected '${expected}' (its role and hash), got '${printable(f.file)}'` });
+  };
+}
+const heldoutFile = (role: 'test' | 'calibration') => FileRefFields.superRefine(namedFor(() => role));
 
 const SliceInfo = z.object({ slice: number().int().nonnegative(), rows: number().int().nonnegative(), hash: z.string() });
 
-const ShardInfo = FileRefFields.extend({ shard: number().int().nonnegative(), slices: z.array(SliceInfo) }).superRefine(nameMatchesHash);
+const ShardInfo = FileRefFields.extend({ shard: number().int().nonnegative(), slices: z.array(SliceInfo) }).superRefine(
+  namedFor((s: { shard: number } & FileRef) => `shard-${String(s.shard).padStart(3, '0')}`),
+);
 export type ShardInfo = z.infer<typeof ShardInfo>;
 
 export const LearnerConfig = z.object({
@@ -117,7 +122,7 @@ export const StateSchema = z.object({
     groups: z.array(GroupSpec),
   }),
   shards: z.array(ShardInfo),
-  heldout: z.object({ test: FileRef, calibration: FileRef.nullable() }),
+  heldout: z.object({ test: heldoutFile('test'), calibration: heldoutFile('calibration').nullable() }),
   training: z
     .object({ backend: z.string(), learner: LearnerConfig, trainedAt: z.string(), runtime: RuntimeSchema.optional() })
     .nullable(),
