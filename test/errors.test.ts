@@ -71,6 +71,23 @@ describe('bad input', () => {
     await expectFailure(['train', '--workdir', copy, '--learning-rate', '1e308'], copy, /shard \d+: training diverged \(the model's weights are not finite numbers\); lower --learning-rate \(1e\+308\)/);
   });
 
+  it('a deletion goes through on a workspace whose retrain diverges (models committed by a version without the check): forgetting is never refused for the model\'s quality', async () => {
+    const copy = path.join(dir, 'ws-diverged');
+    await fsp.cp(ws, copy, { recursive: true });
+    const trained = await runCli(['train', '--workdir', copy, '--quiet']);
+    assert.equal(trained.code, 0, trained.stderr);
+    // The learning rate such a version trained with: a retrain from scratch now diverges as that run did.
+    const state = JSON.parse(await fsp.readFile(path.join(copy, 'manifests', 'state.json'), 'utf8'));
+    state.training.learner.learningRate = 1e308;
+    await fsp.writeFile(path.join(copy, 'manifests', 'state.json'), JSON.stringify(state, null, 2));
+    const ids = Array.from({ length: 20 }, (_, i) => `d${i + 1}`);
+    const del = await runCli(['delete', '--workdir', copy, ...ids.flatMap((id) => ['--id', id]), '--full-retrain', '--json', '--quiet']);
+    assert.equal(del.code, 0, del.stderr);
+    const r = JSON.parse(del.stdout);
+    assert.equal(r.deleted.length, 20);
+    assert.ok(r.retrained.length >= 1, 'a shard was retrained');
+  });
+
   it('a missing column', async () => {
     await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--text-col', 'body'], ws, /text column 'body' not found.*'id', 'text', 'label'/);
   });

@@ -90,6 +90,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     buckets: state.config.features.buckets,
     seed: state.config.seed,
     slices: state.config.slices,
+    refuseDiverged: true,
   }));
   // Local worker threads read the workspace cache; queue workers fetch from the store themselves.
   if (!o.runner) await pullReferenced(ws, state, ['shard']);

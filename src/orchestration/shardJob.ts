@@ -42,6 +42,12 @@ export interface ShardJob {
    * runner on another runtime refuses the job, since its weights would differ from a full retrain.
    */
   runtime?: Runtime;
+  /**
+   * Fail when the model's weights are not all finite (training diverged): set by train, so that such a
+   * model never replaces a working one. A deletion's retrain leaves it unset: the models are what the
+   * last train made them, and forgetting a record is never refused for their quality.
+   */
+  refuseDiverged?: boolean;
 }
 
 /**
@@ -149,7 +155,7 @@ export async function runShardJob(job: ShardJob, engine: JobEngine, onSlice?: (s
     // The model is the last slice's weights; hashing the others' (dense) weights would be wasted work.
     if (ckpt.meta.slice === job.slices - 1) {
       modelHash = paramsHash(ckpt.params);
-      diverged ||= !ckpt.params.every((p) => allFinite(p.data));
+      if (job.refuseDiverged) diverged = !ckpt.params.every((p) => allFinite(p.data));
     }
     saving += performance.now() - ts;
   };
