@@ -128,7 +128,15 @@ describe('locking and audit', () => {
     const v = await runCli(['verify', '--workdir', edited]);
     assert.equal(v.code, 1);
     assert.match(v.stdout, new RegExp(`FAIL receipts: entry ${state.deletions}: changed after its commit \\(its sha256 is not the one the manifest recorded\\)`));
-    await refused(edited, new RegExp(`deletions/0+${state.deletions}\\.json: deletion log entry ${state.deletions} was changed after its commit .*run 'sisa verify'`));
+    await refused(edited, new RegExp(`deletions/0+${state.deletions}\\.json: deletion log entry ${state.deletions} was changed after its commit .*restore it from a backup`));
+    // recover applying a kept request stops the same way, before it rewrites or retrains anything.
+    await fsp.mkdir(path.join(edited, 'manifests', 'pending'), { recursive: true });
+    await fsp.writeFile(path.join(edited, 'manifests', 'pending', '000090.json'), JSON.stringify({ ids: ['d61'], strict: false, hashIds: false, requestedAt: new Date().toISOString() }));
+    const beforeRecover = await snapshot(edited);
+    const rec = await runCli(['recover', '--workdir', edited, '--quiet']);
+    assert.equal(rec.code, 1, rec.stderr);
+    assert.match(rec.stderr, /^sisa: error: [^\n]*was changed after its commit[^\n]*\n$/);
+    assert.deepEqual(await snapshot(edited), beforeRecover, 'no stray shard file or checkpoint, the request kept');
 
     // Damaged (emptied), and in a manifest written before the anchor existed: the entry itself is checked.
     const emptied = await copy(ws, path.join(dir, 'newest-emptied'));

@@ -231,6 +231,9 @@ export async function applyDeletion(o: DeleteOptions, requestedAt: string): Prom
   const ws = workspace(o.workdir);
   const state = await loadState(ws);
   requireTrained(state);
+  // The receipt this deletion will chain onto, checked before any work (recover and kept requests come here
+  // without deleteRecords' check at the door).
+  await entrySha256(ws, state.deletions, state.lastReceiptSha256);
   // A store workspace's cache may lack blobs (another machine ingested, or the cache was cleared).
   await pullReferenced(ws, state);
   const ids = o.ids;

@@ -68,7 +68,7 @@ export async function entrySha256(ws: Workspace, seq: number, recorded?: string)
   if (entry.seq !== seq) throw stateError(`${entryPath(ws, seq)}: deletion log entry claims sequence number ${entry.seq}; run 'sisa verify'`);
   const hash = sha256(bytes);
   if (recorded !== undefined && hash !== recorded)
-    throw stateError(`${entryPath(ws, seq)}: deletion log entry ${seq} was changed after its commit (its sha256 is not the one the manifest recorded); run 'sisa verify'`);
+    throw stateError(`${entryPath(ws, seq)}: deletion log entry ${seq} was changed after its commit (its sha256 is not the one the manifest recorded); restore it from a backup: no new receipt is chained onto it`);
   return hash;
 }
 
