@@ -192,6 +192,17 @@ describe('locking and audit', () => {
     }
   });
 
+  it('a deletion that cannot write its journal line leaves no request behind (it was never accepted)', async () => {
+    const w = await copy(ws, path.join(dir, 'journal-folder'));
+    await fsp.rm(path.join(w, 'manifests', 'journal.jsonl'));
+    await fsp.mkdir(path.join(w, 'manifests', 'journal.jsonl'));
+    const r = await runCli(['delete', '--workdir', w, '--id', 'd90', '--quiet']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^sisa: error: a folder where a file was expected \(.*manifests\/journal\.jsonl\)[^\n]*\n$/);
+    const pending = await fsp.readdir(path.join(w, 'manifests', 'pending')).catch(() => []);
+    assert.deepEqual(pending.filter((f) => !f.startsWith('.')), [], 'no request file left in manifests/pending/');
+  });
+
   it('verify --deep retrains every shard and finds the same weights', async () => {
     const r = await cliJson(['verify', '--workdir', ws, '--deep']);
     assert.equal(r.ok, true);
