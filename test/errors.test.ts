@@ -42,7 +42,12 @@ describe('bad input', () => {
   });
 
   it('a workspace path that is a file, a journal that is a folder, a lock that is a file: one line naming the path, exit 1, not an internal error', async () => {
-    await expectFailure(['ingest', corpus, '--workdir', corpus], ws, new RegExp(`a file where a folder was expected \\(${corpus.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    // --workdir naming a file is refused at the door, for every command that takes it.
+    for (const command of [['ingest', corpus], ['status'], ['verify'], ['delete', '--id', 'd1']]) {
+      const r = await runCli([...command, '--workdir', corpus]);
+      assert.equal(r.code, 2, `${command[0]}: ${r.stderr}`);
+      assert.equal(r.stderr, `sisa: error: --workdir ${corpus} is a file, not a folder\n`);
+    }
     const journalDir = path.join(dir, 'ws-journal-dir');
     await fsp.cp(ws, journalDir, { recursive: true });
     await fsp.rm(path.join(journalDir, 'manifests', 'journal.jsonl'));
@@ -63,6 +68,10 @@ describe('bad input', () => {
     const r2 = await runCli(['train', '--workdir', ws, '--learning-rate=fast']);
     assert.equal(r2.code, 2);
     assert.equal(r2.stderr, "sisa: error: --learning-rate must be a number, got 'fast'\n");
+    // yargs reads 'Infinity' as a number; no flag means it (it too ended as 'single class').
+    const r3 = await runCli(['ingest', corpus, '--workdir', ws, '--force', '--label-threshold', 'Infinity']);
+    assert.equal(r3.code, 2);
+    assert.equal(r3.stderr, "sisa: error: --label-threshold must be a finite number, got 'Infinity'\n");
   });
 
   it('a learning rate so large that training diverges: refused, naming the shard and the flag, and no model is committed', async () => {

@@ -16,7 +16,7 @@ import { aggregate } from '../src/models/ensemble.js';
 import { termMatcher } from '../src/data/groups.js';
 import { RequestPool } from '../src/util/workerPool.js';
 import { exitCodeFor, SisaError, systemErrorMessage } from '../src/util/errors.js';
-import { groupThousands } from '../src/util/format.js';
+import { groupThousands, printable } from '../src/util/format.js';
 import { adoptKernels, compileKernel, compiledKernels } from '../src/util/wasm.js';
 import { hashingKernel } from '../src/features/hashKernel.js';
 import type { FailReply, FailRequest } from './fixtures/failingWorker.js';
@@ -243,6 +243,27 @@ describe('number output', () => {
         },
       ),
       { numRuns: 5000 },
+    );
+  });
+});
+
+describe('input values in messages (printable)', () => {
+  const unsafe = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+  it('holds no control, line-breaking or bidi character, cuts at max without splitting a surrogate pair, and leaves a short plain value as it is', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ unit: 'grapheme', maxLength: 80 })), fc.integer({ min: 1, max: 70 }), (s, max) => {
+        const shown = printable(s, max);
+        assert.doesNotMatch(shown, unsafe);
+        const kept = shown.endsWith('…') && s.length > max ? shown.slice(0, -1) : shown;
+        // Whatever was kept reads back as a prefix of the value once the escapes are undone.
+        const undone = kept.replace(/\\u([0-9a-f]{4})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+        assert.ok(s.startsWith(undone), `${JSON.stringify(s)} → ${JSON.stringify(shown)}`);
+        if (s.length > max) {
+          assert.ok(undone.length === max || undone.length === max - 1, 'cut at max (one less before a surrogate pair)');
+          assert.doesNotMatch(undone.slice(-1), /[\ud800-\udbff]/, 'no half pair at the cut');
+        } else if (!unsafe.test(s)) assert.equal(shown, s);
+      }),
+      { numRuns: 3000 },
     );
   });
 });

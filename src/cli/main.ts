@@ -6,7 +6,8 @@
  * Every failure a user can cause ends as one line on stderr and a non-zero exit code.
  */
 import type { Argv } from 'yargs';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { printable } from '../util/format.js';
 import { yargs } from './yargs.js';
 import { suggestName } from '../util/suggest.js';
 import { errorMessage, exitCodeFor, usageError } from '../util/errors.js';
@@ -55,6 +56,7 @@ export async function buildCli(argv: string[]) {
     .example('$0 ingest data.csv --workdir dv && $0 train --workdir dv', 'Shard a labelled file and train the ensemble')
     .example('$0 delete --id 1234 --workdir dv', 'Forget a record exactly, retraining one shard')
     .middleware(refuseUnparsedNumbers(argv))
+    .middleware(refuseFileAsWorkdir)
     .demandCommand(1, 'name a command; see sisa --help')
     .strict()
     .recommendCommands()
@@ -81,19 +83,26 @@ function packageVersion(): string {
 }
 
 /**
- * yargs reads a number flag's value that is not a number as NaN and passes it on, where it surfaced
- * later as another problem ('--label-threshold abc' as "single class (0 positive)"). Refused here,
- * naming the flag and the word typed.
+ * yargs reads a number flag's value that is not a number as NaN (and 'Infinity' as Infinity) and passes
+ * it on, where it surfaced later as another problem ('--label-threshold abc' as "single class (0
+ * positive)"). No flag means a value that is not a finite number: refused here, naming the flag and what
+ * was typed.
  */
 function refuseUnparsedNumbers(argv: string[]) {
   return (parsed: Record<string, unknown>): void => {
     for (const [key, value] of Object.entries(parsed)) {
-      if (typeof value !== 'number' || !Number.isNaN(value) || /[A-Z]/.test(key)) continue;
+      if (typeof value !== 'number' || Number.isFinite(value) || /[A-Z]/.test(key)) continue;
       const at = argv.findIndex((a) => a === `--${key}` || a.startsWith(`--${key}=`));
       const typed = at < 0 ? '' : argv[at]!.includes('=') ? argv[at]!.slice(argv[at]!.indexOf('=') + 1) : (argv[at + 1] ?? '');
-      throw usageError(`--${key} must be a number, got '${typed}'`);
+      throw usageError(`--${key} must be a ${Number.isNaN(value) ? '' : 'finite '}number, got '${printable(typed)}'`);
     }
   };
+}
+
+/** --workdir naming a file: said at the door, not as the manifest's read error deep inside. */
+function refuseFileAsWorkdir(parsed: Record<string, unknown>): void {
+  const dir = parsed.workdir;
+  if (typeof dir === 'string' && statSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) throw usageError(`--workdir ${printable(dir, 200)} is a file, not a folder`);
 }
 
 /** Help wraps at the terminal's width; into a pipe or a file it is not wrapped at all (one line per flag). */
