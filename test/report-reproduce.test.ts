@@ -30,10 +30,16 @@ describe("the report's reproduce command", () => {
   });
 
   it('run as printed, gives the same report', async () => {
-    const first = await cliJson([
-      'report', '--workdir', ws, '--out', path.join(dir, 'r1'), '--resamples', '40', '--eo-tolerance', '0.05', '--quiet',
-      '--eval', evalFile, '--eval-text-col', 'msg', '--eval-label-col', 'verdict', '--eval-positive-values', 'bad',
-    ]);
+    // The eval file named relative to the folder the report is made in; the command is run from another.
+    const made = await runCli(
+      [
+        'report', '--workdir', ws, '--out', path.join(dir, 'r1'), '--resamples', '40', '--eo-tolerance', '0.05', '--quiet', '--json',
+        '--eval', path.relative(dir, evalFile), '--eval-text-col', 'msg', '--eval-label-col', 'verdict', '--eval-positive-values', 'bad',
+      ],
+      { cwd: dir },
+    );
+    assert.equal(made.code, 0, made.stderr);
+    const first = JSON.parse(made.stdout);
     const command: string = first.reproduce.command;
     assert.match(command, /^sisa report /);
     assert.ok(first.methods.some((m: { split: string }) => m.split.startsWith('eval:')), 'the first report has the --eval split');

@@ -442,7 +442,7 @@ function reproduceCommand(o: ReportOptions, s: { attribute: string; tolerance: n
   if (s.resamples !== 500) args.push('--resamples', String(s.resamples));
   if (o.evalFile) {
     const c = o.evalColumns ?? {};
-    args.push('--eval', o.evalFile);
+    args.push('--eval', path.resolve(o.evalFile)); // run from anywhere: the file as it was found
     if (c.textCol !== undefined) args.push('--eval-text-col', c.textCol);
     if (c.labelCol !== undefined) args.push('--eval-label-col', c.labelCol);
     if (c.positiveValues !== undefined) args.push('--eval-positive-values', c.positiveValues.join(','));
