@@ -192,6 +192,23 @@ describe('locking and audit', () => {
     }
   });
 
+  it('on a workspace with receipts, a deletion killed after its receipt or after its commit is completed by recover, and the newest receipt stays anchored', async () => {
+    for (const point of ['delete:receipt-written', 'delete:committed']) {
+      const w = await copy(ws, path.join(dir, `anchored-${point.replace(/\W+/g, '-')}`));
+      const before = await readState(w);
+      assert.ok(before.deletions >= 2, 'receipts made by the tests before');
+      const killed = await runCli(['delete', '--workdir', w, '--id', 'd95', '--quiet'], { env: { SISA_CRASH_AT: point } });
+      assert.equal(killed.signal, 'SIGKILL', point);
+      assert.equal((await runCli(['recover', '--workdir', w, '--quiet'])).code, 0, point);
+      const after = await readState(w);
+      assert.equal(after.deletions, before.deletions + 1, point);
+      assert.equal((await cliJson(['verify', '--workdir', w])).ok, true, point);
+      const next = await runCli(['delete', '--workdir', w, '--id', 'd96', '--quiet']);
+      assert.equal(next.code, 0, `${point}: ${next.stderr}`);
+      assert.equal((await cliJson(['verify', '--workdir', w])).ok, true, point);
+    }
+  });
+
   it('a deletion that cannot write its journal line leaves no request behind (it was never accepted)', async () => {
     const w = await copy(ws, path.join(dir, 'journal-folder'));
     await fsp.rm(path.join(w, 'manifests', 'journal.jsonl'));
