@@ -97,6 +97,11 @@ describe('bad input', () => {
     assert.ok(r.retrained.length >= 1, 'a shard was retrained');
   });
 
+  it('--hidden too large for the buckets: a usage error saying the largest that fits, before any training', async () => {
+    for (const h of ['1e9', '300'])
+      await expectFailure(['train', '--workdir', ws, '--hidden', h], ws, new RegExp(`--hidden ${h.replace('1e9', '1000000000')} is too large for 262144 hashing buckets: at most 256 hidden units \\(the embedding holds buckets × units weights, at most 2\\^26\\)`));
+  });
+
   it('a missing column', async () => {
     await expectFailure(['ingest', corpus, '--workdir', ws, '--force', '--text-col', 'body'], ws, /text column 'body' not found.*'id', 'text', 'label'/);
   });

@@ -70,6 +70,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   return runOperation(o.workdir, 'train', { wait: o.wait }, () => trainLocked(o));
 }
 
+/**
+ * The hidden layer's embedding holds one weight per bucket and unit, and training keeps two more arrays of
+ * that size (gradients, AdaGrad's accumulator): 2^26 weights is 768 MiB in all. Refused before training;
+ * beyond it the run failed deep in the engine ('Invalid typed array length', or out of memory).
+ */
+const MAX_EMBEDDING_WEIGHTS = 2 ** 26;
+function checkEmbeddingSize(hidden: number, buckets: number): void {
+  if (hidden * buckets > MAX_EMBEDDING_WEIGHTS)
+    throw usageError(`--hidden ${hidden} is too large for ${buckets} hashing buckets: at most ${Math.floor(MAX_EMBEDDING_WEIGHTS / buckets)} hidden units (the embedding holds buckets × units weights, at most 2^26); use fewer --buckets at ingest for more units`);
+}
+
 async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const ws = workspace(o.workdir);
@@ -78,6 +89,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   if (!isBackendChoice(backend)) throw usageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got '${backend}'`);
   const concurrency = checkConcurrency(o.concurrency);
   const learner = resolveLearner(state.training?.learner, o.learner);
+  checkEmbeddingSize(learner.hidden, state.config.features.buckets);
   // Local worker threads read the workspace folder; queue workers read the object store when there is one.
   const blobsUrl = o.runner && state.store ? state.store : folderStoreUrl(ws.root);
   const jobs: ShardJob[] = state.shards.map((s) => ({
