@@ -1,5 +1,6 @@
 /** Bad input through the CLI: a one-line error, a non-zero exit code, and the workspace as it was. */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -100,6 +101,16 @@ describe('bad input', () => {
   it('--hidden too large for the buckets: a usage error saying the largest that fits, before any training', async () => {
     for (const h of ['1e9', '300'])
       await expectFailure(['train', '--workdir', ws, '--hidden', h], ws, new RegExp(`--hidden ${h.replace('1e9', '1000000000')} is too large for 262144 hashing buckets: at most 256 hidden units \\(the embedding holds buckets × units weights, at most 2\\^26\\)`));
+  });
+
+  it('an input that is not a regular file (a named pipe) is refused at once, as predict refuses it; ingest used to wait for a writer', async () => {
+    const fifo = path.join(dir, 'pipe.csv');
+    execFileSync('mkfifo', [fifo]);
+    const copy = path.join(dir, 'ws-fifo');
+    await fsp.cp(ws, copy, { recursive: true });
+    const waited = new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 20_000).unref());
+    const done = expectFailure(['ingest', fifo, '--workdir', copy, '--force'], copy, /pipe\.csv: cannot read input file \(not a regular file\)/).then(() => 'refused' as const);
+    assert.equal(await Promise.race([done, waited]), 'refused', 'ingest waited 20 s for a writer on the pipe');
   });
 
   it('a missing column', async () => {

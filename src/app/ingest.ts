@@ -205,6 +205,13 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
   const isDeleted = previous ? await deletedIdMatcher(ws, previous) : () => false;
 
   await fsp.mkdir(ws.shardsDir, { recursive: true });
+  // A named pipe or a device would be read to its end here and then again by the reader, or wait for a
+  // writer: refused, as predict's reader refuses it.
+  const kind = await fsp.stat(o.input).then(
+    (st) => (st.isFile() ? null : 'not a regular file'),
+    (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message),
+  );
+  if (kind) throw inputError(`${o.input}: cannot read input file (${kind})`);
   const fingerprint = await sha256File(o.input).catch(() => {
     throw inputError(`${o.input}: cannot read input file`);
   });
