@@ -49,6 +49,12 @@ describe('bad input', () => {
       assert.equal(r.code, 2, `${command[0]}: ${r.stderr}`);
       assert.equal(r.stderr, `sisa: error: --workdir ${corpus} is a file, not a folder\n`);
     }
+    // A path that cannot be looked at is not a file: the command reports it, in one line, not as a crash.
+    const loop = path.join(dir, 'loop');
+    await fsp.symlink(loop, loop);
+    const looped = await runCli(['status', '--workdir', loop]);
+    assert.equal(looped.code, 1, looped.stderr);
+    assert.match(looped.stderr, /^sisa: error: [^\n]+\n$/);
     const journalDir = path.join(dir, 'ws-journal-dir');
     await fsp.cp(ws, journalDir, { recursive: true });
     await fsp.rm(path.join(journalDir, 'manifests', 'journal.jsonl'));
@@ -110,7 +116,10 @@ describe('bad input', () => {
     await fsp.cp(ws, copy, { recursive: true });
     const waited = new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 20_000).unref());
     const done = expectFailure(['ingest', fifo, '--workdir', copy, '--force'], copy, /pipe\.csv: cannot read input file \(not a regular file\)/).then(() => 'refused' as const);
-    assert.equal(await Promise.race([done, waited]), 'refused', 'ingest waited 20 s for a writer on the pipe');
+    const outcome = await Promise.race([done, waited]);
+    // An ingest still waiting is released (a writer opens the pipe and closes it), so the test file can end.
+    if (outcome === 'waited') await fsp.writeFile(fifo, '').catch(() => undefined);
+    assert.equal(outcome, 'refused', 'ingest waited 20 s for a writer on the pipe');
   });
 
   it('a missing column', async () => {

@@ -72,8 +72,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
 /**
  * The hidden layer's embedding holds one weight per bucket and unit, and training keeps two more arrays of
- * that size (gradients, AdaGrad's accumulator): 2^26 weights is 768 MiB in all. Refused before training;
- * beyond it the run failed deep in the engine ('Invalid typed array length', or out of memory).
+ * that size (gradients, AdaGrad's accumulator): 2^26 weights is 768 MiB per shard job, and --concurrency
+ * jobs run at once (a prediction holds S embeddings). Refused before training; beyond it the run failed
+ * deep in the engine ('Invalid typed array length', or out of memory).
  */
 const MAX_EMBEDDING_WEIGHTS = 2 ** 26;
 function checkEmbeddingSize(hidden: number, buckets: number): void {
@@ -89,7 +90,8 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   if (!isBackendChoice(backend)) throw usageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got '${backend}'`);
   const concurrency = checkConcurrency(o.concurrency);
   const learner = resolveLearner(state.training?.learner, o.learner);
-  checkEmbeddingSize(learner.hidden, state.config.features.buckets);
+  // Checked when asked for: a workspace already trained with a larger layer (before the bound) retrains as it is.
+  if (o.learner?.hidden !== undefined) checkEmbeddingSize(learner.hidden, state.config.features.buckets);
   // Local worker threads read the workspace folder; queue workers read the object store when there is one.
   const blobsUrl = o.runner && state.store ? state.store : folderStoreUrl(ws.root);
   const jobs: ShardJob[] = state.shards.map((s) => ({

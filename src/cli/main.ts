@@ -102,7 +102,14 @@ function refuseUnparsedNumbers(argv: string[]) {
 /** --workdir naming a file: said at the door, not as the manifest's read error deep inside. */
 function refuseFileAsWorkdir(parsed: Record<string, unknown>): void {
   const dir = parsed.workdir;
-  if (typeof dir === 'string' && statSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) throw usageError(`--workdir ${printable(dir, 200)} is a file, not a folder`);
+  if (typeof dir !== 'string') return;
+  let isFile = false;
+  try {
+    isFile = statSync(dir, { throwIfNoEntry: false })?.isDirectory() === false;
+  } catch {
+    // A path that cannot be looked at (a symlink loop, a name too long) is the command's to report.
+  }
+  if (isFile) throw usageError(`--workdir ${printable(dir, 200)} is a file, not a folder`);
 }
 
 /** Help wraps at the terminal's width; into a pipe or a file it is not wrapped at all (one line per flag). */
