@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { placeRecord } from '../data/assign.js';
 import { filterRows, readRowsFile, sliceHashes, writeRowsFile, type Rows } from '../data/shardFile.js';
+import { shardRole } from '../data/fileNames.js';
 import { choiceFor, usesFusedKernel } from '../models/backendChoice.js';
 import { runtimeOf } from '../models/runtime.js';
 import { runJobs, checkConcurrency } from '../orchestration/jobs.js';
@@ -232,8 +233,8 @@ export async function applyDeletion(o: DeleteOptions, requestedAt: string): Prom
   const state = await loadState(ws);
   requireTrained(state);
   // The receipt this deletion will chain onto, checked before any work (recover and kept requests come here
-  // without deleteRecords' check at the door).
-  await entrySha256(ws, state.deletions, state.lastReceiptSha256);
+  // without deleteRecords' check at the door); the lock is held, so its hash holds until the commit.
+  const prevSha256 = await entrySha256(ws, state.deletions, state.lastReceiptSha256);
   // A store workspace's cache may lack blobs (another machine ingested, or the cache was cleared).
   await pullReferenced(ws, state);
   const ids = o.ids;
@@ -258,7 +259,7 @@ export async function applyDeletion(o: DeleteOptions, requestedAt: string): Prom
     pool = workers;
   }
   try {
-    return await deleteWith({ o, ws, state, ids, runner: pool ?? o.runner!, t0, concurrency, setTotal: (n) => (total = n), requestedAt, inMemory: pool instanceof InProcessRunner ? pool : null });
+    return await deleteWith({ o, ws, state, ids, runner: pool ?? o.runner!, t0, concurrency, setTotal: (n) => (total = n), requestedAt, prevSha256, inMemory: pool instanceof InProcessRunner ? pool : null });
   } finally {
     await pool?.close();
   }
@@ -277,11 +278,13 @@ interface DeletionRun {
   /** Tells the progress reporter how many slices will be retrained. */
   setTotal: (n: number) => void;
   requestedAt: string;
+  /** sha256 of the receipt the new one chains onto (null before the first), checked by applyDeletion. */
+  prevSha256: string | null;
   /** The in-process runner, which takes the rewritten shards' rows from memory; null when jobs run elsewhere. */
   inMemory: InProcessRunner | null;
 }
 
-async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal, requestedAt, inMemory }: DeletionRun): Promise<DeleteResult> {
+async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal, requestedAt, prevSha256, inMemory }: DeletionRun): Promise<DeleteResult> {
   const tLocate = performance.now();
   const plan = await planDeletion(state, ws.root, ids);
   const timings = { locate: (performance.now() - tLocate) / 1000, rewrite: 0, startWorkers: 0, restore: 0, retrain: 0, save: 0, commit: 0, refit: 0 };
@@ -313,7 +316,7 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
   const shardNotes = new Map<number, { before: string; ids: string[]; fromSlice: number }>();
   for (const [shard, p] of [...plan.shards].sort((a, b) => a[0] - b[0])) {
     const kept = filterRows(p.rows, (i) => !p.ids.has(p.rows.ids[i]!));
-    const written = await writeRowsFile(ws.shardsDir, `shard-${String(shard).padStart(3, '0')}`, kept, Object.keys(kept.groups), { features: state.config.features });
+    const written = await writeRowsFile(ws.shardsDir, shardRole(shard), kept, Object.keys(kept.groups), { features: state.config.features });
     // The shard was read once, to locate the ids: an in-process retrain starts from these rows (the
     // file just written holds exactly them); worker threads and queue workers read the file.
     inMemory?.provide(written.sha256, { rows: kept, features: state.config.features });
@@ -398,7 +401,7 @@ async function deleteWith({ o, ws, state, ids, runner, t0, concurrency, setTotal
   const entry: DeletionEntry = {
     seq,
     time: new Date().toISOString(),
-    prevSha256: await entrySha256(ws, seq - 1, state.lastReceiptSha256),
+    prevSha256,
     idsHashed: salt !== null,
     startedAt: requestedAt,
     requested: ids.length,

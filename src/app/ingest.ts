@@ -26,6 +26,7 @@ import { LabelValues, parseLabel } from '../data/labels.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
 import { detectFormat, readRecordBatches, rowRef } from '../data/readers.js';
 import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from '../data/shardFile.js';
+import { shardRole } from '../data/fileNames.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
 export interface IngestOptions {
@@ -218,7 +219,7 @@ async function ingestLocked(o: Resolved): Promise<IngestResult> {
   const assign = { seed: o.seed, test: o.test, calibration: o.calibration, shards: o.shards, slices: o.slices };
 
   const flushRows = Math.max(512, Math.floor(BUFFERED_ROWS / (o.shards + 2)));
-  const shardWriters = Array.from({ length: o.shards }, (_, s) => new ShardFileWriter(ws.shardsDir, `shard-${String(s).padStart(3, '0')}`, groupNames, { features }));
+  const shardWriters = Array.from({ length: o.shards }, (_, s) => new ShardFileWriter(ws.shardsDir, shardRole(s), groupNames, { features }));
   const shardRows = Array.from({ length: o.shards }, () => new RowsBuilder(groupNames));
   const sliceHash: Hash[][] = Array.from({ length: o.shards }, () => Array.from({ length: o.slices }, () => createHash('sha256')));
   const sliceCount: number[][] = Array.from({ length: o.shards }, () => new Array<number>(o.slices).fill(0));

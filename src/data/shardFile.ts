@@ -23,6 +23,7 @@ import { commitTempFile, fsyncFile, tempPathFor } from '../util/fsx.js';
 import { errorMessage, SisaError, stateError } from '../util/errors.js';
 import { crashPoint } from '../util/faults.js';
 import { hashTexts, type FeatureConfig } from '../features/hashing.js';
+import { dataFileName } from './fileNames.js';
 
 /*
  * apache-arrow's ESM entry point is some 150 modules: 0.15–0.3 s to load, paid by every command that
@@ -255,7 +256,7 @@ export class ShardFileWriter {
     });
     await fsyncFile(this.tmp);
     const sha256 = this.hash.digest('hex');
-    const file = `${this.prefix}-${sha256.slice(0, 12)}.arrow`;
+    const file = dataFileName(this.prefix, sha256);
     crashPoint('shard:before-rename');
     await commitTempFile(this.tmp, path.join(this.dir, file));
     return { file, sha256, rows: this.rows };

@@ -10,6 +10,7 @@ import { matching, number, record, z } from './schema.js';
 import { errorMessage, stateError } from '../util/errors.js';
 import { sha256 } from '../util/fsx.js';
 import { printable } from '../util/format.js';
+import { dataFileName, shardRole } from '../data/fileNames.js';
 import type { Workspace } from './workspace.js';
 
 const LabelRule = z.discriminatedUnion('kind', [
@@ -51,7 +52,7 @@ export type FileRef = z.infer<typeof FileRefFields>;
  */
 function namedFor<T extends FileRef>(role: (f: T) => string) {
   return (f: T, ctx: z.RefinementCtx): void => {
-    const expected = `${role(f)}-${f.sha256.slice(0, 12)}.arrow`;
+    const expected = dataFileName(role(f), f.sha256);
     if (f.file !== expected) ctx.addIssue({ code: 'custom', path: ['file'], message: `Invalid file name: expected '${expected}' (its role and hash), got '${printable(f.file)}'` });
   };
 }
@@ -60,7 +61,7 @@ const heldoutFile = (role: 'test' | 'calibration') => FileRefFields.superRefine(
 const SliceInfo = z.object({ slice: number().int().nonnegative(), rows: number().int().nonnegative(), hash: z.string() });
 
 const ShardInfo = FileRefFields.extend({ shard: number().int().nonnegative(), slices: z.array(SliceInfo) }).superRefine(
-  namedFor((s: { shard: number } & FileRef) => `shard-${String(s.shard).padStart(3, '0')}`),
+  namedFor((s: { shard: number } & FileRef) => shardRole(s.shard)),
 );
 export type ShardInfo = z.infer<typeof ShardInfo>;
 

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fsyncDir, sha256File, writeFileAtomic } from '../util/fsx.js';
 import { SisaError } from '../util/errors.js';
+import { hashSuffix } from '../data/fileNames.js';
 import { BlobCorruptError, BlobMissingError, type BlobKind, type BlobRef, type BlobStore } from './blobStore.js';
 
 export interface FsBlobDirs {
@@ -63,7 +64,7 @@ export class FsBlobStore implements BlobStore {
     const names = await fsp.readdir(dir).catch(() => [] as string[]);
     const exact = `${sha256}.arrow`;
     if (names.includes(exact)) return path.join(dir, exact);
-    const tag = `-${sha256.slice(0, 12)}.arrow`;
+    const tag = hashSuffix(sha256);
     const match = names.find((n) => n.endsWith(tag) && !n.startsWith('.'));
     return match ? path.join(dir, match) : null;
   }
