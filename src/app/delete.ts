@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { placeRecord } from '../data/assign.js';
 import { filterRows, readRowsFile, sliceHashes, writeRowsFile, type Rows } from '../data/shardFile.js';
-import { shardRole } from '../data/fileNames.js';
+import { shardRole } from '../storage/fileNames.js';
 import { choiceFor, usesFusedKernel } from '../models/backendChoice.js';
 import { runtimeOf } from '../models/runtime.js';
 import { runJobs, checkConcurrency } from '../orchestration/jobs.js';

@@ -26,7 +26,7 @@ import { LabelValues, parseLabel } from '../data/labels.js';
 import { findColumn, ID_CANDIDATES, LABEL_CANDIDATES, requireColumn, TEXT_CANDIDATES } from '../data/columns.js';
 import { detectFormat, readRecordBatches, rowRef } from '../data/readers.js';
 import { recordDigest, RowsBuilder, ShardFileWriter, type WrittenFile } from '../data/shardFile.js';
-import { shardRole } from '../data/fileNames.js';
+import { shardRole } from '../storage/fileNames.js';
 import { checkOptions, rule, type OptionSpec } from './options.js';
 
 export interface IngestOptions {

@@ -23,7 +23,7 @@ import { commitTempFile, fsyncFile, tempPathFor } from '../util/fsx.js';
 import { errorMessage, SisaError, stateError } from '../util/errors.js';
 import { crashPoint } from '../util/faults.js';
 import { hashTexts, type FeatureConfig } from '../features/hashing.js';
-import { dataFileName } from './fileNames.js';
+import { dataFileName } from '../storage/fileNames.js';
 
 /*
  * apache-arrow's ESM entry point is some 150 modules: 0.15–0.3 s to load, paid by every command that

@@ -10,7 +10,7 @@ import { matching, number, record, z } from './schema.js';
 import { errorMessage, stateError } from '../util/errors.js';
 import { sha256 } from '../util/fsx.js';
 import { printable } from '../util/format.js';
-import { dataFileName, shardRole } from '../data/fileNames.js';
+import { dataFileName, shardRole } from '../storage/fileNames.js';
 import type { Workspace } from './workspace.js';
 
 const LabelRule = z.discriminatedUnion('kind', [

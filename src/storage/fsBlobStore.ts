@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fsyncDir, sha256File, writeFileAtomic } from '../util/fsx.js';
 import { SisaError } from '../util/errors.js';
-import { hashSuffix } from '../data/fileNames.js';
+import { hashSuffix } from './fileNames.js';
 import { BlobCorruptError, BlobMissingError, type BlobKind, type BlobRef, type BlobStore } from './blobStore.js';
 
 export interface FsBlobDirs {
